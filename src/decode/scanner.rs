@@ -1,0 +1,429 @@
+//! Splits a stream of decompressed JSON into records without holding more than
+//! one record in memory: a `{"Records":[...]}` envelope, a top-level array of
+//! records, or a sequence of objects (JSON lines, or one record per file).
+
+use std::io::{self, BufRead, Read};
+
+use super::source::{self, CapExceeded, SourceInfo, SourceIoError};
+use super::DecodeError;
+use crate::event::{Record, RecordError};
+
+/// One record larger than this is refused (CloudTrail's are a few KiB).
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between top-level values.
+    Top,
+    /// Inside an array of records; `envelope` when it is `Records` of an object.
+    InArray { envelope: bool, first: bool },
+    /// After the `Records` array, before the envelope object closes.
+    AfterEnvelope,
+    /// End of input, or after an error.
+    Done,
+}
+
+/// Yields CloudTrail records one at a time from a (possibly gzipped) stream.
+pub struct RecordReader<'r> {
+    input: Box<dyn BufRead + 'r>,
+    info: SourceInfo,
+    /// Decompressed bytes consumed so far.
+    pos: u64,
+    /// The current record's bytes; reused from record to record.
+    buf: Vec<u8>,
+    /// Decompressed offset of the current record's first byte.
+    record_offset: u64,
+    state: State,
+}
+
+impl<'r> RecordReader<'r> {
+    /// Opens `input`, detecting gzip by its magic number, with a cap on the
+    /// decompressed bytes.
+    pub fn new(input: impl Read + 'r, max_decompressed_bytes: u64) -> Result<Self, DecodeError> {
+        let (input, info) = source::open(input, max_decompressed_bytes)
+            .map_err(|e| DecodeError::Io { offset: 0, source: e })?;
+        Ok(RecordReader {
+            input,
+            info,
+            pos: 0,
+            buf: Vec::with_capacity(16 * 1024),
+            record_offset: 0,
+            state: State::Top,
+        })
+    }
+
+    /// Whether the input was gzip.
+    pub fn is_gzip(&self) -> bool {
+        self.info.gzip
+    }
+
+    /// Decompressed bytes read so far.
+    pub fn decompressed_bytes(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next record, `None` at the end. After an error it returns `None`:
+    /// the records before the fault have already been yielded.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, DecodeError> {
+        match self.next_raw() {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                self.state = State::Done;
+                return Err(e);
+            }
+        }
+        match Record::parse_bytes(&self.buf) {
+            Ok(record) => Ok(Some(record)),
+            Err(e) => {
+                self.state = State::Done;
+                let offset = match &e {
+                    RecordError::Json(err) => {
+                        self.record_offset + byte_index(&self.buf, err.line(), err.column())
+                    }
+                    RecordError::NotAnObject(_) => self.record_offset,
+                };
+                Err(DecodeError::Json {
+                    offset,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Moves the next record's bytes into `self.buf`; false at the end.
+    fn next_raw(&mut self) -> Result<bool, DecodeError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(false),
+                State::Top => match self.skip_ws()? {
+                    None => {
+                        self.state = State::Done;
+                        return Ok(false);
+                    }
+                    Some(b'[') => {
+                        self.bump();
+                        self.state = State::InArray {
+                            envelope: false,
+                            first: true,
+                        };
+                    }
+                    Some(b'{') => {
+                        if self.start_object()? {
+                            return Ok(true);
+                        }
+                    }
+                    Some(b) => {
+                        return Err(self.syntax(format!(
+                            "expected a JSON object or array, found {}",
+                            describe(b)
+                        )));
+                    }
+                },
+                State::InArray { envelope, first } => {
+                    let Some(mut b) = self.skip_ws()? else {
+                        return Err(self.truncated());
+                    };
+                    if b == b']' {
+                        self.bump();
+                        self.state = if envelope {
+                            State::AfterEnvelope
+                        } else {
+                            State::Top
+                        };
+                        continue;
+                    }
+                    if !first {
+                        if b != b',' {
+                            return Err(self.syntax(format!(
+                                "expected ',' or ']' in the records array, found {}",
+                                describe(b)
+                            )));
+                        }
+                        self.bump();
+                        b = self.skip_ws()?.ok_or_else(|| self.truncated())?;
+                    }
+                    let _ = b;
+                    self.state = State::InArray {
+                        envelope,
+                        first: false,
+                    };
+                    self.buf.clear();
+                    self.record_offset = self.pos;
+                    self.scan_value(0, true)?;
+                    return Ok(true);
+                }
+                State::AfterEnvelope => match self.skip_ws()? {
+                    Some(b'}') => {
+                        self.bump();
+                        self.state = State::Top;
+                    }
+                    Some(b',') => {
+                        // Members after `Records` are not records: skip them.
+                        self.bump();
+                        self.scan_rest_of_object(false)?;
+                        self.state = State::Top;
+                    }
+                    Some(b) => {
+                        return Err(self.syntax(format!(
+                            "expected ',' or '}}' after the Records array, found {}",
+                            describe(b)
+                        )));
+                    }
+                    None => return Err(self.truncated()),
+                },
+            }
+        }
+    }
+
+    /// At a top-level `{`: either the `{"Records": [` envelope (returns false,
+    /// state moves into the array) or a record in its own right (returns true
+    /// with the record in `buf`).
+    fn start_object(&mut self) -> Result<bool, DecodeError> {
+        self.buf.clear();
+        self.record_offset = self.pos;
+        self.bump_into_buf();
+        match self.skip_ws()? {
+            Some(b'"') => {}
+            Some(_) => {
+                // `{}` or something malformed: let the record parser judge it.
+                self.scan_value(1, true)?;
+                return Ok(true);
+            }
+            None => return Err(self.truncated()),
+        }
+        let key_start = self.buf.len();
+        self.scan_value(0, true)?;
+        if &self.buf[key_start..] == b"\"Records\"" {
+            if self.skip_ws()? != Some(b':') {
+                return Err(self.syntax("expected ':' after \"Records\"".into()));
+            }
+            self.bump();
+            match self.skip_ws()? {
+                Some(b'[') => {
+                    self.bump();
+                    self.buf.clear();
+                    self.state = State::InArray {
+                        envelope: true,
+                        first: true,
+                    };
+                    return Ok(false);
+                }
+                Some(b) => {
+                    return Err(self.syntax(format!(
+                        "\"Records\" must be an array, found {}",
+                        describe(b)
+                    )));
+                }
+                None => return Err(self.truncated()),
+            }
+        }
+        // An ordinary record: capture the rest of it.
+        self.scan_rest_of_object(true)?;
+        Ok(true)
+    }
+
+    /// Consumes up to and including the `}` closing an object we are inside.
+    fn scan_rest_of_object(&mut self, capture: bool) -> Result<(), DecodeError> {
+        self.scan_value(1, capture)
+    }
+
+    /// Consumes one JSON value (or, with `depth` > 0, the rest of an open
+    /// container), appending its bytes to `buf` when `capture` is set. Only
+    /// structure is checked here; the record parser checks the rest.
+    fn scan_value(&mut self, depth: usize, capture: bool) -> Result<(), DecodeError> {
+        let mut depth = depth;
+        let mut in_string = false;
+        let mut escaped = false;
+        let mut scalar = false;
+        let mut started = depth > 0;
+        loop {
+            let chunk = match self.input.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) => return Err(self.read_error(e)),
+            };
+            if chunk.is_empty() {
+                if scalar {
+                    return Ok(());
+                }
+                return Err(self.truncated());
+            }
+            let mut end = None;
+            let mut i = 0;
+            while i < chunk.len() {
+                let b = chunk[i];
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                    } else if let Some(j) = memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                        i += j;
+                        if chunk[i] == b'\\' {
+                            escaped = true;
+                        } else {
+                            in_string = false;
+                            if depth == 0 {
+                                end = Some(i + 1);
+                                break;
+                            }
+                        }
+                    } else {
+                        i = chunk.len();
+                        continue;
+                    }
+                } else if scalar {
+                    if matches!(b, b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
+                        end = Some(i);
+                        break;
+                    }
+                } else {
+                    match b {
+                        b'"' => {
+                            in_string = true;
+                            started = true;
+                        }
+                        b'{' | b'[' => {
+                            depth += 1;
+                            started = true;
+                        }
+                        b'}' | b']' => {
+                            if depth == 0 {
+                                end = Some(i);
+                                break;
+                            }
+                            depth -= 1;
+                            if depth == 0 {
+                                end = Some(i + 1);
+                                break;
+                            }
+                        }
+                        b' ' | b'\t' | b'\n' | b'\r' => {}
+                        _ if !started => {
+                            scalar = true;
+                            started = true;
+                        }
+                        _ => {}
+                    }
+                }
+                i += 1;
+            }
+            let take = end.unwrap_or(chunk.len());
+            if capture {
+                if self.buf.len() + take > MAX_RECORD_BYTES {
+                    return Err(DecodeError::Json {
+                        offset: self.record_offset,
+                        reason: format!("record larger than {MAX_RECORD_BYTES} bytes"),
+                    });
+                }
+                self.buf.extend_from_slice(&chunk[..take]);
+            }
+            self.input.consume(take);
+            self.pos += take as u64;
+            if end.is_some() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Skips whitespace; the next byte, not consumed, or `None` at the end.
+    fn skip_ws(&mut self) -> Result<Option<u8>, DecodeError> {
+        loop {
+            let chunk = match self.input.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) => return Err(self.read_error(e)),
+            };
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            let n = chunk
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+            match n {
+                Some(n) => {
+                    let b = chunk[n];
+                    self.input.consume(n);
+                    self.pos += n as u64;
+                    return Ok(Some(b));
+                }
+                None => {
+                    let n = chunk.len();
+                    self.input.consume(n);
+                    self.pos += n as u64;
+                }
+            }
+        }
+    }
+
+    /// Consumes one byte already seen by `skip_ws`.
+    fn bump(&mut self) {
+        self.input.consume(1);
+        self.pos += 1;
+    }
+
+    /// Consumes one byte already seen by `skip_ws`, keeping it in `buf`.
+    fn bump_into_buf(&mut self) {
+        if let Ok(chunk) = self.input.fill_buf()
+            && let Some(&b) = chunk.first()
+        {
+            self.buf.push(b);
+        }
+        self.bump();
+    }
+
+    fn syntax(&self, reason: String) -> DecodeError {
+        DecodeError::Json {
+            offset: self.pos,
+            reason,
+        }
+    }
+
+    fn truncated(&self) -> DecodeError {
+        DecodeError::Truncated { offset: self.pos }
+    }
+
+    fn read_error(&self, e: io::Error) -> DecodeError {
+        if let Some(cap) = e.get_ref().and_then(|i| i.downcast_ref::<CapExceeded>()) {
+            return DecodeError::TooLarge {
+                cap: cap.0,
+                offset: self.pos,
+            };
+        }
+        if e.get_ref().is_some_and(|i| i.is::<SourceIoError>()) {
+            return DecodeError::Io {
+                offset: self.pos,
+                source: e,
+            };
+        }
+        if self.info.gzip {
+            DecodeError::Gzip {
+                offset: self.pos,
+                compressed_offset: self.info.raw_bytes.get(),
+                source: e,
+            }
+        } else {
+            DecodeError::Io {
+                offset: self.pos,
+                source: e,
+            }
+        }
+    }
+}
+
+/// The byte index of a 1-based line and column (serde_json's error position).
+fn byte_index(text: &[u8], line: usize, column: usize) -> u64 {
+    let mut index = 0usize;
+    for _ in 1..line {
+        match memchr::memchr(b'\n', &text[index..]) {
+            Some(n) => index += n + 1,
+            None => break,
+        }
+    }
+    (index + column.saturating_sub(1)).min(text.len()) as u64
+}
+
+fn describe(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("'{}'", b as char)
+    } else {
+        format!("byte 0x{b:02x}")
+    }
+}
