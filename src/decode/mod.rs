@@ -17,7 +17,9 @@ pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// decompressed stream unless they say otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("corrupt gzip near compressed byte {compressed_offset} (decompressed byte {offset}): {source}")]
+    #[error(
+        "corrupt gzip near compressed byte {compressed_offset} (decompressed byte {offset}): {source}"
+    )]
     Gzip {
         offset: u64,
         compressed_offset: u64,

@@ -4,8 +4,8 @@
 
 use std::io::{self, BufRead, Read};
 
-use super::source::{self, CapExceeded, SourceInfo, SourceIoError};
 use super::DecodeError;
+use super::source::{self, CapExceeded, SourceInfo, SourceIoError};
 use crate::event::{Record, RecordError};
 
 /// One record larger than this is refused (CloudTrail's are a few KiB).
@@ -40,8 +40,11 @@ impl<'r> RecordReader<'r> {
     /// Opens `input`, detecting gzip by its magic number, with a cap on the
     /// decompressed bytes.
     pub fn new(input: impl Read + 'r, max_decompressed_bytes: u64) -> Result<Self, DecodeError> {
-        let (input, info) = source::open(input, max_decompressed_bytes)
-            .map_err(|e| DecodeError::Io { offset: 0, source: e })?;
+        let (input, info) =
+            source::open(input, max_decompressed_bytes).map_err(|e| DecodeError::Io {
+                offset: 0,
+                source: e,
+            })?;
         Ok(RecordReader {
             input,
             info,

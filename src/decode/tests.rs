@@ -89,7 +89,10 @@ fn malformed_json_names_the_offset_and_keeps_earlier_records() {
 fn truncated_plain_json_is_an_error() {
     let (ids, err) = decode(br#"{"Records":[{"eventID":"a"},{"eventID":"b""#, u64::MAX);
     assert_eq!(ids, ["a"]);
-    assert!(matches!(err, Some(DecodeError::Truncated { .. })), "{err:?}");
+    assert!(
+        matches!(err, Some(DecodeError::Truncated { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -99,7 +102,10 @@ fn truncated_gzip_is_an_error_after_the_records_before_it() {
         if i > 0 {
             body.push(',');
         }
-        body.push_str(&format!("{{\"eventID\":\"e{i}\",\"pad\":\"{}\"}}", i * 7919));
+        body.push_str(&format!(
+            "{{\"eventID\":\"e{i}\",\"pad\":\"{}\"}}",
+            i * 7919
+        ));
     }
     body.push_str("]}");
     let data = gzip(body.as_bytes());
@@ -108,7 +114,10 @@ fn truncated_gzip_is_an_error_after_the_records_before_it() {
     assert_eq!(ids[0], "e0");
     let err = err.expect("a truncated gzip is an error");
     assert!(
-        matches!(err, DecodeError::Gzip { .. } | DecodeError::Truncated { .. }),
+        matches!(
+            err,
+            DecodeError::Gzip { .. } | DecodeError::Truncated { .. }
+        ),
         "{err:?}"
     );
 }

@@ -163,7 +163,10 @@ mod tests {
     fn strings_without_escapes_are_borrowed() {
         let text = r#"{"a":"plain","b":"esc\"aped","c":[1,2.5,true,null]}"#;
         let json = Json::parse(text).expect("valid JSON");
-        assert!(matches!(json.get("a"), Some(Json::Str(Cow::Borrowed("plain")))));
+        assert!(matches!(
+            json.get("a"),
+            Some(Json::Str(Cow::Borrowed("plain")))
+        ));
         assert!(matches!(json.get("b"), Some(Json::Str(Cow::Owned(s))) if s == "esc\"aped"));
         assert_eq!(
             json.get("c"),

@@ -1,0 +1,180 @@
+//! The alert contract (DESIGN.md) and its deterministic id.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::event::Record;
+use crate::rules::{Rule, Severity};
+
+/// One alert: what the JSONL sink, `scan --format jsonl` and webhooks carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// `tw-` and 16 hex digits; receivers deduplicate on it.
+    pub id: String,
+    pub rule: AlertRule,
+    pub event: AlertEvent,
+    /// The S3 object the record came from; null for `scan` over plain files.
+    pub object: Option<ObjectRef>,
+    pub count: u64,
+    pub related_event_ids: Vec<String>,
+    pub detected_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    pub tags: Vec<String>,
+    /// `builtin`, or the path of the user's rule file.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub source: Option<String>,
+    pub time: Option<String>,
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub principal: Option<String>,
+    pub principal_type: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub error_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// The id of a single-record alert: `tw-` and the first 16 hex digits of
+/// SHA-256 over `rule id \0 eventID`.
+pub fn alert_id(rule_id: &str, event_id: &str) -> String {
+    hashed_id(&[rule_id, event_id])
+}
+
+/// The id of a correlation alert: over `rule id \0 group key \0 window start`.
+pub fn correlation_alert_id(rule_id: &str, group_key: &str, window_start: &str) -> String {
+    hashed_id(&[rule_id, group_key, window_start])
+}
+
+fn hashed_id(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update([0u8]);
+        }
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    format!("tw-{}", hex::encode(&digest[..8]))
+}
+
+/// A stable identity for a record without `eventID` (rare; synthetic data):
+/// a hash of its JSON text, so the alert id is still deterministic.
+fn record_key(record: &Record) -> String {
+    match record.event_id() {
+        Some(id) => id.to_owned(),
+        None => {
+            let text = serde_json::to_string(&record.json().to_value()).unwrap_or_default();
+            let digest = Sha256::digest(text.as_bytes());
+            format!("sha256:{}", hex::encode(digest))
+        }
+    }
+}
+
+impl Alert {
+    /// The alert for one record matching one rule.
+    pub fn for_match(
+        rule: &Rule,
+        record: &Record,
+        object: Option<ObjectRef>,
+        detected_at: &str,
+    ) -> Alert {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        Alert {
+            id: alert_id(&rule.id, &record_key(record)),
+            rule: AlertRule {
+                id: rule.id.clone(),
+                title: rule.title.clone(),
+                severity: rule.severity.as_str().to_owned(),
+                tags: rule.tags.clone(),
+                source: rule.origin.label().to_owned(),
+            },
+            event: AlertEvent {
+                id: own(record.event_id()),
+                name: own(record.event_name()),
+                source: own(record.event_source()),
+                time: own(record.event_time()),
+                account_id: own(record.account_id()),
+                region: own(record.region()),
+                principal: own(record.principal()),
+                principal_type: own(record.principal_type()),
+                source_ip: own(record.source_ip()),
+                user_agent: own(record.user_agent()),
+                error_code: own(record.error_code()),
+            },
+            object,
+            count: 1,
+            related_event_ids: Vec::new(),
+            detected_at: detected_at.to_owned(),
+        }
+    }
+
+    /// The severity, parsed back from the contract's string.
+    pub fn severity(&self) -> Option<Severity> {
+        Severity::parse(&self.rule.severity)
+    }
+}
+
+/// Now, in the contract's format (`2026-11-21T10:09:40Z`).
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    now.format(&format)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_contract() {
+        // Computed independently: python3 -c "hashlib.sha256(b'r\\0e').hexdigest()[:16]"
+        let id = alert_id(
+            "aws-cloudtrail-stop-logging",
+            "3f5e2c1a-0000-4000-8000-000000000001",
+        );
+        assert!(id.starts_with("tw-") && id.len() == 19, "{id}");
+        assert_eq!(
+            id,
+            alert_id(
+                "aws-cloudtrail-stop-logging",
+                "3f5e2c1a-0000-4000-8000-000000000001"
+            )
+        );
+        assert_ne!(
+            id,
+            alert_id(
+                "aws-cloudtrail-delete-trail",
+                "3f5e2c1a-0000-4000-8000-000000000001"
+            )
+        );
+        // The separator matters: ("ab","c") and ("a","bc") differ.
+        assert_ne!(alert_id("ab", "c"), alert_id("a", "bc"));
+        assert_eq!(alert_id("r", "e"), "tw-7a8d860a5a26126b");
+    }
+
+    #[test]
+    fn now_has_the_contract_shape() {
+        let now = now_rfc3339();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.ends_with('Z'));
+    }
+}

@@ -1,0 +1,217 @@
+//! Configuration: one TOML file, parsed into `raw` structs that refuse unknown
+//! fields, then validated into `Config`. Every error names its field path.
+
+mod raw;
+mod secret;
+mod units;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use secret::Secret;
+pub use units::{parse_duration, parse_size};
+
+use crate::rules::Severity;
+
+/// A configuration error: the field path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    /// e.g. `sinks[1].api_key_file`; the file's path when the file itself fails.
+    pub path: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The SQLite state file.
+    pub state_path: PathBuf,
+    pub aws: AwsConfig,
+    pub discovery: DiscoveryConfig,
+    /// Trails declared in the file, crawled besides the discovered ones.
+    pub trails: Vec<StaticTrail>,
+    pub crawl: CrawlConfig,
+    pub rules: RulesConfig,
+    pub sinks: Vec<SinkConfig>,
+    /// No `[server]`: no HTTP endpoint.
+    pub server: Option<ServerConfig>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AwsConfig {
+    /// Home region for the CloudTrail API; the SDK's default chain when unset.
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    /// Endpoint for every service (LocalStack).
+    pub endpoint_url: Option<String>,
+    /// Endpoint for CloudTrail only (moto); wins over `endpoint_url`.
+    pub cloudtrail_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// Whether to call `DescribeTrails` at all (off for emulators without it).
+    pub enabled: bool,
+    pub regions: Vec<String>,
+    pub refresh_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticTrail {
+    pub name: String,
+    pub bucket: String,
+    /// The trail's `S3KeyPrefix`, without slashes at either end.
+    pub prefix: Option<String>,
+    /// The bucket's region when known; found with `HeadBucket` otherwise.
+    pub region: Option<String>,
+}
+
+/// Where crawling starts on first run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartFrom {
+    /// This long before now.
+    Ago(Duration),
+    /// An RFC 3339 instant, as written.
+    At(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CrawlConfig {
+    pub poll_interval: Duration,
+    pub start_from: StartFrom,
+    pub lookback: Duration,
+    pub concurrency: usize,
+    pub max_decompressed_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RulesConfig {
+    pub builtin: bool,
+    pub paths: Vec<PathBuf>,
+}
+
+/// Which alerts a sink receives. Several values of one field: any of them;
+/// several fields: all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route {
+    pub min_level: Option<Severity>,
+    pub rule_ids: Vec<String>,
+    pub rule_tags: Vec<String>,
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// When the file sink calls fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// After every batch of alerts written.
+    Always,
+    /// At most once a second.
+    Interval,
+    /// Never; the OS decides.
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    File {
+        path: PathBuf,
+        fsync: Fsync,
+    },
+    Stdout,
+    Datadog {
+        url: String,
+        api_key: Secret,
+        tags: Vec<String>,
+    },
+    Webhook {
+        url: String,
+        method: String,
+        headers: BTreeMap<String, Secret>,
+        body_template: Option<String>,
+        signing_secret: Option<Secret>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Unique; `<type>` or `<type>-<n>` unless named.
+    pub name: String,
+    pub kind: SinkKind,
+    pub route: Route,
+    pub rate_limit: Option<RateLimit>,
+    pub max_backlog: u64,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `trailwatch=debug`.
+    pub level: String,
+}
+
+/// The seven Datadog sites.
+pub const DATADOG_SITES: [&str; 7] = [
+    "datadoghq.com",
+    "us3.datadoghq.com",
+    "us5.datadoghq.com",
+    "datadoghq.eu",
+    "ap1.datadoghq.com",
+    "ap2.datadoghq.com",
+    "ddog-gov.com",
+];
+
+impl Config {
+    /// Reads and validates a config file. Relative paths in it are resolved
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_toml(&text, base)
+    }
+
+    /// Parses and validates config text; relative paths resolve against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw = validate::parse(text)?;
+        validate::validate(raw, base)
+    }
+}
+
+#[cfg(test)]
+mod tests;

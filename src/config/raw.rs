@@ -1,0 +1,160 @@
+//! The TOML file as written: serde structs that refuse unknown fields. Values
+//! stay as text here; `validate` turns them into the typed `Config`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub state: RawState,
+    #[serde(default)]
+    pub aws: RawAws,
+    #[serde(default)]
+    pub discovery: RawDiscovery,
+    #[serde(default)]
+    pub trails: Vec<RawTrail>,
+    #[serde(default)]
+    pub crawl: RawCrawl,
+    #[serde(default)]
+    pub rules: RawRules,
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
+    pub server: Option<RawServer>,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub cloudtrail_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscovery {
+    pub enabled: Option<bool>,
+    pub regions: Option<Vec<String>>,
+    pub refresh_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrail {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub name: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCrawl {
+    pub poll_interval: Option<String>,
+    pub start_from: Option<String>,
+    pub lookback: Option<String>,
+    pub concurrency: Option<i64>,
+    pub max_decompressed_bytes: Option<RawSize>,
+}
+
+/// A size written as a number of bytes or as text with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    pub builtin: Option<bool>,
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// One sink. Every sink type shares this struct so that an error names the
+/// exact field (`sinks[1].api_key_file`); `validate` refuses fields that do
+/// not belong to the sink's type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    // file
+    pub path: Option<PathBuf>,
+    pub fsync: Option<String>,
+    // datadog
+    pub site: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub api_key_env: Option<String>,
+    pub tags: Option<Vec<String>>,
+    // datadog and webhook
+    pub url: Option<String>,
+    // webhook
+    pub method: Option<String>,
+    pub headers: Option<BTreeMap<String, RawHeader>>,
+    pub body_template: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub secret_env: Option<String>,
+    // every sink
+    pub rate_limit: Option<RawRateLimit>,
+    pub min_level: Option<String>,
+    pub rule_ids: Option<Vec<String>>,
+    pub rule_tags: Option<Vec<String>>,
+    pub accounts: Option<Vec<String>>,
+    pub regions: Option<Vec<String>>,
+    pub max_backlog: Option<i64>,
+    pub timeout: Option<String>,
+}
+
+/// A header value: plain text, or read from a file or the environment.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawHeader {
+    Value(String),
+    From(RawHeaderFrom),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderFrom {
+    pub file: Option<PathBuf>,
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub per_second: f64,
+    pub burst: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}

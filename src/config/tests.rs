@@ -1,0 +1,124 @@
+use super::*;
+
+fn err(text: &str) -> ConfigError {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Config::from_toml(text, dir.path()).expect_err("config should be refused")
+}
+
+#[test]
+fn an_empty_file_takes_the_defaults() {
+    let config = Config::from_toml("", Path::new(".")).expect("valid");
+    assert_eq!(config.crawl.lookback, Duration::from_secs(3600));
+    assert_eq!(config.crawl.concurrency, 8);
+    assert_eq!(config.crawl.max_decompressed_bytes, 2 << 30);
+    assert_eq!(
+        config.crawl.start_from,
+        StartFrom::Ago(Duration::from_secs(86400))
+    );
+    assert!(config.rules.builtin);
+    assert!(config.server.is_none());
+}
+
+#[test]
+fn unknown_fields_name_their_path() {
+    let e = err("[crawl]\npoll_intervall = \"60s\"\n");
+    assert_eq!(e.path, "crawl.poll_intervall", "{e}");
+    assert!(e.reason.contains("unknown field"), "{e}");
+    let e = err(
+        "[[sinks]]\ntype = \"stdout\"\n[[sinks]]\ntype = \"file\"\npath = \"x\"\napi_kee = 1\n",
+    );
+    assert_eq!(e.path, "sinks[1].api_kee", "{e}");
+}
+
+#[test]
+fn wrong_types_name_their_path_and_line() {
+    let e = err("[crawl]\nconcurrency = \"eight\"\n");
+    assert_eq!(e.path, "crawl.concurrency", "{e}");
+    assert!(e.reason.contains("line 2"), "{e}");
+}
+
+#[test]
+fn bad_durations_and_sizes() {
+    let e = err("[crawl]\nlookback = \"1 hour\"\n");
+    assert_eq!(e.path, "crawl.lookback");
+    assert!(e.reason.contains("1 hour"), "{e}");
+    let e = err("[crawl]\nmax_decompressed_bytes = \"2 GiBs\"\n");
+    assert_eq!(e.path, "crawl.max_decompressed_bytes", "{e}");
+    let e = err("[crawl]\nstart_from = \"yesterday\"\n");
+    assert_eq!(e.path, "crawl.start_from", "{e}");
+    let ok = Config::from_toml(
+        "[crawl]\nstart_from = \"2026-11-01T00:00:00Z\"\nmax_decompressed_bytes = 1048576\n",
+        Path::new("."),
+    )
+    .expect("valid");
+    assert_eq!(ok.crawl.max_decompressed_bytes, 1 << 20);
+}
+
+#[test]
+fn missing_secret_file_names_the_field_not_the_secret() {
+    let e = err(
+        "[[sinks]]\ntype = \"file\"\npath = \"a.jsonl\"\n[[sinks]]\ntype = \"datadog\"\napi_key_file = \"nope/dd-key\"\n",
+    );
+    assert_eq!(e.path, "sinks[1].api_key_file", "{e}");
+    assert!(e.reason.contains("nope/dd-key"), "{e}");
+}
+
+#[test]
+fn secrets_are_read_and_never_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("dd-key"), "0123456789abcdef\n").expect("write");
+    let config = Config::from_toml(
+        "[[sinks]]\ntype = \"datadog\"\nsite = \"datadoghq.eu\"\napi_key_file = \"dd-key\"\nmin_level = \"high\"\n",
+        dir.path(),
+    )
+    .expect("valid");
+    let SinkKind::Datadog { url, api_key, .. } = &config.sinks[0].kind else {
+        panic!("datadog sink expected");
+    };
+    assert_eq!(url, "https://api.datadoghq.eu/api/v1/events");
+    assert_eq!(api_key.expose(), "0123456789abcdef");
+    assert_eq!(config.sinks[0].route.min_level, Some(Severity::High));
+    assert!(!format!("{config:?}").contains("0123456789abcdef"));
+}
+
+#[test]
+fn a_rules_directory_must_exist() {
+    let e = err("[rules]\npaths = [\"does-not-exist\"]\n");
+    assert_eq!(e.path, "rules.paths[0]", "{e}");
+}
+
+#[test]
+fn sink_fields_must_belong_to_the_sink_type() {
+    let e = err("[[sinks]]\ntype = \"file\"\npath = \"a\"\nsite = \"datadoghq.com\"\n");
+    assert_eq!(e.path, "sinks[0].site", "{e}");
+    let e = err("[[sinks]]\ntype = \"datadog\"\nsite = \"datadoghq.org\"\napi_key_env = \"X\"\n");
+    assert_eq!(e.path, "sinks[0].site", "{e}");
+    let e = err("[[sinks]]\ntype = \"kafka\"\n");
+    assert_eq!(e.path, "sinks[0].type", "{e}");
+    let e = err("[[sinks]]\ntype = \"stdout\"\nmin_level = \"severe\"\n");
+    assert_eq!(e.path, "sinks[0].min_level", "{e}");
+}
+
+#[test]
+fn default_sink_names_are_unique() {
+    let config = Config::from_toml(
+        "[[sinks]]\ntype = \"file\"\npath = \"a\"\n[[sinks]]\ntype = \"file\"\npath = \"b\"\n[[sinks]]\ntype = \"stdout\"\n",
+        Path::new("."),
+    )
+    .expect("valid");
+    let names: Vec<_> = config.sinks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["file-1", "file-2", "stdout"]);
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trailwatch.toml");
+    // The example reads its Datadog key from this variable.
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("TRAILWATCH_EXAMPLE_DD_API_KEY", "example-key") };
+    let text = std::fs::read_to_string(&example).expect("examples/trailwatch.toml exists");
+    let config = Config::from_toml(&text, example.parent().expect("examples/"))
+        .unwrap_or_else(|e| panic!("examples/trailwatch.toml: {e}"));
+    assert!(!config.sinks.is_empty());
+    assert!(config.server.is_some());
+}

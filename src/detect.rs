@@ -1,0 +1,62 @@
+//! One object from bytes to alerts: decode records one at a time, run the
+//! rule set over each, and report what happened. Runs the same over a file on
+//! disk and an S3 body; knows nothing of either.
+
+use std::io::Read;
+
+use crate::alert::{Alert, ObjectRef};
+use crate::decode::{DecodeError, RecordReader};
+use crate::rules::RuleSet;
+
+/// What reading one object produced.
+#[derive(Debug, Default)]
+pub struct ObjectReport {
+    pub records: u64,
+    pub alerts: u64,
+    pub decompressed_bytes: u64,
+    /// Why decoding stopped early; the records before it were still detected.
+    pub error: Option<DecodeError>,
+}
+
+/// Decodes `input` and calls `on_alert` for every rule match.
+pub fn detect_object(
+    input: impl Read,
+    rules: &RuleSet,
+    object: Option<&ObjectRef>,
+    max_decompressed_bytes: u64,
+    detected_at: &str,
+    mut on_alert: impl FnMut(Alert),
+) -> ObjectReport {
+    let mut report = ObjectReport::default();
+    let mut reader = match RecordReader::new(input, max_decompressed_bytes) {
+        Ok(reader) => reader,
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    let mut scratch = Vec::new();
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => {
+                report.records += 1;
+                rules.for_each_match(&record, &mut scratch, |rule| {
+                    report.alerts += 1;
+                    on_alert(Alert::for_match(
+                        rule,
+                        &record,
+                        object.cloned(),
+                        detected_at,
+                    ));
+                });
+            }
+            Ok(None) => break,
+            Err(e) => {
+                report.error = Some(e);
+                break;
+            }
+        }
+    }
+    report.decompressed_bytes = reader.decompressed_bytes();
+    report
+}

@@ -1,0 +1,64 @@
+//! The built-in rule pack: the YAML files under `rules/`, compiled into the binary.
+
+use include_dir::{Dir, include_dir};
+
+use super::load::{Loaded, load_text};
+use super::rule::RuleOrigin;
+
+static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/rules");
+
+/// Loads every built-in rule. Errors here are bugs: a test keeps them at zero.
+pub fn builtin_rules() -> Loaded {
+    let mut files = Vec::new();
+    collect(&BUILTIN, &mut files);
+    files.sort_by_key(|f| f.path());
+    let mut loaded = Loaded::default();
+    for file in files {
+        let path = format!("rules/{}", file.path().display());
+        let Some(text) = file.contents_utf8() else {
+            loaded.errors.push(super::RuleError {
+                file: path,
+                line: 0,
+                reason: "not UTF-8".into(),
+            });
+            continue;
+        };
+        loaded.extend(load_text(text, RuleOrigin::Builtin { path }));
+    }
+    loaded
+}
+
+fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
+    for file in dir.files() {
+        if matches!(
+            file.path().extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        ) {
+            out.push(file);
+        }
+    }
+    for sub in dir.dirs() {
+        collect(sub, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_rule_loads() {
+        let loaded = builtin_rules();
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        assert!(loaded.rules.len() >= 6);
+        for rule in &loaded.rules {
+            assert!(!rule.tags.is_empty(), "{} has no tags", rule.id);
+            assert!(rule.description.is_some(), "{} has no description", rule.id);
+            assert!(
+                !rule.falsepositives.is_empty(),
+                "{} has no falsepositives",
+                rule.id
+            );
+        }
+    }
+}

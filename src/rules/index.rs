@@ -1,0 +1,283 @@
+//! The rule index: from a rule's compiled detection, the `eventName` (or, failing
+//! that, `eventSource`) values a record must have for the rule to match, so
+//! that a record is tested only against rules that can match it.
+//!
+//! The analysis is conservative: when it cannot prove a requirement, the rule
+//! is tested against every record. A property test checks that the indexed
+//! path finds exactly the matches of testing every rule.
+
+use std::collections::{BTreeSet, HashMap};
+
+use rsigma_eval::{CompiledDetection, CompiledMatcher, CompiledRule};
+use rsigma_parser::{ConditionExpr, Quantifier, SelectorPattern};
+
+use super::rule::Rule;
+use crate::event::{Json, Record};
+
+type Values = BTreeSet<String>;
+
+/// Values a field must take; `None` is "no constraint known".
+#[derive(Debug, Clone, Default)]
+struct Requirement {
+    names: Option<Values>,
+    sources: Option<Values>,
+}
+
+impl Requirement {
+    fn and(self, other: Requirement) -> Requirement {
+        Requirement {
+            names: intersect(self.names, other.names),
+            sources: intersect(self.sources, other.sources),
+        }
+    }
+
+    fn or(self, other: Requirement) -> Requirement {
+        Requirement {
+            names: union(self.names, other.names),
+            sources: union(self.sources, other.sources),
+        }
+    }
+}
+
+fn intersect(a: Option<Values>, b: Option<Values>) -> Option<Values> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn union(a: Option<Values>, b: Option<Values>) -> Option<Values> {
+    match (a, b) {
+        (Some(mut a), Some(b)) => {
+            a.extend(b);
+            Some(a)
+        }
+        _ => None,
+    }
+}
+
+/// Which rules each `eventName` / `eventSource` value can reach.
+#[derive(Debug, Default)]
+pub struct RuleIndex {
+    by_name: HashMap<String, Vec<u32>>,
+    by_source: HashMap<String, Vec<u32>>,
+    always: Vec<u32>,
+    all: Vec<u32>,
+}
+
+impl RuleIndex {
+    pub fn build(rules: &[Rule]) -> Self {
+        let mut index = RuleIndex::default();
+        for (i, rule) in rules.iter().enumerate() {
+            let i = i as u32;
+            index.all.push(i);
+            let req = requirement(&rule.compiled);
+            if let Some(names) = req.names {
+                for name in names {
+                    index.by_name.entry(name).or_default().push(i);
+                }
+            } else if let Some(sources) = req.sources {
+                for source in sources {
+                    index.by_source.entry(source).or_default().push(i);
+                }
+            } else {
+                index.always.push(i);
+            }
+        }
+        index
+    }
+
+    /// How many rules are tested against every record.
+    pub fn unindexed(&self) -> usize {
+        self.always.len()
+    }
+
+    /// The rules `record` can match, in rule order, into `out`.
+    pub fn candidates(&self, record: &Record, out: &mut Vec<u32>) {
+        out.clear();
+        let (Some(name), Some(source)) = (
+            key_of(record.json().get("eventName")),
+            key_of(record.json().get("eventSource")),
+        ) else {
+            // A name or source that is an array or object could match in ways
+            // the index does not model: test every rule.
+            out.extend_from_slice(&self.all);
+            return;
+        };
+        if let Some(name) = name
+            && let Some(rules) = self.by_name.get(&name)
+        {
+            out.extend_from_slice(rules);
+        }
+        if let Some(source) = source
+            && let Some(rules) = self.by_source.get(&source)
+        {
+            out.extend_from_slice(rules);
+        }
+        out.extend_from_slice(&self.always);
+        out.sort_unstable();
+    }
+}
+
+/// The lowercased value of an indexed field: `Some(None)` when absent or
+/// null, `None` when it is a container (not indexable).
+fn key_of(value: Option<&Json>) -> Option<Option<String>> {
+    match value {
+        None | Some(Json::Null) => Some(None),
+        Some(Json::Str(s)) => Some(Some(s.to_lowercase())),
+        Some(Json::Int(n)) => Some(Some(n.to_string())),
+        Some(Json::Float(f)) => Some(Some(f.to_string())),
+        Some(Json::Bool(b)) => Some(Some(b.to_string())),
+        Some(Json::Array(_) | Json::Object(_)) => None,
+    }
+}
+
+fn requirement(rule: &CompiledRule) -> Requirement {
+    // A rule matches when any of its conditions does.
+    let mut conditions = rule.conditions.iter();
+    let Some(first) = conditions.next() else {
+        return Requirement::default();
+    };
+    let first = condition_requirement(first, &rule.detections);
+    conditions.fold(first, |acc, c| {
+        acc.or(condition_requirement(c, &rule.detections))
+    })
+}
+
+fn condition_requirement(
+    cond: &ConditionExpr,
+    detections: &HashMap<String, CompiledDetection>,
+) -> Requirement {
+    match cond {
+        ConditionExpr::And(parts) => parts
+            .iter()
+            .map(|p| condition_requirement(p, detections))
+            .fold(Requirement::default(), Requirement::and),
+        ConditionExpr::Or(parts) => {
+            let mut parts = parts.iter().map(|p| condition_requirement(p, detections));
+            match parts.next() {
+                Some(first) => parts.fold(first, Requirement::or),
+                None => Requirement::default(),
+            }
+        }
+        ConditionExpr::Not(_) => Requirement::default(),
+        ConditionExpr::Identifier(name) => detections
+            .get(name)
+            .map(detection_requirement)
+            .unwrap_or_default(),
+        ConditionExpr::Selector {
+            quantifier,
+            pattern,
+        } => {
+            let all = matches!(quantifier, Quantifier::All);
+            let mut names: Vec<&String> = detections
+                .keys()
+                .filter(|name| match pattern {
+                    // Whether `them` includes `_`-prefixed names differs
+                    // between implementations; only count them where it is safe.
+                    SelectorPattern::Them => !all || !name.starts_with('_'),
+                    SelectorPattern::Pattern(p) => wildcard_match(p, name),
+                })
+                .collect();
+            names.sort();
+            let mut reqs = names.iter().map(|n| detection_requirement(&detections[*n]));
+            if all {
+                reqs.fold(Requirement::default(), Requirement::and)
+            } else {
+                // `1 of` and `N of` both need at least one to match.
+                match reqs.next() {
+                    Some(first) => reqs.fold(first, Requirement::or),
+                    None => Requirement::default(),
+                }
+            }
+        }
+    }
+}
+
+fn detection_requirement(detection: &CompiledDetection) -> Requirement {
+    match detection {
+        CompiledDetection::AllOf(items) => {
+            let mut req = Requirement::default();
+            for item in items {
+                let field = item.field.as_deref();
+                if item.exists.is_some() {
+                    continue;
+                }
+                let values = exact_values(&item.matcher);
+                match field {
+                    Some("eventName") => req.names = intersect(req.names, values),
+                    Some("eventSource") => req.sources = intersect(req.sources, values),
+                    _ => {}
+                }
+            }
+            req
+        }
+        CompiledDetection::AnyOf(parts) => {
+            let mut parts = parts.iter().map(detection_requirement);
+            match parts.next() {
+                Some(first) => parts.fold(first, Requirement::or),
+                None => Requirement::default(),
+            }
+        }
+        CompiledDetection::And(parts) => parts
+            .iter()
+            .map(detection_requirement)
+            .fold(Requirement::default(), Requirement::and),
+        _ => Requirement::default(),
+    }
+}
+
+/// The lowercased values a matcher can accept, when it accepts only exact values.
+fn exact_values(matcher: &CompiledMatcher) -> Option<Values> {
+    match matcher {
+        CompiledMatcher::Exact { value, .. } => Some([value.to_lowercase()].into()),
+        CompiledMatcher::AnyOf(parts) => any_of(parts),
+        CompiledMatcher::AllOf(parts) => all_of(parts),
+        CompiledMatcher::CaseInsensitiveGroup { children, mode } => match mode {
+            rsigma_eval::matcher::GroupMode::Any => any_of(children),
+            rsigma_eval::matcher::GroupMode::All => all_of(children),
+        },
+        _ => None,
+    }
+}
+
+fn any_of(parts: &[CompiledMatcher]) -> Option<Values> {
+    let mut out = Values::new();
+    for part in parts {
+        out.extend(exact_values(part)?);
+    }
+    Some(out)
+}
+
+fn all_of(parts: &[CompiledMatcher]) -> Option<Values> {
+    parts.iter().map(exact_values).fold(None, intersect)
+}
+
+/// Sigma's `selection*` patterns: `*` matches any run of characters.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| wildcard_match(rest, &tail[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("selection*", "selection_a"));
+        assert!(wildcard_match("sel*_b", "sel_x_b"));
+        assert!(!wildcard_match("sel*_b", "sel_x_c"));
+        assert!(wildcard_match("them", "them"));
+    }
+}

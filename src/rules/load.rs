@@ -1,0 +1,276 @@
+//! Reading Sigma rule files: one YAML document at a time, so that an error
+//! names the file and the line of the construct that failed, and a rule that
+//! does not load never stops the others.
+
+use std::path::{Path, PathBuf};
+
+use rsigma_parser::{SigmaRule, parse_sigma_yaml};
+
+use super::rule::{Rule, RuleError, RuleOrigin, Severity};
+
+/// The rules of one file, and the errors of the documents that did not load.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub rules: Vec<Rule>,
+    pub errors: Vec<RuleError>,
+}
+
+impl Loaded {
+    pub fn extend(&mut self, other: Loaded) {
+        self.rules.extend(other.rules);
+        self.errors.extend(other.errors);
+    }
+}
+
+/// Every `.yml`/`.yaml` file under `dir`, recursively, in a stable order.
+pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yml" | "yaml")
+            ) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every rule file under `dir`.
+pub fn load_dir(dir: &Path) -> Loaded {
+    let mut loaded = Loaded::default();
+    let files = match rule_files(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            loaded.errors.push(RuleError {
+                file: dir.display().to_string(),
+                line: 0,
+                reason: format!("cannot read the rules directory: {e}"),
+            });
+            return loaded;
+        }
+    };
+    for file in files {
+        let label = file.display().to_string();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => loaded.extend(load_text(&text, RuleOrigin::File { path: label })),
+            Err(e) => loaded.errors.push(RuleError {
+                file: label,
+                line: 0,
+                reason: format!("cannot read the file: {e}"),
+            }),
+        }
+    }
+    loaded
+}
+
+/// Loads the rules in one file's text.
+pub fn load_text(text: &str, origin: RuleOrigin) -> Loaded {
+    let mut loaded = Loaded::default();
+    // Collection actions (`action: global`) tie documents together: such a
+    // file is parsed as a whole and its errors point at its first line.
+    let documents = if text.lines().any(|l| l.starts_with("action:")) {
+        vec![(1, text.to_owned())]
+    } else {
+        split_documents(text)
+    };
+    for (start_line, doc) in documents {
+        load_document(&doc, start_line, &origin, &mut loaded);
+    }
+    loaded
+}
+
+/// Splits a multi-document YAML text on `---` lines: (first line, text).
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 1;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_end() == "---" {
+            if !current.trim().is_empty() {
+                docs.push((start, std::mem::take(&mut current)));
+            }
+            current.clear();
+            start = i + 2;
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    if !current.trim().is_empty() {
+        docs.push((start, current));
+    }
+    docs
+}
+
+fn load_document(doc: &str, start_line: usize, origin: &RuleOrigin, loaded: &mut Loaded) {
+    let error = |reason: String, construct: Option<&str>| RuleError {
+        file: origin.path().to_owned(),
+        line: locate(doc, start_line, &reason, construct),
+        reason,
+    };
+    let collection = match parse_sigma_yaml(doc) {
+        Ok(collection) => collection,
+        Err(e) => {
+            loaded.errors.push(error(e.to_string(), None));
+            return;
+        }
+    };
+    for reason in collection.errors {
+        loaded.errors.push(error(reason, None));
+    }
+    if !collection.correlations.is_empty() {
+        loaded.errors.push(error(
+            "correlation rules are not supported yet".into(),
+            Some("correlation:"),
+        ));
+    }
+    if !collection.filters.is_empty() {
+        loaded.errors.push(error(
+            "filter documents are not supported; put the exclusion in the rule's condition".into(),
+            Some("filter:"),
+        ));
+    }
+    for rule in collection.rules {
+        match compile(rule, doc, start_line, origin) {
+            Ok(rule) => loaded.rules.push(rule),
+            Err(e) => loaded.errors.push(e),
+        }
+    }
+}
+
+fn compile(
+    rule: SigmaRule,
+    doc: &str,
+    start_line: usize,
+    origin: &RuleOrigin,
+) -> Result<Rule, RuleError> {
+    let error = |reason: String, construct: Option<&str>| RuleError {
+        file: origin.path().to_owned(),
+        line: locate(doc, start_line, &reason, construct),
+        reason,
+    };
+    let product = rule.logsource.product.as_deref();
+    let service = rule.logsource.service.as_deref();
+    if product != Some("aws") || service != Some("cloudtrail") {
+        return Err(error(
+            format!(
+                "unsupported logsource (product: {}, service: {}): trailwatch reads only \
+                 product: aws, service: cloudtrail",
+                product.unwrap_or("none"),
+                service.unwrap_or("none")
+            ),
+            Some("logsource:"),
+        ));
+    }
+    let compiled = rsigma_eval::compile_rule(&rule).map_err(|e| error(e.to_string(), None))?;
+    let id = match &rule.id {
+        Some(id) if !id.trim().is_empty() => id.clone(),
+        _ => file_stem(origin.path()),
+    };
+    Ok(Rule {
+        id,
+        title: rule.title.clone(),
+        severity: Severity::from_sigma(rule.level),
+        tags: rule.tags.clone(),
+        description: rule.description.clone(),
+        falsepositives: rule.falsepositives.clone(),
+        origin: origin.clone(),
+        line: start_line,
+        compiled,
+    })
+}
+
+fn file_stem(path: &str) -> String {
+    Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(path)
+        .to_owned()
+}
+
+/// The line an error is about: a line number in a YAML error, else the line
+/// of the construct it names (a quoted token, or `construct`), else the
+/// document's first line.
+fn locate(doc: &str, start_line: usize, reason: &str, construct: Option<&str>) -> usize {
+    if let Some(line) = yaml_error_line(reason) {
+        return start_line + line - 1;
+    }
+    let quoted = reason
+        .split('\'')
+        .nth(1)
+        .or_else(|| reason.split('`').nth(1))
+        .filter(|q| !q.is_empty());
+    for needle in [quoted, construct].into_iter().flatten() {
+        if let Some(i) = doc.lines().position(|l| l.contains(needle)) {
+            return start_line + i;
+        }
+    }
+    start_line
+}
+
+/// `... at line 7 column 3` in a YAML parser message.
+fn yaml_error_line(reason: &str) -> Option<usize> {
+    let rest = &reason[reason.find("line ")? + 5..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok().filter(|&n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> RuleOrigin {
+        RuleOrigin::File {
+            path: "user/rules.yml".into(),
+        }
+    }
+
+    const GOOD: &str = "title: Stop\nid: r-stop\nlogsource:\n  product: aws\n  service: cloudtrail\n\
+        detection:\n  sel:\n    eventName: StopLogging\n  condition: sel\nlevel: high\n";
+
+    #[test]
+    fn a_bad_document_does_not_stop_the_others() {
+        let text = format!(
+            "{GOOD}---\ntitle: Bad\nlogsource:\n  product: aws\n  service: cloudtrail\n\
+             detection:\n  sel:\n    eventName|bogus: x\n  condition: sel\n---\n\
+             title: Win\nlogsource:\n  product: windows\ndetection:\n  sel:\n    a: b\n  condition: sel\n"
+        );
+        let loaded = load_text(&text, origin());
+        assert_eq!(loaded.rules.len(), 1);
+        assert_eq!(loaded.rules[0].id, "r-stop");
+        assert_eq!(loaded.rules[0].severity, Severity::High);
+        assert_eq!(loaded.errors.len(), 2, "{:?}", loaded.errors);
+        let bogus = &loaded.errors[0];
+        assert_eq!(bogus.file, "user/rules.yml");
+        assert_eq!(bogus.line, 18, "{bogus}");
+        assert!(bogus.reason.contains("bogus"), "{bogus}");
+        let windows = &loaded.errors[1];
+        assert_eq!(windows.line, 22, "{windows}");
+        assert!(windows.reason.contains("product: windows"), "{windows}");
+    }
+
+    #[test]
+    fn yaml_syntax_errors_name_their_line() {
+        let text = format!("{GOOD}---\ntitle: Broken\ndetection: [unclosed\n");
+        let loaded = load_text(&text, origin());
+        assert_eq!(loaded.rules.len(), 1);
+        assert_eq!(loaded.errors.len(), 1);
+        let err = &loaded.errors[0];
+        assert!((12..=14).contains(&err.line), "{err}");
+    }
+
+    #[test]
+    fn a_rule_without_id_takes_its_file_stem() {
+        let text = GOOD.replace("id: r-stop\n", "");
+        let loaded = load_text(&text, origin());
+        assert_eq!(loaded.rules[0].id, "rules");
+    }
+}

@@ -1,0 +1,82 @@
+//! Sigma rules: loading, the built-in pack, and the index that sends each
+//! record only to the rules that can match it.
+
+mod builtin;
+mod index;
+mod load;
+mod rule;
+
+pub use builtin::builtin_rules;
+pub use index::RuleIndex;
+pub use load::{Loaded, load_dir, load_text, rule_files};
+pub use rule::{Rule, RuleError, RuleOrigin, Severity};
+
+use crate::event::Record;
+
+/// The compiled rules and their index.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    index: RuleIndex,
+}
+
+impl RuleSet {
+    /// Indexes `rules`. Duplicate ids are refused: alert ids are derived from
+    /// the rule id, so two rules with one id would collide.
+    pub fn new(rules: Vec<Rule>) -> (Self, Vec<RuleError>) {
+        let mut seen: std::collections::HashMap<String, (String, usize)> = Default::default();
+        let mut kept = Vec::with_capacity(rules.len());
+        let mut errors = Vec::new();
+        for rule in rules {
+            if let Some((file, line)) = seen.get(&rule.id) {
+                errors.push(RuleError {
+                    file: rule.origin.path().to_owned(),
+                    line: rule.line,
+                    reason: format!(
+                        "duplicate rule id '{}' (first defined at {file}:{line})",
+                        rule.id
+                    ),
+                });
+                continue;
+            }
+            seen.insert(rule.id.clone(), (rule.origin.path().to_owned(), rule.line));
+            kept.push(rule);
+        }
+        let index = RuleIndex::build(&kept);
+        (RuleSet { rules: kept, index }, errors)
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Calls `hit` with each rule that matches `record`, in rule order, testing
+    /// only the candidates the index gives. `scratch` is reused across calls.
+    pub fn for_each_match<'s>(
+        &'s self,
+        record: &Record,
+        scratch: &mut Vec<u32>,
+        mut hit: impl FnMut(&'s Rule),
+    ) {
+        self.index.candidates(record, scratch);
+        for &i in scratch.iter() {
+            let rule = &self.rules[i as usize];
+            if rule.matches(record) {
+                hit(rule);
+            }
+        }
+    }
+
+    /// The matching rules, testing every rule (the reference for the index).
+    pub fn matches_full_scan(&self, record: &Record) -> Vec<&Rule> {
+        self.rules.iter().filter(|r| r.matches(record)).collect()
+    }
+}

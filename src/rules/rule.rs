@@ -1,0 +1,120 @@
+//! A loaded, compiled detection rule and its metadata.
+
+use std::fmt;
+
+use rsigma_eval::CompiledRule;
+use serde::Serialize;
+
+/// A Sigma level, lowest first (so `>=` compares severity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const NAMES: [&'static str; 5] = ["informational", "low", "medium", "high", "critical"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Parses a Sigma level name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "informational" => Some(Severity::Informational),
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_sigma(level: Option<rsigma_parser::Level>) -> Self {
+        use rsigma_parser::Level;
+        match level {
+            Some(Level::Informational) => Severity::Informational,
+            Some(Level::Low) => Severity::Low,
+            // Sigma's default when a rule states no level.
+            Some(Level::Medium) | None => Severity::Medium,
+            Some(Level::High) => Severity::High,
+            Some(Level::Critical) => Severity::Critical,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a rule came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleOrigin {
+    /// Compiled into the binary; the path is inside the `rules/` folder.
+    Builtin { path: String },
+    /// A user's rule file.
+    File { path: String },
+}
+
+impl RuleOrigin {
+    /// `builtin` or the file path, as the alert's `rule.source` says.
+    pub fn label(&self) -> &str {
+        match self {
+            RuleOrigin::Builtin { .. } => "builtin",
+            RuleOrigin::File { path } => path,
+        }
+    }
+
+    /// The file the rule was read from.
+    pub fn path(&self) -> &str {
+        match self {
+            RuleOrigin::Builtin { path } | RuleOrigin::File { path } => path,
+        }
+    }
+}
+
+/// A detection rule ready to run.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's `id`, or `<file stem>` when it has none.
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub falsepositives: Vec<String>,
+    pub origin: RuleOrigin,
+    /// 1-based line of the rule's document in its file.
+    pub line: usize,
+    pub(crate) compiled: CompiledRule,
+}
+
+impl Rule {
+    /// Whether the record matches this rule.
+    pub fn matches(&self, event: &impl rsigma_eval::Event) -> bool {
+        rsigma_eval::evaluate_rule(&self.compiled, event).is_some()
+    }
+}
+
+/// A rule that did not load: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+impl std::error::Error for RuleError {}
