@@ -11,7 +11,24 @@ pub use index::RuleIndex;
 pub use load::{Loaded, load_dir, load_text, rule_files};
 pub use rule::{Rule, RuleError, RuleOrigin, Severity};
 
+use std::path::PathBuf;
+
 use crate::event::Record;
+
+/// Loads the built-in pack (when `builtin`) and every rule under `dirs`, and
+/// indexes them. Rules that do not load are returned as errors; the others run.
+pub fn load_rule_set(builtin: bool, dirs: &[PathBuf]) -> (RuleSet, Vec<RuleError>) {
+    let mut loaded = Loaded::default();
+    if builtin {
+        loaded.extend(builtin_rules());
+    }
+    for dir in dirs {
+        loaded.extend(load_dir(dir));
+    }
+    let (set, mut errors) = RuleSet::new(loaded.rules);
+    loaded.errors.append(&mut errors);
+    (set, loaded.errors)
+}
 
 /// The compiled rules and their index.
 #[derive(Debug)]

@@ -1,0 +1,90 @@
+//! The command line: one file per command.
+
+mod rules;
+mod scan;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Watches AWS CloudTrail: runs Sigma rules over CloudTrail logs and
+/// delivers alerts.
+#[derive(Debug, Parser)]
+#[command(name = "trailwatch", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a config file and the rules it loads.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+        /// Exit 2 when any rule fails to load.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Hunt through CloudTrail files or directory trees offline.
+    Scan(scan::ScanArgs),
+    /// Inspect the loaded rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// The loaded rules: id, level, title, source.
+    List(RuleSources),
+}
+
+/// Which rules to load.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuleSources {
+    /// A directory of Sigma rules (repeatable).
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Leave out the built-in rule pack.
+    #[arg(long)]
+    pub no_builtin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Table,
+}
+
+/// Exit codes (DESIGN.md): 0 success, 1 a run that failed, 2 bad usage or config.
+pub(crate) const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate { config, strict } => validate::run(&config, strict),
+        Command::Scan(args) => scan::run(args),
+        Command::Rules {
+            command: RulesCommand::List(sources),
+        } => rules::list(&sources),
+    }
+}
+
+/// Loads rules for a command, printing each rule error on stderr.
+pub(crate) fn load_rules(sources: &RuleSources) -> Result<crate::rules::RuleSet, ExitCode> {
+    for dir in &sources.rules {
+        if !dir.is_dir() {
+            eprintln!("error: --rules {}: not a directory", dir.display());
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+    }
+    let (set, errors) = crate::rules::load_rule_set(!sources.no_builtin, &sources.rules);
+    for e in &errors {
+        eprintln!("rule error: {e}");
+    }
+    Ok(set)
+}

@@ -1,0 +1,255 @@
+//! `trailwatch scan`: an offline hunt over files and directory trees, one
+//! decode-and-detect pipeline per core.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::{EXIT_FAILED, EXIT_USAGE, Format, RuleSources, load_rules};
+use crate::alert::{Alert, now_rfc3339};
+use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, is_log_object};
+use crate::detect::{ObjectReport, detect_object};
+use crate::rules::RuleSet;
+use crate::sinks;
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub sources: RuleSources,
+    /// Output format; `table` when stdout is a terminal, `jsonl` otherwise.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Cap on the decompressed bytes of one file (e.g. 2GiB), against gzip bombs.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub max_decompressed_bytes: Option<u64>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Files or directories (`.json`, `.json.gz`, `.jsonl`; a local copy of a
+    /// bucket made with `aws s3 sync` included).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    match crate::config::parse_size(text)? {
+        0 => Err("must be greater than zero".into()),
+        n => Ok(n),
+    }
+}
+
+/// One input that could not be read to the end.
+struct Failure {
+    path: String,
+    reason: String,
+}
+
+/// What a worker sends back for one file.
+struct Done {
+    index: usize,
+    alerts: Vec<Alert>,
+    report: ObjectReport,
+}
+
+pub fn run(args: ScanArgs) -> ExitCode {
+    let rules = match load_rules(&args.sources) {
+        Ok(rules) => rules,
+        Err(code) => return code,
+    };
+    if rules.is_empty() {
+        eprintln!("error: no rules loaded");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let cap = args
+        .max_decompressed_bytes
+        .unwrap_or(DEFAULT_MAX_DECOMPRESSED_BYTES);
+
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let files = collect_inputs(&args.paths, &mut failures);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, files.len().max(1));
+
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut totals = Totals::default();
+    let mut output_open = true;
+    if format == Format::Table {
+        output_open = sinks::table::write_header(&mut stdout).is_ok();
+    }
+
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam_channel::bounded::<Done>(threads * 2);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, files, rules) = (&next, &files, &rules);
+            scope.spawn(move || worker(next, files, rules, cap, tx));
+        }
+        drop(tx);
+        // Print in input order, whatever order the workers finish in.
+        let mut pending = BTreeMap::new();
+        let mut expected = 0;
+        for done in rx {
+            pending.insert(done.index, done);
+            while let Some(done) = pending.remove(&expected) {
+                expected += 1;
+                totals.add(&done.report);
+                if let Some(e) = &done.report.error {
+                    failures.push(Failure {
+                        path: files[done.index].display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+                for alert in &done.alerts {
+                    if !output_open {
+                        break;
+                    }
+                    let written = match format {
+                        Format::Jsonl => sinks::write_jsonl(&mut stdout, alert),
+                        Format::Table => sinks::table::write_alert(&mut stdout, alert),
+                    };
+                    output_open = written.is_ok();
+                }
+            }
+        }
+    });
+    let _ = stdout.flush();
+    drop(stdout);
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut err = std::io::stderr().lock();
+    for f in &failures {
+        let _ = writeln!(err, "failed: {}: {}", f.path, f.reason);
+    }
+    let _ = writeln!(
+        err,
+        "scanned {} objects ({} failed), {} records, {} alerts in {:.2}s ({:.0} records/s, {:.1} MB/s decompressed, {} threads, {} rules)",
+        totals.objects,
+        failures.len(),
+        totals.records,
+        totals.alerts,
+        elapsed,
+        totals.records as f64 / elapsed.max(1e-9),
+        totals.bytes as f64 / 1e6 / elapsed.max(1e-9),
+        threads,
+        rules.len(),
+    );
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    }
+}
+
+fn worker(
+    next: &AtomicUsize,
+    files: &[PathBuf],
+    rules: &RuleSet,
+    cap: u64,
+    tx: crossbeam_channel::Sender<Done>,
+) {
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some(path) = files.get(index) else { return };
+        let mut alerts = Vec::new();
+        let report = match std::fs::File::open(path) {
+            Ok(file) => detect_object(file, rules, None, cap, &now_rfc3339(), |a| alerts.push(a)),
+            Err(e) => ObjectReport {
+                error: Some(crate::decode::DecodeError::Io {
+                    offset: 0,
+                    source: e,
+                }),
+                ..ObjectReport::default()
+            },
+        };
+        if tx
+            .send(Done {
+                index,
+                alerts,
+                report,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    objects: u64,
+    records: u64,
+    alerts: u64,
+    bytes: u64,
+}
+
+impl Totals {
+    fn add(&mut self, report: &ObjectReport) {
+        self.objects += 1;
+        self.records += report.records;
+        self.alerts += report.alerts;
+        self.bytes += report.decompressed_bytes;
+    }
+}
+
+/// Files named on the command line, and the CloudTrail-looking files under
+/// directories named there, in a stable order. Digest and Insight files are
+/// left out.
+fn collect_inputs(paths: &[PathBuf], failures: &mut Vec<Failure>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_file() {
+            files.push(path.clone());
+        } else if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found, failures);
+            found.sort();
+            files.extend(found);
+        } else {
+            failures.push(Failure {
+                path: path.display().to_string(),
+                reason: "no such file or directory".into(),
+            });
+        }
+    }
+    files
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, failures: &mut Vec<Failure>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            failures.push(Failure {
+                path: dir.display().to_string(),
+                reason: format!("cannot read directory: {e}"),
+            });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, out, failures);
+        } else if is_cloudtrail_file(&path) {
+            out.push(path);
+        }
+    }
+}
+
+fn is_cloudtrail_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let data = [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz"]
+        .iter()
+        .any(|ext| name.ends_with(ext));
+    data && is_log_object(&path.to_string_lossy())
+}

@@ -1,0 +1,128 @@
+//! Shared helpers for the integration tests: the public datasets under
+//! `../shared/datasets` (read in place, never copied into the project).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// `../shared/datasets`, or `TRAILWATCH_DATASETS`.
+pub fn datasets() -> PathBuf {
+    if let Ok(dir) = std::env::var("TRAILWATCH_DATASETS") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")
+}
+
+pub fn sigma_dir() -> PathBuf {
+    datasets().join("sigma-cloudtrail")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Each Stratus detonation: (technique id, its records).
+pub fn stratus() -> Vec<(String, Vec<Value>)> {
+    let dir = datasets().join("stratus-detonations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_owned();
+            let Value::Array(records) = read_json(&p) else {
+                panic!("{}: not an array", p.display())
+            };
+            (name, records)
+        })
+        .collect()
+}
+
+/// One labelled Panther test: the Panther rule, whether it should fire, the record.
+pub struct PantherTest {
+    pub rule_id: String,
+    pub test_name: String,
+    pub expected: bool,
+    pub event: Value,
+}
+
+pub fn panther() -> Vec<PantherTest> {
+    let path = datasets().join("panther-tests/cloudtrail_tests.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("panther line is JSON");
+            PantherTest {
+                rule_id: v["rule_id"].as_str().unwrap_or("").to_owned(),
+                test_name: v["test_name"].as_str().unwrap_or("").to_owned(),
+                expected: v["expected"].as_bool().unwrap_or(false),
+                event: v["event"].clone(),
+            }
+        })
+        .collect()
+}
+
+/// TrailDiscover's sample records (`*.json.cloudtrail`; the `*.json` beside
+/// them are metadata): (file, record).
+pub fn traildiscover() -> Vec<(String, Value)> {
+    let root = datasets().join("traildiscover/events");
+    let mut files = Vec::new();
+    let mut pending = vec![root];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("traildiscover dir") {
+            let p = entry.expect("dir entry").path();
+            if p.is_dir() {
+                pending.push(p);
+            } else if p.to_string_lossy().ends_with(".json.cloudtrail") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for p in files {
+        let label = p.display().to_string();
+        match read_json(&p) {
+            Value::Array(items) => out.extend(items.into_iter().map(|r| (label.clone(), r))),
+            Value::Object(o) if o.contains_key("Records") => {
+                if let Some(Value::Array(items)) = o.get("Records") {
+                    out.extend(items.iter().cloned().map(|r| (label.clone(), r)));
+                }
+            }
+            record => out.push((label, record)),
+        }
+    }
+    out
+}
+
+/// Every record of every dataset, labelled with where it came from.
+pub fn all_records() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (name, records) in stratus() {
+        out.extend(records.into_iter().map(|r| (format!("stratus:{name}"), r)));
+    }
+    for t in panther() {
+        out.push((format!("panther:{}:{}", t.rule_id, t.test_name), t.event));
+    }
+    for (file, r) in traildiscover() {
+        out.push((format!("traildiscover:{file}"), r));
+    }
+    out
+}
+
+/// The path of the built `trailwatch` binary.
+pub fn trailwatch() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_trailwatch"))
+}
