@@ -63,6 +63,34 @@ impl<'a> Json<'a> {
     }
 }
 
+/// Serialises in document order (compact with `serde_json::to_string`).
+impl serde::Serialize for Json<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Json::Null => serializer.serialize_unit(),
+            Json::Bool(b) => serializer.serialize_bool(*b),
+            Json::Int(n) => serializer.serialize_i64(*n),
+            Json::Float(f) => serializer.serialize_f64(*f),
+            Json::Str(s) => serializer.serialize_str(s),
+            Json::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Json::Object(members) => {
+                let mut map = serializer.serialize_map(Some(members.len()))?;
+                for (k, v) in members {
+                    map.serialize_entry(k.as_ref(), v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 /// A string that borrows from the input when serde lets it.
 struct BorrowedStr<'a>(Cow<'a, str>);
 
@@ -176,6 +204,16 @@ mod tests {
                 Json::Bool(true),
                 Json::Null
             ]))
+        );
+    }
+
+    #[test]
+    fn serialises_compactly_in_document_order() {
+        let text = r#"{ "z": 1, "a": [true, null, "s\"q"], "m": {"y": 2.5} }"#;
+        let json = Json::parse(text).expect("valid JSON");
+        assert_eq!(
+            serde_json::to_string(&json).expect("serialise"),
+            r#"{"z":1,"a":[true,null,"s\"q"],"m":{"y":2.5}}"#
         );
     }
 

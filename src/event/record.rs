@@ -143,6 +143,10 @@ fn collect_path<'s, 'a>(node: &'s Json<'a>, path: &str, out: &mut Vec<&'s Json<'
     }
 }
 
+/// A field's value as the rule engine sees it. An object is seen as its
+/// compact JSON text, as SIEMs that store CloudTrail as flat JSON do: SigmaHQ
+/// rules such as `requestParameters|contains: 'Suspended'` search the whole
+/// object that way. Arrays stay arrays, so that any element can match.
 fn to_event_value<'s>(json: &'s Json<'_>) -> EventValue<'s> {
     match json {
         Json::Null => EventValue::Null,
@@ -151,12 +155,9 @@ fn to_event_value<'s>(json: &'s Json<'_>) -> EventValue<'s> {
         Json::Float(f) => EventValue::Float(*f),
         Json::Str(s) => EventValue::Str(Cow::Borrowed(s)),
         Json::Array(items) => EventValue::Array(items.iter().map(to_event_value).collect()),
-        Json::Object(members) => EventValue::Map(
-            members
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_ref()), to_event_value(v)))
-                .collect(),
-        ),
+        Json::Object(_) => {
+            EventValue::Str(Cow::Owned(serde_json::to_string(json).unwrap_or_default()))
+        }
     }
 }
 
@@ -274,6 +275,17 @@ mod tests {
         };
         let cidrs: Vec<_> = items.iter().filter_map(|v| v.as_str()).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "0.0.0.0/0", "1.2.3.4/32"]);
+    }
+
+    #[test]
+    fn an_object_field_is_matched_as_its_json_text() {
+        let record = Record::parse(RECORD).expect("valid record");
+        assert_eq!(
+            record.get_field("responseElements"),
+            Some(EventValue::Str(Cow::Owned(
+                r#"{"ConsoleLogin":"Success"}"#.into()
+            )))
+        );
     }
 
     #[test]
