@@ -1,0 +1,289 @@
+//! The `trailwatch` binary end to end: `scan` over trees of files, `validate`
+//! over configs and rules, `rules list`.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(common::trailwatch())
+        .args(args)
+        .output()
+        .expect("run trailwatch")
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(data).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+fn envelope(records: &[Value]) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "Records": records })).expect("JSON")
+}
+
+fn stratus(name: &str) -> Vec<Value> {
+    common::stratus()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .expect("detonation")
+        .1
+}
+
+fn key_dir(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/21");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+#[test]
+fn scan_reports_a_corrupt_object_and_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = key_dir(tmp.path());
+    // Object 1: many benign records, then StopLogging, then more; truncated
+    // after the StopLogging record so that it is decoded before the fault.
+    let mut records: Vec<Value> = (0..3000)
+        .map(|i| {
+            json!({"eventID": format!("benign-{i}"), "eventName": "DescribeInstances",
+            "eventSource": "ec2.amazonaws.com", "pad": "x".repeat(i % 50)})
+        })
+        .collect();
+    records.insert(
+        10,
+        stratus("aws.defense-evasion.cloudtrail-stop")[0].clone(),
+    );
+    let whole = gzip(&envelope(&records));
+    let name_a = "111122223333_CloudTrail_us-east-1_20261121T1000Z_aaaaaaaaaaaaaaaa.json.gz";
+    std::fs::write(dir.join(name_a), &whole[..whole.len() * 2 / 3]).expect("write");
+    // Object 2: a DeleteTrail detonation, intact.
+    let name_b = "111122223333_CloudTrail_us-east-1_20261121T1005Z_bbbbbbbbbbbbbbbb.json.gz";
+    std::fs::write(
+        dir.join(name_b),
+        gzip(&envelope(&stratus("aws.defense-evasion.cloudtrail-delete"))),
+    )
+    .expect("write");
+    // A digest file, which must not be read as records.
+    let digest = tmp
+        .path()
+        .join("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/21");
+    std::fs::create_dir_all(&digest).expect("mkdir");
+    std::fs::write(
+        digest
+            .join("111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20261121T100000Z.json.gz"),
+        gzip(&envelope(&stratus("aws.defense-evasion.cloudtrail-stop"))),
+    )
+    .expect("write");
+
+    let out = run(&[
+        "scan",
+        "--format",
+        "jsonl",
+        tmp.path().to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(name_a),
+        "the failed object is named: {stderr}"
+    );
+    assert!(stderr.contains("byte"), "with an offset: {stderr}");
+    assert!(stderr.contains("scanned 2 objects (1 failed)"), "{stderr}");
+    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let rules: Vec<&str> = alerts
+        .iter()
+        .filter_map(|a| a["rule"]["id"].as_str())
+        .collect();
+    assert_eq!(
+        rules,
+        ["aws-cloudtrail-stop-logging", "aws-cloudtrail-delete-trail"]
+    );
+}
+
+#[test]
+fn scan_jsonl_follows_the_alert_contract() {
+    let out = run(&[
+        "scan",
+        "--format",
+        "jsonl",
+        common::datasets()
+            .join("stratus-detonations/aws.defense-evasion.cloudtrail-stop.json")
+            .to_str()
+            .expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let line = String::from_utf8_lossy(&out.stdout);
+    let alert: Value = serde_json::from_str(line.trim()).expect("one JSON alert");
+    let event_id = alert["event"]["id"].as_str().expect("event id");
+    let id = alert["id"].as_str().expect("id");
+    assert_eq!(
+        id,
+        trailwatch::alert::alert_id("aws-cloudtrail-stop-logging", event_id)
+    );
+    assert_eq!(alert["rule"]["severity"], "high");
+    assert_eq!(alert["rule"]["source"], "builtin");
+    assert_eq!(alert["event"]["name"], "StopLogging");
+    assert_eq!(alert["event"]["source"], "cloudtrail.amazonaws.com");
+    assert_eq!(alert["event"]["principal_type"], "IAMUser");
+    assert!(alert["event"]["error_code"].is_null());
+    assert!(alert["object"].is_null());
+    assert_eq!(alert["count"], 1);
+    assert_eq!(alert["related_event_ids"], json!([]));
+    for key in [
+        "account_id",
+        "region",
+        "principal",
+        "source_ip",
+        "user_agent",
+        "time",
+    ] {
+        assert!(alert["event"][key].is_string(), "event.{key}");
+    }
+    let tags = alert["rule"]["tags"].as_array().expect("tags");
+    assert!(tags.contains(&json!("attack.t1562.008")));
+}
+
+#[test]
+fn scan_raises_an_alert_for_each_trail_tampering_technique() {
+    let out = run(&[
+        "scan",
+        "--format",
+        "table",
+        common::datasets()
+            .join("stratus-detonations")
+            .to_str()
+            .expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("EVENT TIME"), "{table}");
+    for rule in [
+        "aws-cloudtrail-stop-logging",
+        "aws-cloudtrail-delete-trail",
+        "aws-cloudtrail-event-selectors-reduced",
+    ] {
+        assert!(table.contains(rule), "{rule} missing from\n{table}");
+    }
+}
+
+#[test]
+fn scan_enforces_the_decompressed_cap() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("big.json.gz");
+    let records: Vec<Value> = (0..2000)
+        .map(|i| json!({"eventID": i, "p": "y".repeat(100)}))
+        .collect();
+    std::fs::write(&path, gzip(&envelope(&records))).expect("write");
+    let out = run(&[
+        "scan",
+        "--max-decompressed-bytes",
+        "64KiB",
+        path.to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("exceeds the cap of 65536 bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn scan_of_a_missing_path_fails() {
+    let out = run(&["scan", "/nonexistent/trailwatch-input"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file or directory"));
+}
+
+#[test]
+fn validate_reports_config_errors_with_their_field_path() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("trailwatch.toml");
+    std::fs::write(
+        &config,
+        "[[sinks]]\ntype = \"file\"\npath = \"a.jsonl\"\n[[sinks]]\ntype = \"datadog\"\napi_key_file = \"missing-key\"\n",
+    )
+    .expect("write");
+    let out = run(&["validate", "--config", config.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("config error: sinks[1].api_key_file: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_reports_rule_errors_and_strict_fails_on_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    std::fs::write(
+        rules.join("broken.yml"),
+        "title: Broken\nid: broken\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName: X\n  condition: sel and missing\n",
+    )
+    .expect("write");
+    std::fs::copy(
+        common::sigma_dir().join("aws_cloudtrail_disable_logging.yml"),
+        rules.join("ok.yml"),
+    )
+    .expect("copy");
+    let config = tmp.path().join("trailwatch.toml");
+    std::fs::write(&config, "[rules]\npaths = [\"rules\"]\n").expect("write");
+    let path = config.to_str().expect("utf-8");
+
+    let out = run(&["validate", "--config", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("rule error: "), "{stderr}");
+    assert!(stderr.contains("broken.yml:"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 failed"));
+
+    let out = run(&["validate", "--strict", "--config", path]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn validate_accepts_the_example_config() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trailwatch.toml");
+    let out = Command::new(common::trailwatch())
+        .args([
+            "validate",
+            "--strict",
+            "--config",
+            example.to_str().expect("utf-8"),
+        ])
+        .env("TRAILWATCH_EXAMPLE_DD_API_KEY", "example-secret-value")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("example-secret-value") && !stderr.contains("example-secret-value"));
+}
+
+#[test]
+fn rules_list_shows_builtin_and_user_rules() {
+    let out = run(&[
+        "rules",
+        "list",
+        "--rules",
+        common::sigma_dir().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("aws-cloudtrail-stop-logging") && text.contains("builtin"));
+    assert!(text.contains("aws_cloudtrail_disable_logging.yml"));
+    assert_eq!(
+        text.lines().count(),
+        1 + 57 + trailwatch::rules::builtin_rules().rules.len()
+    );
+}
