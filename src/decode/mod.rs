@@ -3,8 +3,12 @@
 //!
 //! Nothing here knows about S3 or tokio: the same code reads a file on disk.
 
+mod check;
 mod scanner;
 mod source;
+
+#[doc(hidden)]
+pub use check::check_decoder;
 
 use std::io;
 
