@@ -15,7 +15,11 @@ fn decoder_fuzz_regressions() {
     for input in inputs {
         let data = std::fs::read(&input).expect("read input");
         let result = std::panic::catch_unwind(|| trailwatch::decode::check_decoder(&data));
-        assert!(result.is_ok(), "regression input {} fails again", input.display());
+        assert!(
+            result.is_ok(),
+            "regression input {} fails again",
+            input.display()
+        );
     }
 }
 
@@ -38,10 +42,15 @@ fn decoder_edge_cases() {
         b"{\"Records\"".to_vec(),
         b"\x1f".to_vec(),
         b"\x1f\x8b".to_vec(),
-        format!("{{\"Records\":[{{\"eventID\":\"{long}\\\"q\"}},{{\"eventID\":\"b\"}}]}}").into_bytes(),
+        format!("{{\"Records\":[{{\"eventID\":\"{long}\\\"q\"}},{{\"eventID\":\"b\"}}]}}")
+            .into_bytes(),
     ];
     for case in cases {
         let result = std::panic::catch_unwind(|| trailwatch::decode::check_decoder(&case));
-        assert!(result.is_ok(), "edge case {:?} fails", String::from_utf8_lossy(&case[..case.len().min(80)]));
+        assert!(
+            result.is_ok(),
+            "edge case {:?} fails",
+            String::from_utf8_lossy(&case[..case.len().min(80)])
+        );
     }
 }

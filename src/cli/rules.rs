@@ -36,5 +36,13 @@ pub fn list(sources: &RuleSources) -> ExitCode {
             break; // stdout closed (e.g. piped into head)
         }
     }
+    let unindexed: Vec<&str> = set.unindexed().map(|r| r.id.as_str()).collect();
+    eprintln!(
+        "{} rules; {} without an eventName/eventSource constraint, tested on every record{}{}",
+        set.len(),
+        unindexed.len(),
+        if unindexed.is_empty() { "" } else { ": " },
+        unindexed.join(", ")
+    );
     ExitCode::SUCCESS
 }

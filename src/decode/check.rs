@@ -72,7 +72,12 @@ fn decode(data: &[u8]) -> Outcome {
             }
             Err(e) => {
                 let read = reader.decompressed_bytes();
-                assert!(e.offset() <= read + 1, "offset {} past {} bytes read", e.offset(), read);
+                assert!(
+                    e.offset() <= read + 1,
+                    "offset {} past {} bytes read",
+                    e.offset(),
+                    read
+                );
                 assert!(
                     matches!(reader.next_record(), Ok(None)),
                     "decoding stops after an error"
@@ -86,13 +91,63 @@ fn decode(data: &[u8]) -> Outcome {
     }
 }
 
-/// The record count serde_json sees, for the two shapes it can judge alone.
+/// The record count serde_json sees, for the two shapes it can judge alone:
+/// an array of objects, or an object whose first member is `Records`, where
+/// every `Records` member (a repeated name included) is an array of objects.
 fn reference_count(data: &[u8]) -> Option<usize> {
-    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
-    let items = match &value {
-        serde_json::Value::Array(items) => items,
-        serde_json::Value::Object(map) if map.len() == 1 => map.get("Records")?.as_array()?,
-        _ => return None,
-    };
-    items.iter().all(|i| i.is_object()).then_some(items.len())
+    let top: Top = serde_json::from_slice(data).ok()?;
+    let mut total = 0;
+    match top {
+        Top::Array(items) => {
+            return items.iter().all(|i| i.is_object()).then_some(items.len());
+        }
+        Top::Members(members) => {
+            if members.first().map(|(k, _)| k.as_str()) != Some("Records") {
+                return None;
+            }
+            for (key, value) in members {
+                if key == "Records" {
+                    let items = value.as_array()?;
+                    if !items.iter().all(|i| i.is_object()) {
+                        return None;
+                    }
+                    total += items.len();
+                }
+            }
+        }
+    }
+    Some(total)
+}
+
+/// A top-level document with its object members kept in order, duplicates included.
+enum Top {
+    Array(Vec<serde_json::Value>),
+    Members(Vec<(String, serde_json::Value)>),
+}
+
+impl<'de> serde::Deserialize<'de> for Top {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Top;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object or an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Top::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    members.push(entry);
+                }
+                Ok(Top::Members(members))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

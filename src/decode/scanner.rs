@@ -162,10 +162,16 @@ impl<'r> RecordReader<'r> {
                         self.state = State::Top;
                     }
                     Some(b',') => {
-                        // Members after `Records` are not records: skip them.
+                        // Another member of the envelope: a repeated `Records`
+                        // array is read too (no record is dropped); anything
+                        // else is skipped.
                         self.bump();
-                        self.scan_rest_of_object(false)?;
-                        self.state = State::Top;
+                        if self.envelope_member()? {
+                            self.state = State::InArray {
+                                envelope: true,
+                                first: true,
+                            };
+                        }
                     }
                     Some(b) => {
                         return Err(self.syntax(format!(
@@ -224,6 +230,48 @@ impl<'r> RecordReader<'r> {
         // An ordinary record: capture the rest of it.
         self.scan_rest_of_object(true)?;
         Ok(true)
+    }
+
+    /// After a `,` in the envelope: reads the member's key and `:`. For
+    /// `Records` with an array value, consumes the `[` and returns true;
+    /// otherwise skips the value and returns false.
+    fn envelope_member(&mut self) -> Result<bool, DecodeError> {
+        match self.skip_ws()? {
+            Some(b'"') => {}
+            Some(b) => {
+                return Err(self.syntax(format!(
+                    "expected a member name in the envelope, found {}",
+                    describe(b)
+                )));
+            }
+            None => return Err(self.truncated()),
+        }
+        self.buf.clear();
+        self.scan_value(0, true)?;
+        let is_records = self.buf == b"\"Records\"";
+        self.buf.clear();
+        match self.skip_ws()? {
+            Some(b':') => self.bump(),
+            Some(b) => {
+                return Err(self.syntax(format!(
+                    "expected ':' after a member name, found {}",
+                    describe(b)
+                )));
+            }
+            None => return Err(self.truncated()),
+        }
+        match self.skip_ws()? {
+            Some(b'[') if is_records => {
+                self.bump();
+                Ok(true)
+            }
+            Some(_) if is_records => Err(self.syntax("\"Records\" must be an array".into())),
+            Some(_) => {
+                self.scan_value(0, false)?;
+                Ok(false)
+            }
+            None => Err(self.truncated()),
+        }
     }
 
     /// Consumes up to and including the `}` closing an object we are inside.

@@ -65,6 +65,16 @@ fn array_and_json_lines_and_single_record() {
 }
 
 #[test]
+fn a_repeated_records_member_is_read_too() {
+    let (ids, err) = decode(
+        br#"{"Records":[{"eventID":"a"}], "x": 1, "Records": [{"eventID":"b"}]}"#,
+        u64::MAX,
+    );
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(ids, ["a", "b"]);
+}
+
+#[test]
 fn members_after_records_are_skipped() {
     let (ids, err) = decode(
         br#"{"Records":[{"eventID":"a"}], "extra": {"Records": [{"eventID":"no"}]}}"#,

@@ -88,9 +88,9 @@ impl RuleIndex {
         index
     }
 
-    /// How many rules are tested against every record.
-    pub fn unindexed(&self) -> usize {
-        self.always.len()
+    /// The rules tested against every record (by position).
+    pub fn unindexed_rules(&self) -> impl Iterator<Item = u32> + '_ {
+        self.always.iter().copied()
     }
 
     /// The rules `record` can match, in rule order, into `out`.

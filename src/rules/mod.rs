@@ -75,6 +75,13 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    /// The rules the index cannot narrow down: they are tested on every record.
+    pub fn unindexed(&self) -> impl Iterator<Item = &Rule> {
+        self.index
+            .unindexed_rules()
+            .map(|i| &self.rules[i as usize])
+    }
+
     /// Calls `hit` with each rule that matches `record`, in rule order, testing
     /// only the candidates the index gives. `scratch` is reused across calls.
     pub fn for_each_match<'s>(
