@@ -30,10 +30,9 @@ echo "corpus: ${#objects[@]} objects, $compressed bytes gzipped, $decompressed b
 # Runs a command RUNS times; prints the median wall, CPU and peak RSS.
 measure() {
     local label="$1"; shift
-    local out
     for _ in $(seq "$runs"); do
-        out=$( { /usr/bin/time -f '%e %U %S %M' "$@" >/dev/null 2>/tmp/bench-stderr; } 2>&1 | tail -1 )
-        echo "$out"
+        /usr/bin/time -o /tmp/bench-time -f '%e %U %S %M' "$@" >/dev/null 2>/tmp/bench-stderr
+        cat /tmp/bench-time
     done | sort -n | awk -v label="$label" -v runs="$runs" '
         { wall[NR]=$1; cpu[NR]=$2+$3; rss[NR]=$4 }
         END { m=int((runs+1)/2); printf "%-28s wall %6.2fs  cpu %6.2fs  peak RSS %7.1f MB\n", label, wall[m], cpu[m], rss[m]/1024 }'
