@@ -23,6 +23,7 @@ demo: build
 ## test: formatting, lints, and every test (unit, integration, conformance, fuzz regressions)
 test: pyenv fmt clippy
 	$(CARGO) test --all-targets
+	./target/debug/trailwatch rules test
 
 pyenv:
 	bash scripts/pyenv.sh

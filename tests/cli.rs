@@ -287,3 +287,40 @@ fn rules_list_shows_builtin_and_user_rules() {
         1 + 57 + trailwatch::rules::builtin_rules().rules.len()
     );
 }
+
+#[test]
+fn rules_test_runs_examples_and_fails_on_a_wrong_one() {
+    let out = run(&["rules", "test"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("mine.yml"),
+        "title: Mine\nid: mine\nlogsource:\n  product: aws\n  service: cloudtrail\n\
+         detection:\n  sel:\n    eventName: DeleteBucket\n  condition: sel\nlevel: low\n\
+         rsigma.exemplars:\n  - name: right\n    expect: match\n    event: {eventName: DeleteBucket}\n\
+         \x20 - name: wrong\n    expect: match\n    event: {eventName: CreateBucket}\n",
+    )
+    .expect("write");
+    let out = run(&[
+        "rules",
+        "test",
+        "--no-builtin",
+        "--rules",
+        tmp.path().to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL mine") && stdout.contains("'wrong'"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 examples of 1 rules: 1 passed, 1 failed"),
+        "{stdout}"
+    );
+}

@@ -41,6 +41,8 @@ pub enum Command {
 pub enum RulesCommand {
     /// The loaded rules: id, level, title, source.
     List(RuleSources),
+    /// Run each rule's own examples (`rsigma.exemplars`); exit 1 if any fails.
+    Test(RuleSources),
 }
 
 /// Which rules to load.
@@ -71,6 +73,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rules {
             command: RulesCommand::List(sources),
         } => rules::list(&sources),
+        Command::Rules {
+            command: RulesCommand::Test(sources),
+        } => rules::test(&sources),
     }
 }
 

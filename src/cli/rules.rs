@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::{RuleSources, load_rules};
+use super::{EXIT_FAILED, RuleSources, load_rules};
 
 pub fn list(sources: &RuleSources) -> ExitCode {
     let set = match load_rules(sources) {
@@ -45,4 +45,61 @@ pub fn list(sources: &RuleSources) -> ExitCode {
         unindexed.join(", ")
     );
     ExitCode::SUCCESS
+}
+
+/// `trailwatch rules test`: runs each rule's own examples; exit 1 if any fails.
+pub fn test(sources: &RuleSources) -> ExitCode {
+    let set = match load_rules(sources) {
+        Ok(set) => set,
+        Err(code) => return code,
+    };
+    let outcomes = set.test_examples();
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for o in &outcomes {
+        if o.passed {
+            continue;
+        }
+        failed += 1;
+        let expected = if o.example.expect_match {
+            "match"
+        } else {
+            "no match"
+        };
+        let got = match &o.error {
+            Some(e) => format!("the event is not a valid record: {e}"),
+            None if o.example.expect_match => "it did not fire".to_owned(),
+            None => "it fired".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "FAIL {} ({}:{}): example '{}' expects {expected}, but {got}",
+            o.rule.id,
+            o.rule.origin.path(),
+            o.rule.line,
+            o.example.name
+        );
+    }
+    let without: Vec<&str> = set
+        .rules()
+        .iter()
+        .filter(|r| r.examples.is_empty())
+        .map(|r| r.id.as_str())
+        .collect();
+    if !without.is_empty() {
+        let _ = writeln!(out, "no examples: {}", without.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "{} examples of {} rules: {} passed, {failed} failed; {} rules without examples",
+        outcomes.len(),
+        set.len(),
+        outcomes.len() - failed,
+        without.len()
+    );
+    if failed > 0 {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

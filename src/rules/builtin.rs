@@ -59,6 +59,25 @@ mod tests {
                 "{} has no falsepositives",
                 rule.id
             );
+            assert!(
+                rule.examples.iter().any(|e| e.expect_match)
+                    && rule.examples.iter().any(|e| !e.expect_match),
+                "{} needs an example it fires on and one it does not",
+                rule.id
+            );
         }
+    }
+
+    #[test]
+    fn every_builtin_example_passes() {
+        let (set, errors) = super::super::RuleSet::new(builtin_rules().rules);
+        assert!(errors.is_empty(), "{errors:?}");
+        let failed: Vec<String> = set
+            .test_examples()
+            .iter()
+            .filter(|o| !o.passed)
+            .map(|o| format!("{}: {}", o.rule.id, o.example.name))
+            .collect();
+        assert!(failed.is_empty(), "failing examples: {failed:?}");
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rsigma_parser::{SigmaRule, parse_sigma_yaml};
 
-use super::rule::{Rule, RuleError, RuleOrigin, Severity};
+use super::rule::{Example, Rule, RuleError, RuleOrigin, Severity};
 
 /// The rules of one file, and the errors of the documents that did not load.
 #[derive(Debug, Default)]
@@ -171,6 +171,7 @@ fn compile(
         ));
     }
     let compiled = rsigma_eval::compile_rule(&rule).map_err(|e| error(e.to_string(), None))?;
+    let examples = examples(&rule).map_err(|reason| error(reason, Some("rsigma.exemplars")))?;
     let id = match &rule.id {
         Some(id) if !id.trim().is_empty() => id.clone(),
         _ => file_stem(origin.path()),
@@ -184,8 +185,38 @@ fn compile(
         falsepositives: rule.falsepositives.clone(),
         origin: origin.clone(),
         line: start_line,
+        examples,
         compiled,
     })
+}
+
+/// The rule's `rsigma.exemplars`, with their events as JSON.
+fn examples(rule: &SigmaRule) -> Result<Vec<Example>, String> {
+    let list = rsigma_parser::exemplars(rule).map_err(|errors| {
+        let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        format!("rsigma.exemplars: {}", all.join("; "))
+    })?;
+    let mut out = Vec::with_capacity(list.len());
+    for exemplar in list {
+        let rsigma_parser::ExemplarPayload::Event(event) = &exemplar.payload else {
+            return Err(format!(
+                "rsigma.exemplars: example '{}' has `events`, which only correlation rules take",
+                exemplar.name
+            ));
+        };
+        let event = serde_json::to_value(event).map_err(|e| {
+            format!(
+                "rsigma.exemplars: example '{}' is not JSON-like: {e}",
+                exemplar.name
+            )
+        })?;
+        out.push(Example {
+            name: exemplar.name.clone(),
+            expect_match: exemplar.expect == rsigma_parser::Expect::Match,
+            event,
+        });
+    }
+    Ok(out)
 }
 
 fn file_stem(path: &str) -> String {

@@ -9,7 +9,7 @@ mod rule;
 pub use builtin::builtin_rules;
 pub use index::RuleIndex;
 pub use load::{Loaded, load_dir, load_text, rule_files};
-pub use rule::{Rule, RuleError, RuleOrigin, Severity};
+pub use rule::{Example, Rule, RuleError, RuleOrigin, Severity};
 
 use std::path::PathBuf;
 
@@ -28,6 +28,16 @@ pub fn load_rule_set(builtin: bool, dirs: &[PathBuf]) -> (RuleSet, Vec<RuleError
     let (set, mut errors) = RuleSet::new(loaded.rules);
     loaded.errors.append(&mut errors);
     (set, loaded.errors)
+}
+
+/// One example's result.
+#[derive(Debug)]
+pub struct ExampleOutcome<'a> {
+    pub rule: &'a Rule,
+    pub example: &'a Example,
+    pub passed: bool,
+    /// The example's event is not a valid record.
+    pub error: Option<String>,
 }
 
 /// The compiled rules and their index.
@@ -97,6 +107,34 @@ impl RuleSet {
                 hit(rule);
             }
         }
+    }
+
+    /// Runs every rule's examples through the index, as records are run:
+    /// one outcome per example.
+    pub fn test_examples(&self) -> Vec<ExampleOutcome<'_>> {
+        let mut outcomes = Vec::new();
+        let mut scratch = Vec::new();
+        for rule in &self.rules {
+            for example in &rule.examples {
+                let text = example.event.to_string();
+                let fired = match Record::parse(&text) {
+                    Ok(record) => {
+                        let mut fired = false;
+                        self.for_each_match(&record, &mut scratch, |r| fired |= r.id == rule.id);
+                        Ok(fired)
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let passed = fired.as_ref().is_ok_and(|&f| f == example.expect_match);
+                outcomes.push(ExampleOutcome {
+                    rule,
+                    example,
+                    passed,
+                    error: fired.err(),
+                });
+            }
+        }
+        outcomes
     }
 
     /// The matching rules, testing every rule (the reference for the index).

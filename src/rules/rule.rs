@@ -93,7 +93,25 @@ pub struct Rule {
     pub origin: RuleOrigin,
     /// 1-based line of the rule's document in its file.
     pub line: usize,
+    /// The rule's own examples (`rsigma.exemplars`), run by `rules test`.
+    pub examples: Vec<Example>,
     pub(crate) compiled: CompiledRule,
+}
+
+/// A record a rule must fire on (or must not), kept in the rule itself under
+/// the `rsigma.exemplars` attribute:
+///
+/// ```yaml
+/// rsigma.exemplars:
+///   - name: trail stopped by a user
+///     expect: match          # or no-match
+///     event: { eventSource: cloudtrail.amazonaws.com, eventName: StopLogging }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub name: String,
+    pub expect_match: bool,
+    pub event: serde_json::Value,
 }
 
 impl Rule {
