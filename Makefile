@@ -3,7 +3,9 @@
 # for `make fuzz`) under the project, in git-ignored folders.
 
 CARGO ?= cargo
-DATASETS ?= ../shared/datasets
+# The public datasets: beside the checkout, else where this machine keeps them.
+DATASETS ?= $(firstword $(wildcard ../shared/datasets /work/shared/datasets) ../shared/datasets)
+export TRAILWATCH_DATASETS := $(abspath $(DATASETS))
 DEMO_DIR := demo
 FUZZ_SECONDS ?= 120
 BENCH_TARGET ?= 500MB

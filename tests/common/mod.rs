@@ -7,12 +7,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// `../shared/datasets`, or `TRAILWATCH_DATASETS`.
+/// `TRAILWATCH_DATASETS`, else `../shared/datasets` beside the checkout, else
+/// `/work/shared/datasets` (a checkout made elsewhere on the same machine).
 pub fn datasets() -> PathBuf {
     if let Ok(dir) = std::env::var("TRAILWATCH_DATASETS") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from("/work/shared/datasets")
 }
 
 pub fn sigma_dir() -> PathBuf {
