@@ -156,7 +156,7 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
 
 start_localstack() {
     local data="$run/localstack"
-    mkdir -p "$data/volume" "$data/tmp"
+    mkdir -p "$data/fs" "$data/tmp"
     # The log is kept from the previous run, once.
     [[ -f "$run/localstack.log" ]] && mv -f "$run/localstack.log" "$run/localstack.log.1"
     (
@@ -167,7 +167,7 @@ start_localstack() {
             SERVICES=s3,sqs,sts \
             EAGER_SERVICE_LOADING=1 \
             PERSISTENCE=0 \
-            LOCALSTACK_VOLUME_DIR="$data/volume" \
+            FILESYSTEM_ROOT="$data/fs" \
             TMPDIR="$data/tmp" \
             DNS_ADDRESS=0 \
             SKIP_SSL_CERT_DOWNLOAD=1 \
@@ -192,7 +192,7 @@ start_moto() {
     echo "$pid $(proc_start "$pid")" >"$run/moto.pid"
 }
 
-t0=$(date +%s.%N)
+t0=$EPOCHREALTIME
 started=()
 
 if alive localstack; then
@@ -243,5 +243,6 @@ done
 if ((${#started[@]} == 0)); then
     log "already running (LocalStack pid $(cut -d' ' -f1 "$run/localstack.pid"), moto pid $(cut -d' ' -f1 "$run/moto.pid"))"
 else
-    log "ready in $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo 0)")s: LocalStack http://127.0.0.1:$ls_port, moto http://127.0.0.1:$moto_port (started: ${started[*]})"
+    elapsed="$("$probe_py" -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$t0" "$EPOCHREALTIME")"
+    log "ready in ${elapsed}s: LocalStack http://127.0.0.1:$ls_port, moto http://127.0.0.1:$moto_port (started: ${started[*]})"
 fi

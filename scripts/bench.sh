@@ -12,7 +12,7 @@ target="${1:-500MB}"
 runs="${RUNS:-3}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-datasets="${DATASETS:-../shared/datasets}"
+datasets="${TRAILWATCH_DATASETS:-${DATASETS:-../shared/datasets}}"
 corpus="bench/corpus-$target"
 
 cargo build --release --quiet

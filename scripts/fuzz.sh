@@ -19,7 +19,7 @@ mkdir -p "$corpus"
 for f in fuzz/regressions/decode/*; do
     [ -f "$f" ] && [ "$(basename "$f")" != README.md ] && cp "$f" "$corpus/"
 done
-datasets="${DATASETS:-../shared/datasets}"
+datasets="${TRAILWATCH_DATASETS:-${DATASETS:-../shared/datasets}}"
 if [ -d "$datasets/stratus-detonations" ]; then
     for f in "$datasets"/stratus-detonations/aws.defense-evasion.*.json; do
         cp "$f" "$corpus/$(basename "$f")"
