@@ -54,6 +54,11 @@ esac
 
 mkdir -p "$run"
 
+# uv does not read pip's configuration: hand it a package index set for pip.
+if [[ -z "${UV_INDEX_URL:-}" && -n "${PIP_INDEX_URL:-}" ]]; then
+    export UV_INDEX_URL="$PIP_INDEX_URL"
+fi
+
 # ---- install ----------------------------------------------------------------------
 base_python() {
     local py="${PYTHON311:-}"
@@ -97,9 +102,11 @@ ensure_venv() {
     log "installed ${venv#"$here"/} in $((SECONDS - t0))s"
 }
 
-ensure_venv "$ls_venv" 'import localstack.runtime.main, localstack.services.s3.provider' \
+# The checks only look the packages up (importing moto and boto3 takes a second).
+has() { echo "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in '$*'.split()))"; }
+ensure_venv "$ls_venv" "$(has localstack.runtime.main localstack.services.s3 rolo)" \
     "$LOCALSTACK_EXCLUDE_NEWER" "$LOCALSTACK_PIN"
-ensure_venv "$moto_venv" 'import moto.server, moto.cloudtrail, boto3' \
+ensure_venv "$moto_venv" "$(has moto.server moto.cloudtrail flask boto3)" \
     "$MOTO_EXCLUDE_NEWER" "${MOTO_PINS[@]}"
 
 [[ $install_only == 1 ]] && exit 0
@@ -156,7 +163,7 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
 
 start_localstack() {
     local data="$run/localstack"
-    mkdir -p "$data/fs" "$data/tmp"
+    mkdir -p "$data/fs"
     # The log is kept from the previous run, once.
     [[ -f "$run/localstack.log" ]] && mv -f "$run/localstack.log" "$run/localstack.log.1"
     (
@@ -167,11 +174,10 @@ start_localstack() {
             SERVICES=s3,sqs,sts \
             EAGER_SERVICE_LOADING=1 \
             PERSISTENCE=0 \
+            OVERRIDE_IN_DOCKER=0 \
             FILESYSTEM_ROOT="$data/fs" \
-            TMPDIR="$data/tmp" \
             DNS_ADDRESS=0 \
             SKIP_SSL_CERT_DOWNLOAD=1 \
-            SKIP_INFRA_DOWNLOADS=1 \
             DISABLE_EVENTS=1 \
             LOCALSTACK_CLI=0 \
             setsid "$ls_venv/bin/python" -m localstack.runtime.main
@@ -185,7 +191,7 @@ start_moto() {
     [[ -f "$run/moto.log" ]] && mv -f "$run/moto.log" "$run/moto.log.1"
     (
         cd "$run"
-        exec setsid "$moto_venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port"
+        exec env MOTO_ACCOUNT_ID=111111111111 setsid "$moto_venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port"
     ) </dev/null >"$run/moto.log" 2>&1 &
     local pid=$!
     sleep 0.2

@@ -1,8 +1,11 @@
 pub mod alert;
+pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod crawl;
 pub mod decode;
 pub mod detect;
 pub mod event;
 pub mod rules;
 pub mod sinks;
+pub mod state;

@@ -1,7 +1,10 @@
 //! The command line: one file per command.
 
+mod logging;
+mod once;
 mod rules;
 mod scan;
+mod trails;
 mod validate;
 
 use std::path::PathBuf;
@@ -27,6 +30,16 @@ pub enum Command {
         /// Exit 2 when any rule fails to load.
         #[arg(long)]
         strict: bool,
+    },
+    /// One crawl pass: discover, list, fetch, detect, deliver, checkpoint.
+    Once {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Each discovered trail: status, bucket, region, prefixes, lag, last error.
+    Trails {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Hunt through CloudTrail files or directory trees offline.
     Scan(scan::ScanArgs),
@@ -70,6 +83,8 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { config, strict } => validate::run(&config, strict),
         Command::Scan(args) => scan::run(args),
+        Command::Once { config } => once::run(&config),
+        Command::Trails { config } => trails::run(&config),
         Command::Rules {
             command: RulesCommand::List(sources),
         } => rules::list(&sources),

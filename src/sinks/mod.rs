@@ -1,6 +1,9 @@
-//! Where alerts go. For now the output formats shared by `scan` and the
-//! stdout/file sinks; the delivering sinks (Datadog, webhook) build on them.
+//! Where alerts go: output formats, the file and stdout sinks, routes, and
+//! draining the outbox. The delivering sinks (Datadog, webhook) build on them.
 
+pub mod file;
+pub mod outbox;
+pub mod route;
 pub mod table;
 
 use std::io::{self, Write};

@@ -1,0 +1,137 @@
+//! Trail discovery: `DescribeTrails` (with shadow trails) in each configured
+//! region, then `GetTrailStatus` in each trail's home region.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_cloudtrail::error::DisplayErrorContext;
+
+use super::AwsClients;
+
+/// A trail and what its status says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Trail {
+    pub name: String,
+    /// The ARN, or `static:<bucket>/<prefix>` for a trail from the config.
+    pub arn: String,
+    pub home_region: Option<String>,
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub organization: bool,
+    /// Known from `GetTrailStatus`; static trails are taken as logging.
+    pub logging: bool,
+    pub latest_delivery_error: Option<String>,
+    pub latest_delivery_attempt: Option<String>,
+    pub stop_logging_time: Option<String>,
+    /// Where the trail came from: `discovered` or `config`.
+    pub origin: String,
+    /// The bucket's region when the config states it.
+    pub bucket_region: Option<String>,
+}
+
+/// What one discovery round found, and what failed.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub trails: Vec<Trail>,
+    /// Region -> why `DescribeTrails` failed there.
+    pub errors: BTreeMap<String, String>,
+}
+
+/// Describes the trails visible from `regions`, deduplicated by ARN, with
+/// their status.
+pub async fn discover(clients: &AwsClients, regions: &[String]) -> Discovery {
+    let mut found: BTreeMap<String, Trail> = BTreeMap::new();
+    let mut out = Discovery::default();
+    for region in regions {
+        let client = clients.cloudtrail(region);
+        let response = match client
+            .describe_trails()
+            .include_shadow_trails(true)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("DescribeTrails: {}", DisplayErrorContext(&e));
+                tracing::warn!(region = %region, error = %reason, "trail discovery failed");
+                out.errors.insert(region.clone(), reason);
+                continue;
+            }
+        };
+        for t in response.trail_list() {
+            let (Some(arn), Some(bucket)) = (t.trail_arn(), t.s3_bucket_name()) else {
+                continue;
+            };
+            found.entry(arn.to_owned()).or_insert_with(|| Trail {
+                name: t.name().unwrap_or(arn).to_owned(),
+                arn: arn.to_owned(),
+                home_region: t
+                    .home_region()
+                    .map(str::to_owned)
+                    .or_else(|| Some(region.clone())),
+                bucket: bucket.to_owned(),
+                prefix: t
+                    .s3_key_prefix()
+                    .map(|p| p.trim_matches('/').to_owned())
+                    .filter(|p| !p.is_empty()),
+                kms_key_id: t.kms_key_id().map(str::to_owned),
+                organization: t.is_organization_trail().unwrap_or(false),
+                logging: false,
+                latest_delivery_error: None,
+                latest_delivery_attempt: None,
+                stop_logging_time: None,
+                origin: "discovered".into(),
+                bucket_region: None,
+            });
+        }
+    }
+    for trail in found.values_mut() {
+        let region = trail.home_region.clone().unwrap_or_default();
+        match clients
+            .cloudtrail(&region)
+            .get_trail_status()
+            .name(&trail.arn)
+            .send()
+            .await
+        {
+            Ok(status) => {
+                trail.logging = status.is_logging().unwrap_or(false);
+                trail.latest_delivery_error = status
+                    .latest_delivery_error()
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_owned);
+                trail.latest_delivery_attempt =
+                    status.latest_delivery_attempt_time().map(str::to_owned);
+                trail.stop_logging_time = status.stop_logging_time().map(|t| t.to_string());
+            }
+            Err(e) => {
+                let reason = format!("GetTrailStatus {}: {}", trail.arn, DisplayErrorContext(&e));
+                tracing::warn!(trail = %trail.name, error = %reason, "trail status unknown");
+                // Unknown status: crawl it anyway rather than miss its logs.
+                trail.logging = true;
+                out.errors.insert(trail.arn.clone(), reason);
+            }
+        }
+    }
+    out.trails = found.into_values().collect();
+    out
+}
+
+/// A trail declared in the config.
+pub fn static_trail(t: &crate::config::StaticTrail) -> Trail {
+    Trail {
+        name: t.name.clone(),
+        arn: format!("static:{}/{}", t.bucket, t.prefix.as_deref().unwrap_or("")),
+        home_region: None,
+        bucket: t.bucket.clone(),
+        prefix: t.prefix.clone(),
+        kms_key_id: None,
+        organization: false,
+        logging: true,
+        latest_delivery_error: None,
+        latest_delivery_attempt: None,
+        stop_logging_time: None,
+        origin: "config".into(),
+        bucket_region: t.region.clone(),
+    }
+}

@@ -1,0 +1,77 @@
+//! Listing with the SDK paginators: child folders (delimiter listing) and the
+//! keys of one day folder from a `StartAfter` key.
+
+use aws_sdk_s3::error::DisplayErrorContext;
+
+/// A listing failure, naming the bucket and prefix.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("s3://{bucket}/{prefix}: {reason}")]
+pub struct ListError {
+    pub bucket: String,
+    pub prefix: String,
+    pub reason: String,
+    pub access_denied: bool,
+}
+
+fn list_error<E, R>(bucket: &str, prefix: &str, e: &aws_sdk_s3::error::SdkError<E, R>) -> ListError
+where
+    E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + super::region::HttpStatus,
+{
+    ListError {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+        reason: format!("ListObjectsV2: {}", DisplayErrorContext(e)),
+        access_denied: super::region::is_access_denied(e),
+    }
+}
+
+/// The names of the folders directly under `prefix` (each ends in `/`, and
+/// is relative to `prefix`).
+pub async fn list_folders(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, ListError> {
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| list_error(bucket, prefix, &e))?;
+        for p in page.common_prefixes() {
+            if let Some(name) = p.prefix().and_then(|full| full.strip_prefix(prefix)) {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every key under `prefix` that sorts after `start_after`, in key order.
+pub async fn list_keys(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> Result<Vec<String>, ListError> {
+    let mut request = client.list_objects_v2().bucket(bucket).prefix(prefix);
+    if let Some(after) = start_after {
+        request = request.start_after(after);
+    }
+    let mut pages = request.into_paginator().send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| list_error(bucket, prefix, &e))?;
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,132 @@
+//! `trailwatch once --config F`: one crawl pass, then deliver what is pending.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{EXIT_FAILED, EXIT_USAGE};
+use crate::aws::AwsClients;
+use crate::config::Config;
+use crate::crawl::Crawler;
+use crate::sinks::outbox::drain_local;
+use crate::state::StateStore;
+
+pub fn run(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("config error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    super::logging::init(&config.log);
+    let state =
+        match StateStore::open(&config.state_path).and_then(|s| s.check_writable().map(|_| s)) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+    let (rules, errors) = crate::rules::load_rule_set(config.rules.builtin, &config.rules.paths);
+    for e in &errors {
+        tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let config = Arc::new(config);
+    let report = runtime.block_on(async {
+        let clients = Arc::new(AwsClients::new(&config.aws).await);
+        let crawler = Crawler {
+            clients,
+            state: Arc::clone(&state),
+            rules: Arc::new(rules),
+            config: Arc::clone(&config),
+        };
+        crawler.pass().await
+    });
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let drained = match drain_local(&state, &config.sinks) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+
+    for (where_, why) in &report.discovery_errors {
+        eprintln!("discovery: {where_}: {why}");
+    }
+    for t in report.trails.iter().filter(|t| !t.logging) {
+        eprintln!("trail {} is not logging: skipped", t.name);
+    }
+    let mut totals = (0, 0, 0, 0, 0);
+    for t in &report.targets {
+        eprintln!(
+            "s3://{}/{}: region {}, {} cursors, {} listed, {} processed ({} failed), {} left for later, {} records, {} new alerts",
+            t.bucket,
+            t.prefix.as_deref().unwrap_or(""),
+            t.region.as_deref().unwrap_or("?"),
+            t.cursors.len(),
+            t.listed,
+            t.processed,
+            t.failed,
+            t.retry_later,
+            t.records,
+            t.new_alerts
+        );
+        for e in &t.errors {
+            eprintln!("  error: {e}");
+        }
+        totals.0 += t.processed;
+        totals.1 += t.failed;
+        totals.2 += t.records;
+        totals.3 += t.new_alerts;
+        totals.4 += t.retry_later;
+    }
+    for d in &drained {
+        eprintln!(
+            "sink {}: {} delivered, {} pending{}",
+            d.sink,
+            d.delivered,
+            d.pending,
+            d.error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "once: {} trails, {} targets ({} reachable), {} objects processed ({} failed, {} left for later), {} records, {} new alerts, {} trail alerts",
+        report.trails.len(),
+        report.targets.len(),
+        report.reachable_targets(),
+        totals.0,
+        totals.1,
+        totals.4,
+        totals.2,
+        totals.3,
+        report.trail_alerts
+    );
+    let nothing_found = report.trails.is_empty() && !report.discovery_errors.is_empty();
+    let nothing_reached = !report.targets.is_empty() && report.reachable_targets() == 0;
+    if nothing_found || nothing_reached {
+        eprintln!("error: no trail or bucket could be reached");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,105 @@
+//! `trailwatch trails --config F`: each trail, its status, bucket, bucket
+//! region, prefixes (cursors), lag and last error.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{EXIT_FAILED, EXIT_USAGE};
+use crate::aws::AwsClients;
+use crate::config::Config;
+use crate::crawl::{Crawler, TargetReport, targets};
+use crate::state::StateStore;
+
+pub fn run(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("config error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    super::logging::init(&config.log);
+    let state = match StateStore::open(&config.state_path) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let config = Arc::new(config);
+    runtime.block_on(async {
+        let crawler = Crawler {
+            clients: Arc::new(AwsClients::new(&config.aws).await),
+            state: Arc::clone(&state),
+            rules: Arc::new(crate::rules::RuleSet::new(Vec::new()).0),
+            config: Arc::clone(&config),
+        };
+        let (trails, errors) = crawler.discover_trails().await;
+        for (where_, why) in &errors {
+            eprintln!("discovery: {where_}: {why}");
+        }
+        let planned = targets(&trails);
+        println!(
+            "{:<24} {:<8} {:<28} {:<15} {:<40} {:>8}  LAST ERROR",
+            "TRAIL", "LOGGING", "BUCKET", "REGION", "PREFIXES", "LAG"
+        );
+        for trail in &trails {
+            let target = planned
+                .iter()
+                .find(|t| t.bucket == trail.bucket && t.prefix == trail.prefix);
+            let (region, prefixes, mut error) = match target {
+                Some(t) => match crawler.plan(t).await {
+                    Ok((region, cursors)) => {
+                        let p: Vec<String> = cursors
+                            .iter()
+                            .map(|c| format!("{}{}/{}", c.prefix, c.account, c.region))
+                            .collect();
+                        (region, p.join(","), None)
+                    }
+                    Err(e) => ("?".into(), String::new(), Some(e)),
+                },
+                None => ("-".into(), String::new(), None),
+            };
+            let last: Option<TargetReport> = target
+                .and_then(|t| state.target_status(&t.id()).ok().flatten())
+                .and_then(|v| serde_json::from_value(v).ok());
+            let lag = last
+                .as_ref()
+                .and_then(|r| r.lag_seconds)
+                .map(|s| format!("{s}s"))
+                .unwrap_or_else(|| "-".into());
+            if error.is_none() {
+                error = trail
+                    .latest_delivery_error
+                    .clone()
+                    .or_else(|| last.as_ref().and_then(|r| r.errors.first().cloned()));
+            }
+            println!(
+                "{:<24} {:<8} {:<28} {:<15} {:<40} {:>8}  {}",
+                trail.name,
+                if trail.logging { "yes" } else { "no" },
+                trail.bucket,
+                region,
+                if prefixes.is_empty() {
+                    "-".into()
+                } else {
+                    prefixes
+                },
+                lag,
+                error.unwrap_or_else(|| "-".into())
+            );
+        }
+    });
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,428 @@
+//! The embedded state store (SQLite in WAL mode): crawl checkpoints, the
+//! alert outbox, per-sink delivery offsets, trail status. It stores; it
+//! delivers nothing.
+//!
+//! An object's alerts and its checkpoint are committed in one transaction, so
+//! a crash before the commit re-reads the object and a crash after it loses
+//! nothing. Alert ids are unique here, so re-reading an object adds no alert.
+
+mod schema;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::alert::Alert;
+
+/// A state store failure, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("state store {path}: {source}")]
+pub struct StateError {
+    pub path: String,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+pub type Result<T> = std::result::Result<T, StateError>;
+
+/// One listing cursor: a (bucket, prefix, account, region) of a trail.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CursorKey {
+    pub bucket: String,
+    pub prefix: String,
+    pub account: String,
+    pub region: String,
+}
+
+impl CursorKey {
+    pub fn id(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.bucket, self.prefix, self.account, self.region
+        )
+    }
+}
+
+/// How reading an object ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectStatus {
+    Done,
+    /// Read as far as it could be (corrupt, truncated, too large, denied):
+    /// recorded with its reason and not retried.
+    Failed,
+}
+
+/// What is committed for one object, in one transaction.
+#[derive(Debug, Clone)]
+pub struct ObjectCommit<'a> {
+    pub cursor: &'a CursorKey,
+    pub key: &'a str,
+    pub key_time: &'a str,
+    pub status: ObjectStatus,
+    pub records: u64,
+    pub error: Option<String>,
+    pub alerts: &'a [Alert],
+}
+
+/// A failed object, for `trailwatch trails` and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedObject {
+    pub bucket: String,
+    pub key: String,
+    pub error: String,
+}
+
+/// The SQLite state file.
+pub struct StateStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl StateStore {
+    /// Opens (creating it and its directory if needed) the state file.
+    pub fn open(path: &Path) -> Result<StateStore> {
+        let wrap = |source| StateError {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| wrap(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        }
+        let mut conn = Connection::open(path).map_err(wrap)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(wrap)?;
+        // WAL: readers never block the writer; NORMAL sync survives a crash
+        // of the process (kill -9), which is what checkpoints guard against.
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(wrap)?;
+        schema::migrate(&mut conn).map_err(wrap)?;
+        Ok(StateStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (the
+        // transaction rolls back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Checks that the store can be written (for readiness and `once`).
+    pub fn check_writable(&self) -> Result<()> {
+        self.conn()
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- crawl checkpoints -------------------------------------------------
+
+    /// The newest key time a cursor has processed, if any.
+    pub fn watermark(&self, cursor: &CursorKey) -> Result<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT watermark FROM cursors WHERE id = ?1",
+                [cursor.id()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Moves a cursor's watermark forward (never back).
+    pub fn advance_watermark(&self, cursor: &CursorKey, key_time: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO cursors (id, bucket, prefix, account, region, watermark, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET
+                   watermark = max(coalesce(watermark, ''), excluded.watermark),
+                   updated_at = excluded.updated_at",
+                params![
+                    cursor.id(),
+                    cursor.bucket,
+                    cursor.prefix,
+                    cursor.account,
+                    cursor.region,
+                    key_time,
+                    now()
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Keys of a cursor already processed (done or failed) at or after `since`.
+    pub fn processed_keys_since(&self, cursor: &CursorKey, since: &str) -> Result<HashSet<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT key FROM objects WHERE cursor_id = ?1 AND key_time >= ?2")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![cursor.id(), since], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<HashSet<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Commits an object's alerts and its checkpoint in one transaction;
+    /// returns how many of the alerts were new.
+    pub fn commit_object(&self, c: &ObjectCommit) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let inserted = insert_alerts(&tx, c.alerts).map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO objects
+               (bucket, key, cursor_id, key_time, status, records, alerts, error, processed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                c.cursor.bucket,
+                c.key,
+                c.cursor.id(),
+                c.key_time,
+                match c.status {
+                    ObjectStatus::Done => "done",
+                    ObjectStatus::Failed => "failed",
+                },
+                c.records as i64,
+                c.alerts.len() as i64,
+                c.error,
+                now()
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(inserted)
+    }
+
+    /// Forgets processed keys older than `before` (outside every lookback
+    /// window), so that cursor state stays bounded.
+    pub fn prune_processed(&self, cursor: &CursorKey, before: &str) -> Result<usize> {
+        self.conn()
+            .execute(
+                "DELETE FROM objects WHERE cursor_id = ?1 AND key_time < ?2",
+                params![cursor.id(), before],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// How a key was processed, if it was.
+    pub fn object_status(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(ObjectStatus, Option<String>)>> {
+        self.conn()
+            .query_row(
+                "SELECT status, error FROM objects WHERE bucket = ?1 AND key = ?2",
+                params![bucket, key],
+                |r| {
+                    let status: String = r.get(0)?;
+                    Ok((
+                        if status == "done" {
+                            ObjectStatus::Done
+                        } else {
+                            ObjectStatus::Failed
+                        },
+                        r.get(1)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The most recent failed objects of a bucket.
+    pub fn failed_objects(&self, bucket: &str, limit: usize) -> Result<Vec<FailedObject>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT bucket, key, coalesce(error, '') FROM objects
+                 WHERE bucket = ?1 AND status = 'failed' ORDER BY processed_at DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![bucket, limit as i64], |r| {
+                Ok(FailedObject {
+                    bucket: r.get(0)?,
+                    key: r.get(1)?,
+                    error: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- outbox ------------------------------------------------------------
+
+    /// Adds alerts that belong to no object (trail status alerts); returns
+    /// how many were new.
+    pub fn insert_alerts(&self, alerts: &[Alert]) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let n = insert_alerts(&tx, alerts).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    /// Up to `limit` alerts after outbox position `seq`, in order.
+    pub fn alerts_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, Alert)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, json FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![seq, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, json) = row.map_err(|e| self.err(e))?;
+            let alert = serde_json::from_str(&json).map_err(|e| {
+                self.err(rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                ))
+            })?;
+            out.push((seq, alert));
+        }
+        Ok(out)
+    }
+
+    /// The newest outbox position.
+    pub fn last_seq(&self) -> Result<i64> {
+        self.conn()
+            .query_row("SELECT coalesce(max(seq), 0) FROM alerts", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many alerts there are in the outbox.
+    pub fn alert_count(&self) -> Result<u64> {
+        self.conn()
+            .query_row("SELECT count(*) FROM alerts", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A sink's delivery position and, for a file sink, the file's length then.
+    pub fn sink_offset(&self, sink: &str) -> Result<(i64, Option<u64>)> {
+        self.conn()
+            .query_row(
+                "SELECT last_seq, file_len FROM sink_offsets WHERE sink = ?1",
+                [sink],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<i64>>(1)?.map(|n| n as u64),
+                    ))
+                },
+            )
+            .optional()
+            .map(|o| o.unwrap_or((0, None)))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_sink_offset(&self, sink: &str, seq: i64, file_len: Option<u64>) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO sink_offsets (sink, last_seq, file_len) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (sink) DO UPDATE SET last_seq = excluded.last_seq,
+                   file_len = excluded.file_len",
+                params![sink, seq, file_len.map(|n| n as i64)],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- trails and targets ------------------------------------------------
+
+    /// The last status stored for a trail (JSON the caller defines).
+    pub fn trail_status(&self, arn: &str) -> Result<Option<serde_json::Value>> {
+        self.get_json("SELECT json FROM trails WHERE arn = ?1", arn)
+    }
+
+    pub fn set_trail_status(&self, arn: &str, status: &serde_json::Value) -> Result<()> {
+        self.put_json("trails", "arn", arn, status)
+    }
+
+    /// What was last seen crawling a bucket and prefix (JSON the caller defines).
+    pub fn target_status(&self, id: &str) -> Result<Option<serde_json::Value>> {
+        self.get_json("SELECT json FROM targets WHERE id = ?1", id)
+    }
+
+    pub fn set_target_status(&self, id: &str, status: &serde_json::Value) -> Result<()> {
+        self.put_json("targets", "id", id, status)
+    }
+
+    fn get_json(&self, sql: &str, key: &str) -> Result<Option<serde_json::Value>> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(sql, [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    fn put_json(
+        &self,
+        table: &str,
+        key_col: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {table} ({key_col}, json, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT ({key_col}) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at"
+        );
+        self.conn()
+            .execute(&sql, params![key, value.to_string(), now()])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn insert_alerts(tx: &rusqlite::Transaction, alerts: &[Alert]) -> rusqlite::Result<usize> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO alerts (id, json, created_at) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut inserted = 0;
+    for alert in alerts {
+        let json = serde_json::to_string(alert)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        inserted += stmt.execute(params![alert.id, json, now()])?;
+    }
+    Ok(inserted)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! The SQLite schema, versioned with `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+const V1: &str = "
+CREATE TABLE cursors (
+    id         TEXT PRIMARY KEY,      -- bucket|prefix|account|region
+    bucket     TEXT NOT NULL,
+    prefix     TEXT NOT NULL,
+    account    TEXT NOT NULL,
+    region     TEXT NOT NULL,
+    watermark  TEXT,                  -- newest key time processed (YYYYMMDDTHHMMZ)
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE objects (
+    bucket       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    cursor_id    TEXT NOT NULL,
+    key_time     TEXT NOT NULL,       -- the delivery time in the key
+    status       TEXT NOT NULL,       -- done | failed
+    records      INTEGER NOT NULL,
+    alerts       INTEGER NOT NULL,
+    error        TEXT,
+    processed_at INTEGER NOT NULL,
+    PRIMARY KEY (bucket, key)
+);
+CREATE INDEX objects_by_cursor_time ON objects (cursor_id, key_time);
+CREATE TABLE alerts (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    json       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE sink_offsets (
+    sink     TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    file_len INTEGER                  -- file sink: length after the last committed batch
+);
+CREATE TABLE dead_letters (
+    sink      TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    status    INTEGER,
+    body      TEXT,
+    failed_at INTEGER NOT NULL,
+    PRIMARY KEY (sink, seq)
+);
+CREATE TABLE trails (
+    arn        TEXT PRIMARY KEY,
+    json       TEXT NOT NULL,         -- the last TrailStatus seen
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE targets (
+    id         TEXT PRIMARY KEY,      -- bucket|prefix
+    json       TEXT NOT NULL,         -- region, last error, last success
+    updated_at INTEGER NOT NULL
+);
+";
+
+/// Creates or upgrades the schema.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(V1)?;
+        tx.execute_batch("PRAGMA user_version = 1")?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+use super::*;
+use crate::alert::{AlertEvent, AlertRule};
+
+fn alert(id: &str) -> Alert {
+    Alert {
+        id: id.into(),
+        rule: AlertRule {
+            id: "r".into(),
+            title: "t".into(),
+            severity: "high".into(),
+            tags: vec![],
+            source: "builtin".into(),
+        },
+        event: AlertEvent {
+            id: Some("e".into()),
+            name: None,
+            source: None,
+            time: None,
+            account_id: None,
+            region: None,
+            principal: None,
+            principal_type: None,
+            source_ip: None,
+            user_agent: None,
+            error_code: None,
+        },
+        object: None,
+        count: 1,
+        related_event_ids: vec![],
+        detected_at: "2026-11-21T10:00:00Z".into(),
+    }
+}
+
+fn cursor() -> CursorKey {
+    CursorKey {
+        bucket: "b".into(),
+        prefix: "".into(),
+        account: "111111111111".into(),
+        region: "us-east-1".into(),
+    }
+}
+
+#[test]
+fn reprocessing_an_object_adds_no_alert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = StateStore::open(&dir.path().join("sub/state.db")).expect("open");
+    let c = cursor();
+    let alerts = [alert("tw-1"), alert("tw-2")];
+    let commit = ObjectCommit {
+        cursor: &c,
+        key: "k1",
+        key_time: "20261121T1000Z",
+        status: ObjectStatus::Done,
+        records: 10,
+        error: None,
+        alerts: &alerts,
+    };
+    assert_eq!(store.commit_object(&commit).expect("commit"), 2);
+    assert_eq!(store.commit_object(&commit).expect("commit again"), 0);
+    assert_eq!(store.alert_count().expect("count"), 2);
+    let out = store.alerts_after(0, 10).expect("read");
+    assert_eq!(
+        out.iter().map(|(_, a)| a.id.as_str()).collect::<Vec<_>>(),
+        ["tw-1", "tw-2"]
+    );
+    assert_eq!(store.alerts_after(out[0].0, 10).expect("read").len(), 1);
+}
+
+#[test]
+fn processed_keys_watermarks_and_pruning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let c = cursor();
+    {
+        let store = StateStore::open(&path).expect("open");
+        for (key, time) in [
+            ("a", "20261121T0900Z"),
+            ("b", "20261121T1000Z"),
+            ("c", "20261121T1100Z"),
+        ] {
+            store
+                .commit_object(&ObjectCommit {
+                    cursor: &c,
+                    key,
+                    key_time: time,
+                    status: if key == "b" {
+                        ObjectStatus::Failed
+                    } else {
+                        ObjectStatus::Done
+                    },
+                    records: 1,
+                    error: (key == "b").then(|| "corrupt gzip".to_owned()),
+                    alerts: &[],
+                })
+                .expect("commit");
+        }
+        store
+            .advance_watermark(&c, "20261121T1100Z")
+            .expect("advance");
+        store
+            .advance_watermark(&c, "20261121T0800Z")
+            .expect("never back");
+    }
+    // Reopened: everything persisted.
+    let store = StateStore::open(&path).expect("reopen");
+    assert_eq!(
+        store.watermark(&c).expect("read").as_deref(),
+        Some("20261121T1100Z")
+    );
+    let keys = store
+        .processed_keys_since(&c, "20261121T1000Z")
+        .expect("read");
+    assert_eq!(keys, ["b".to_owned(), "c".to_owned()].into_iter().collect());
+    let failed = store.failed_objects("b", 10).expect("read");
+    assert_eq!(failed[0].key, "b");
+    assert_eq!(failed[0].error, "corrupt gzip");
+    assert_eq!(
+        store.prune_processed(&c, "20261121T1000Z").expect("prune"),
+        1
+    );
+    assert_eq!(store.object_status("b", "a").expect("read"), None);
+}
+
+#[test]
+fn sink_offsets_and_status_documents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = StateStore::open(&dir.path().join("state.db")).expect("open");
+    assert_eq!(store.sink_offset("file").expect("read"), (0, None));
+    store.set_sink_offset("file", 7, Some(1234)).expect("write");
+    assert_eq!(store.sink_offset("file").expect("read"), (7, Some(1234)));
+    store
+        .set_trail_status("arn:t", &serde_json::json!({"logging": true}))
+        .expect("write");
+    assert_eq!(
+        store.trail_status("arn:t").expect("read"),
+        Some(serde_json::json!({"logging": true}))
+    );
+    store.check_writable().expect("writable");
+}
+
+#[test]
+fn an_unwritable_path_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").expect("write");
+    let err = StateStore::open(&blocker.join("state.db")).expect_err("cannot open under a file");
+    assert!(err.to_string().contains("state.db"), "{err}");
+}
