@@ -71,7 +71,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DEFAULT_DATASETS = Path(os.environ.get("TW_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def default_datasets() -> Path:
+    """$TRAILWATCH_DATASETS, else ../shared/datasets beside the checkout, else /work/shared/datasets."""
+    if os.environ.get("TRAILWATCH_DATASETS"):
+        return Path(os.environ["TRAILWATCH_DATASETS"])
+    beside = REPO.parent / "shared" / "datasets"
+    return beside if beside.is_dir() else Path("/work/shared/datasets")
+
+
+DEFAULT_DATASETS = default_datasets()
 DEFAULT_MANIFEST = HERE / "run" / "manifest.json"
 
 HOME_ACCOUNT = "111111111111"
@@ -763,7 +773,7 @@ def verify(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
-                   help="the shared datasets folder (default: ../shared/datasets or $TW_DATASETS)")
+                   help="the shared datasets folder (default: $TRAILWATCH_DATASETS, else ../shared/datasets)")
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST,
                    help="where to write the manifest JSON (default: localstack/run/manifest.json)")
     p.add_argument("--s3-endpoint", default=os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"))

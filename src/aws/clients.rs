@@ -88,6 +88,13 @@ impl AwsClients {
             .clone()
     }
 
+    /// Uses `client` for CloudTrail calls in `region` (a client with its own
+    /// settings, or a mocked one in tests).
+    pub fn set_cloudtrail(&self, region: &str, client: aws_sdk_cloudtrail::Client) {
+        let mut cache = self.cloudtrail.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(region.to_owned(), client);
+    }
+
     /// The CloudTrail client for `region`.
     pub fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
         let mut cache = self.cloudtrail.lock().unwrap_or_else(|p| p.into_inner());

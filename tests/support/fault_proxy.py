@@ -584,6 +584,7 @@ class Handler(BaseHTTPRequestHandler):
         rec["bucket_region_header"] = region_hdr
 
         self.send_response_only(resp.status, resp.reason)
+        rec["status"] = resp.status  # kept even when the client goes away mid-body
         for k, v in headers:
             self.send_header(k, v)
         if rechunk:
