@@ -22,10 +22,10 @@ demo: build
 	python3 scripts/sample_tree.py --datasets $(DATASETS) --out $(DEMO_DIR)/tree --force
 	./target/debug/trailwatch scan --format table $(DEMO_DIR)/tree
 
-## test: formatting, lints, and every test (unit, integration, conformance, fuzz regressions)
-test: pyenv fmt clippy
-	$(CARGO) test --all-targets
-	./target/debug/trailwatch rules test
+## test: formatting, lints, the emulators, every test (unit, integration,
+## conformance, emulator crawls, fuzz regressions) and the rules' own examples
+test:
+	bash scripts/test.sh
 
 pyenv:
 	bash scripts/pyenv.sh

@@ -56,7 +56,9 @@ pub struct TargetReport {
     pub retry_later: u64,
     pub records: u64,
     pub new_alerts: u64,
-    /// Seconds from the newest processed object's key time to now, per cursor's max.
+    /// The newest key time processed so far (this pass or an earlier one).
+    pub newest_object: Option<KeyTime>,
+    /// Seconds from the newest processed object's key time to now.
     pub lag_seconds: Option<i64>,
     pub errors: Vec<String>,
     /// Whether the bucket could be listed at all.
@@ -108,7 +110,8 @@ enum Outcome {
     Committed {
         records: u64,
         new_alerts: u64,
-        failed: bool,
+        /// Why the object failed (corrupt, truncated, too large), if it did.
+        failed: Option<String>,
     },
     RetryLater(String),
 }
@@ -254,8 +257,18 @@ impl Crawler {
                     report.processed += 1;
                     report.records += records;
                     report.new_alerts += new_alerts;
-                    if failed {
+                    if let Some(reason) = failed {
                         report.failed += 1;
+                        if report.errors.len() < 20 {
+                            report.errors.push(reason);
+                        }
+                    }
+                    if report
+                        .newest_object
+                        .as_ref()
+                        .is_none_or(|n| *n < w.key_time)
+                    {
+                        report.newest_object = Some(w.key_time.clone());
                     }
                     let e = committed.entry(slot).or_default();
                     if *e < w.key_time {
@@ -309,12 +322,25 @@ impl Crawler {
                 let c = cursor.clone();
                 self.blocking(move |s| s.prune_processed(&c, &cutoff))
                     .await?;
-                if let Some(newest) = newest_committed_time(&committed, &slot) {
-                    let lag = (OffsetDateTime::now_utc() - newest).whole_seconds();
-                    let r = &mut reports[i];
-                    r.lag_seconds = Some(r.lag_seconds.map_or(lag, |l| l.max(lag)));
-                }
             }
+        }
+        // Lag: now minus the newest object processed, this pass or before.
+        for (target, report) in targets.iter().zip(reports.iter_mut()) {
+            let id = target.id();
+            let previous: Option<TargetReport> = self
+                .blocking(move |s| s.target_status(&id))
+                .await?
+                .and_then(|v| serde_json::from_value(v).ok());
+            if let Some(prev) = previous.and_then(|p| p.newest_object)
+                && report.newest_object.as_ref().is_none_or(|n| *n < prev)
+            {
+                report.newest_object = Some(prev);
+            }
+            report.lag_seconds = report
+                .newest_object
+                .as_deref()
+                .and_then(keys::parse_key_time)
+                .map(|t| (OffsetDateTime::now_utc() - t).whole_seconds());
         }
         for (target, report) in targets.iter().zip(&reports) {
             let json = serde_json::to_value(report).unwrap_or_default();
@@ -501,7 +527,7 @@ impl Crawler {
         let cursor = w.cursor.clone();
         let key = w.key.clone();
         let key_time = w.key_time.clone();
-        let failed = status == ObjectStatus::Failed;
+        let failed = error.clone();
         let committed = self
             .blocking(move |s| {
                 s.commit_object(&ObjectCommit {
@@ -527,13 +553,6 @@ impl Crawler {
             Err(e) => Outcome::RetryLater(format!("commit failed: {e}")),
         }
     }
-}
-
-fn newest_committed_time(
-    committed: &BTreeMap<(usize, CursorKey), KeyTime>,
-    slot: &(usize, CursorKey),
-) -> Option<OffsetDateTime> {
-    committed.get(slot).and_then(|t| keys::parse_key_time(t))
 }
 
 /// The targets of the logging trails: trails that share a bucket and prefix

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod emulators;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`: formatting, lints, the emulators, every test, the rules' own
+# examples. Installs what the tests need (Python venvs for the conformance test
+# and for LocalStack/moto) under the project, in git-ignored folders. The
+# emulators are stopped at the end if this script started them.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/pyenv.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+# Were the emulators already running (a developer's session)? Then leave them up.
+started=1
+if curl -fs -o /dev/null "http://127.0.0.1:${LOCALSTACK_PORT:-4566}/_localstack/health" &&
+    curl -fs -o /dev/null "http://127.0.0.1:${MOTO_PORT:-5000}/moto-api/"; then
+    started=0
+fi
+cleanup() {
+    if [ "$started" = 1 ]; then localstack/down.sh || true; fi
+}
+trap cleanup EXIT
+localstack/up.sh
+
+cargo test --all-targets
+./target/debug/trailwatch rules test
