@@ -56,14 +56,15 @@ CREATE TABLE targets (
 );
 ";
 
-/// Creates or upgrades the schema.
+/// Creates or upgrades the schema. The version is read inside a write
+/// transaction, so two processes opening a new file at once (the daemon and
+/// `trailwatch trails`) do not both create it.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < 1 {
-        let tx = conn.transaction()?;
         tx.execute_batch(V1)?;
         tx.execute_batch("PRAGMA user_version = 1")?;
-        tx.commit()?;
     }
-    Ok(())
+    tx.commit()
 }

@@ -146,3 +146,22 @@ fn an_unwritable_path_is_an_error_naming_it() {
     let err = StateStore::open(&blocker.join("state.db")).expect_err("cannot open under a file");
     assert!(err.to_string().contains("state.db"), "{err}");
 }
+
+#[test]
+fn processes_opening_a_new_file_at_once_create_it_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                StateStore::open(&path)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread").expect("every open succeeds");
+    }
+}
