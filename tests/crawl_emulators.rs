@@ -335,11 +335,13 @@ async fn faults_through_the_proxy_do_not_stop_the_rest() {
             "tw-denied-logs": {"region": "us-east-1", "access_denied": true}
         }
     }));
-    // A bucket shared by another account that denies us, declared statically.
+    // A bucket shared by another account that denies us, declared
+    // statically; and the eu-west-1 bucket declared with the wrong region.
     let cfg = config(
         dir.path(),
         &proxy.url,
-        "[[trails]]\nbucket = \"tw-denied-logs\"\nname = \"partner-trail\"\n",
+        "[[trails]]\nbucket = \"tw-denied-logs\"\nname = \"partner-trail\"\n\
+         [[trails]]\nbucket = \"tw-main-logs\"\nname = \"main-static\"\nregion = \"us-east-1\"\n",
     );
     let out = once(&cfg);
     let err = stderr(&out);
@@ -376,17 +378,24 @@ async fn faults_through_the_proxy_do_not_stop_the_rest() {
     );
 
     // Every request to the eu-west-1 bucket was signed for eu-west-1, but for
-    // the region probe (HeadBucket from the home region, which the 301 answers).
+    // the one the 301 answered (asked from the configured, wrong region) and
+    // the SlowDown replies before it (the proxy throttles before it checks
+    // the region).
     let requests = proxy.requests("tw-main-logs");
     let mut by_region: BTreeMap<String, usize> = BTreeMap::new();
+    let mut redirects = 0;
     for r in &requests {
-        let op = r["operation"].as_str().unwrap_or("");
-        let region = r["region"].as_str().unwrap_or("").to_owned();
-        if op == "HeadBucket" && region == "us-east-1" {
+        if r["status"] == 301 {
+            redirects += 1;
             continue;
         }
+        if r["status"] == 503 {
+            continue;
+        }
+        let region = r["region"].as_str().unwrap_or("").to_owned();
         *by_region.entry(region).or_default() += 1;
     }
+    assert!((1..=2).contains(&redirects), "{redirects} redirects");
     assert_eq!(
         by_region.keys().collect::<Vec<_>>(),
         ["eu-west-1"],
@@ -402,4 +411,30 @@ async fn faults_through_the_proxy_do_not_stop_the_rest() {
     let out = once(&cfg);
     let err = stderr(&out);
     assert!(err.contains(&format!("{denied} processed")), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_assumed_role_with_an_external_id_signs_every_request() {
+    let _world = emulators::world_lock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    seed(dir.path());
+    let proxy = emulators::Proxy::start(dir.path());
+    let cfg = config(dir.path(), &proxy.url, "");
+    let text = std::fs::read_to_string(&cfg).expect("config").replace(
+        "region = \"us-east-1\"\nendpoint_url",
+        "region = \"us-east-1\"\nrole_arn = \"arn:aws:iam::111111111111:role/trailwatch\"\n\
+         external_id = \"tw-external-id\"\nendpoint_url",
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let out = once(&cfg);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let requests = proxy.requests("tw-main-logs");
+    assert!(!requests.is_empty());
+    for r in &requests {
+        let key = r["access_key"].as_str().unwrap_or("");
+        assert!(
+            !key.is_empty() && key != "test",
+            "a request signed with the base credentials: {r}"
+        );
+    }
 }

@@ -11,18 +11,25 @@ pub struct ListError {
     pub prefix: String,
     pub reason: String,
     pub access_denied: bool,
+    /// The region S3 named on a 301 PermanentRedirect: ask there instead.
+    pub redirect_region: Option<String>,
 }
 
 fn list_error<E, R>(bucket: &str, prefix: &str, e: &aws_sdk_s3::error::SdkError<E, R>) -> ListError
 where
     E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug + super::region::HttpStatus,
+    R: std::fmt::Debug + super::region::HttpStatus + RawHeaders,
 {
     ListError {
         bucket: bucket.to_owned(),
         prefix: prefix.to_owned(),
         reason: format!("ListObjectsV2: {}", DisplayErrorContext(e)),
         access_denied: super::region::is_access_denied(e),
+        redirect_region: e
+            .raw_response()
+            .and_then(|r| r.raw_header("x-amz-bucket-region"))
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned),
     }
 }
 
@@ -74,4 +81,15 @@ pub async fn list_keys(
         );
     }
     Ok(out)
+}
+
+/// Header access on a raw response (lets `list_error` stay generic).
+pub trait RawHeaders {
+    fn raw_header(&self, name: &str) -> Option<&str>;
+}
+
+impl RawHeaders for aws_smithy_runtime_api::http::Response {
+    fn raw_header(&self, name: &str) -> Option<&str> {
+        self.headers().get(name)
+    }
 }

@@ -371,11 +371,23 @@ impl Crawler {
             }
         };
         let client = self.clients.s3(&region);
-        let cursors = self
-            .cursors(&client, target)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((region, cursors))
+        match self.cursors(&client, target).await {
+            Ok(cursors) => Ok((region, cursors)),
+            // The bucket lives elsewhere (a static trail's region was wrong,
+            // or the bucket moved): follow the redirect once.
+            Err(e) if e.redirect_region.as_ref().is_some_and(|r| *r != region) => {
+                let region = e.redirect_region.unwrap_or_default();
+                tracing::info!(bucket = %target.bucket, region = %region,
+                    "the bucket answered with a redirect; following it");
+                let client = self.clients.s3(&region);
+                let cursors = self
+                    .cursors(&client, target)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((region, cursors))
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// The cursors of a target: `[<prefix>/]AWSLogs/[o-<org>/]<account>/CloudTrail/<region>/`.
