@@ -10,15 +10,19 @@ DEMO_DIR := demo
 FUZZ_SECONDS ?= 120
 BENCH_TARGET ?= 500MB
 
-.PHONY: all build demo test check fmt clippy pyenv fuzz bench clean
+.PHONY: all build demo demo-scan test check fmt clippy pyenv fuzz bench clean
 
 all: build
 
 build:
 	$(CARGO) build
 
-## demo: build, lay out a CloudTrail-style tree from the public datasets, scan it
-demo: build
+## demo: emulators + seeded world, one crawl with `trailwatch once`, the alerts as a table
+demo:
+	bash scripts/demo.sh
+
+## demo-scan: the offline hunt: a CloudTrail-style tree from the datasets, scanned
+demo-scan: build
 	python3 scripts/sample_tree.py --datasets $(DATASETS) --out $(DEMO_DIR)/tree --force
 	./target/debug/trailwatch scan --format table $(DEMO_DIR)/tree
 
@@ -40,9 +44,12 @@ clippy:
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
-## bench: release build, a corpus of BENCH_TARGET decompressed, records/s and peak RSS of scan
+## bench: release build; scan throughput and peak RSS over BENCH_TARGET decompressed;
+## crawl throughput of `once` against LocalStack at concurrency 1, 8 and 32
 bench:
 	bash scripts/bench.sh $(BENCH_TARGET)
+	localstack/up.sh
+	localstack/.venv-moto/bin/python scripts/crawl_bench.py --concurrency 1,8,32
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Crawler throughput against LocalStack: `once` over many objects at several
+concurrencies, each from a fresh state, side by side in one run.
+
+    localstack/up.sh
+    localstack/.venv-moto/bin/python scripts/crawl_bench.py [--objects 1000] \
+        [--concurrency 1,8] [--binary target/release/trailwatch]
+
+The objects are a CloudTrail-style tree from scripts/sample_tree.py (records
+from ../shared/datasets with fresh event ids, `--records-per-object` each),
+uploaded once to the bucket `tw-bench-logs` on LocalStack (skipped when it
+already holds them). trailwatch reads it as a static trail (no discovery).
+Prints objects/s and records/s per concurrency, and the CPU time trailwatch
+used (user+sys), which tells whether the crawl was bound by CPU or waited on
+the emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+BUCKET = "tw-bench-logs"
+
+
+def s3():
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=32),
+    )
+
+
+def ensure_objects(objects: int, per_object: int, datasets: str) -> int:
+    """Uploads the tree unless the bucket already holds `objects` log objects."""
+    client = s3()
+    try:
+        client.head_bucket(Bucket=BUCKET)
+    except Exception:
+        client.create_bucket(Bucket=BUCKET)
+    have = sum(
+        1
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for o in page.get("Contents", [])
+        if "/CloudTrail/" in o["Key"]
+    )
+    if have >= objects:
+        return have
+    tree = Path(tempfile.mkdtemp(prefix="tw-bench-tree-"))
+    try:
+        # ~1.35 KB a record: enough bytes for the object count wanted.
+        target = int(objects * per_object * 1400 * 1.02)
+        subprocess.run(
+            [sys.executable, str(REPO / "scripts/sample_tree.py"), "--out", str(tree / "t"),
+             "--datasets", datasets, "--records-per-object", str(per_object),
+             "--target-bytes", str(target)],
+            check=True,
+        )
+        files = [p for p in (tree / "t").rglob("*.json.gz")]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda p: client.upload_file(str(p), BUCKET, str(p.relative_to(tree / "t"))), files))
+        return sum(1 for p in files if "/CloudTrail/" in str(p))
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def run_once(binary: str, concurrency: int) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="tw-bench-"))
+    try:
+        config = work / "trailwatch.toml"
+        config.write_text(f"""
+[state]
+path = "state.db"
+[aws]
+region = "us-east-1"
+endpoint_url = "{os.environ.get('AWS_ENDPOINT_URL', 'http://127.0.0.1:4566')}"
+[discovery]
+enabled = false
+[[trails]]
+bucket = "{BUCKET}"
+region = "us-east-1"
+[crawl]
+concurrency = {concurrency}
+start_from = "48h"
+[log]
+level = "warn"
+[[sinks]]
+type = "file"
+path = "alerts.jsonl"
+""")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                   AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.monotonic()
+        out = subprocess.run([binary, "once", "--config", str(config)], env=env,
+                             capture_output=True, text=True)
+        wall = time.monotonic() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if out.returncode != 0:
+            sys.exit(f"once failed:\n{out.stderr}")
+        m = re.search(r"(\d+) objects processed .*?, (\d+) records, (\d+) new alerts", out.stderr)
+        objects, records, alerts = (int(x) for x in m.groups())
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return {"concurrency": concurrency, "objects": objects, "records": records,
+                "alerts": alerts, "wall": wall, "cpu": cpu}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--objects", type=int, default=1000)
+    p.add_argument("--records-per-object", type=int, default=50)
+    p.add_argument("--concurrency", default="1,8")
+    p.add_argument("--binary", default=str(REPO / "target/release/trailwatch"))
+    p.add_argument("--datasets", default=os.environ.get("TRAILWATCH_DATASETS", str(REPO.parent / "shared/datasets")))
+    args = p.parse_args()
+    have = ensure_objects(args.objects, args.records_per_object, args.datasets)
+    print(f"bucket {BUCKET}: {have} log objects on LocalStack")
+    print(f"{'concurrency':>11} {'objects':>8} {'records':>9} {'wall s':>7} {'objects/s':>10} {'records/s':>10} {'cpu s':>6} {'cpu/wall':>8}")
+    for c in [int(x) for x in args.concurrency.split(",")]:
+        r = run_once(args.binary, c)
+        print(f"{c:>11} {r['objects']:>8} {r['records']:>9} {r['wall']:>7.2f} "
+              f"{r['objects'] / r['wall']:>10.1f} {r['records'] / r['wall']:>10.0f} "
+              f"{r['cpu']:>6.2f} {r['cpu'] / r['wall']:>8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
