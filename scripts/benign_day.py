@@ -72,9 +72,11 @@ records included): discrete activity (deploys, Terraform runs, sign-ins...)
 is scaled from its size at 200,000 records, and steady background traffic
 (dashboards, agents, services, applications) fills the rest.  Engineers follow
 a working-day curve, applications a diurnal load curve, pollers and services
-are flat, backups and key rotation run at night.  Records average about 1.3 KB.
-Everything is built in memory and sorted before writing (about twice the
-output size in RAM).
+are flat, backups and key rotation run at night.  Records average about 1.4 KB
+(200,000 records: about 280 MB, 10 s).  Everything is built in memory and
+sorted before writing (peak memory about 1.3 times the output size).  With
+small ``--records`` the discrete activity alone can exceed the total; a random
+sample of it is kept then.
 
 Examples::
 

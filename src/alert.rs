@@ -45,6 +45,27 @@ pub struct AlertEvent {
     pub error_code: Option<String>,
 }
 
+/// What a sink may show besides the alert contract: the rule's description
+/// (what to check) and false positives, and an excerpt of the raw record.
+/// Kept beside the alert in the outbox, so that sinks need not know rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertContext {
+    pub description: Option<String>,
+    pub falsepositives: Vec<String>,
+    /// The record as compact JSON, cut at `RECORD_EXCERPT_BYTES`.
+    pub record: Option<String>,
+}
+
+/// An alert with its context, as detection produces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detected {
+    pub alert: Alert,
+    pub context: AlertContext,
+}
+
+/// How much of the raw record an alert keeps for people to read.
+pub const RECORD_EXCERPT_BYTES: usize = 2000;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
     pub bucket: String,
@@ -122,6 +143,32 @@ impl Alert {
             count: 1,
             related_event_ids: Vec::new(),
             detected_at: detected_at.to_owned(),
+        }
+    }
+
+    /// The alert and its context for one record matching one rule.
+    pub fn detected(
+        rule: &Rule,
+        record: &Record,
+        object: Option<ObjectRef>,
+        detected_at: &str,
+    ) -> Detected {
+        let mut excerpt = serde_json::to_string(record.json()).unwrap_or_default();
+        if excerpt.len() > RECORD_EXCERPT_BYTES {
+            let mut cut = RECORD_EXCERPT_BYTES;
+            while !excerpt.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            excerpt.truncate(cut);
+            excerpt.push('…');
+        }
+        Detected {
+            alert: Alert::for_match(rule, record, object, detected_at),
+            context: AlertContext {
+                description: rule.description.clone(),
+                falsepositives: rule.falsepositives.clone(),
+                record: Some(excerpt),
+            },
         }
     }
 

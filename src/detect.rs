@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use crate::alert::{Alert, ObjectRef};
+use crate::alert::{Alert, Detected, ObjectRef};
 use crate::decode::{DecodeError, RecordReader};
 use crate::rules::RuleSet;
 
@@ -18,14 +18,15 @@ pub struct ObjectReport {
     pub error: Option<DecodeError>,
 }
 
-/// Decodes `input` and calls `on_alert` for every rule match.
+/// Decodes `input` and calls `on_alert` for every rule match, with the
+/// alert's context (rule description, record excerpt).
 pub fn detect_object(
     input: impl Read,
     rules: &RuleSet,
     object: Option<&ObjectRef>,
     max_decompressed_bytes: u64,
     detected_at: &str,
-    mut on_alert: impl FnMut(Alert),
+    mut on_alert: impl FnMut(Detected),
 ) -> ObjectReport {
     let mut report = ObjectReport::default();
     let mut reader = match RecordReader::new(input, max_decompressed_bytes) {
@@ -42,12 +43,7 @@ pub fn detect_object(
                 report.records += 1;
                 rules.for_each_match(&record, &mut scratch, |rule| {
                     report.alerts += 1;
-                    on_alert(Alert::for_match(
-                        rule,
-                        &record,
-                        object.cloned(),
-                        detected_at,
-                    ));
+                    on_alert(Alert::detected(rule, &record, object.cloned(), detected_at));
                 });
             }
             Ok(None) => break,

@@ -98,9 +98,9 @@ async fn a_delivery_error_raises_one_alert() {
     );
     let alerts = crawler.state.alerts_after(0, 10).expect("outbox");
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].1.rule.id, DELIVERY_ERROR);
+    assert_eq!(alerts[0].alert.rule.id, DELIVERY_ERROR);
     assert_eq!(
-        alerts[0].1.event.account_id.as_deref(),
+        alerts[0].alert.event.account_id.as_deref(),
         Some("111111111111")
     );
 }
@@ -124,5 +124,5 @@ async fn a_trail_that_stops_raises_an_alert() {
         1
     );
     let alerts = crawler.state.alerts_after(0, 10).expect("outbox");
-    assert_eq!(alerts[0].1.rule.id, NOT_LOGGING);
+    assert_eq!(alerts[0].alert.rule.id, NOT_LOGGING);
 }

@@ -4,7 +4,7 @@
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio_util::io::SyncIoBridge;
 
-use crate::alert::{Alert, ObjectRef, now_rfc3339};
+use crate::alert::{Detected, ObjectRef, now_rfc3339};
 use crate::decode::DecodeError;
 use crate::detect::{ObjectReport, detect_object};
 use crate::rules::RuleSet;
@@ -40,7 +40,7 @@ pub enum FetchError {
 #[derive(Debug)]
 pub struct Fetched {
     pub report: ObjectReport,
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<Detected>,
 }
 
 impl Fetched {

@@ -163,7 +163,9 @@ fn worker(
         let Some(path) = files.get(index) else { return };
         let mut alerts = Vec::new();
         let report = match std::fs::File::open(path) {
-            Ok(file) => detect_object(file, rules, None, cap, &now_rfc3339(), |a| alerts.push(a)),
+            Ok(file) => detect_object(file, rules, None, cap, &now_rfc3339(), |d| {
+                alerts.push(d.alert)
+            }),
             Err(e) => ObjectReport {
                 error: Some(crate::decode::DecodeError::Io {
                     offset: 0,

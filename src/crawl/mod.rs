@@ -151,7 +151,7 @@ impl Crawler {
             return Ok(0);
         }
         for a in &alerts {
-            tracing::warn!(rule = %a.rule.id, title = %a.rule.title, "trail alert");
+            tracing::warn!(rule = %a.alert.rule.id, title = %a.alert.rule.title, "trail alert");
         }
         Ok(self.blocking(move |s| s.insert_alerts(&alerts)).await? as u64)
     }

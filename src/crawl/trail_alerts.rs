@@ -2,14 +2,14 @@
 //! that reports a delivery error. Tampering is caught even when the
 //! `StopLogging` record never arrives.
 
-use crate::alert::{Alert, AlertEvent, AlertRule, alert_id, now_rfc3339};
+use crate::alert::{Alert, AlertContext, AlertEvent, AlertRule, Detected, alert_id, now_rfc3339};
 use crate::aws::discovery::Trail;
 
 pub const NOT_LOGGING: &str = "trailwatch-trail-not-logging";
 pub const DELIVERY_ERROR: &str = "trailwatch-trail-delivery-error";
 
 /// The alerts that the change from `before` to `now` calls for.
-pub fn transitions(before: Option<&Trail>, now: &Trail) -> Vec<Alert> {
+pub fn transitions(before: Option<&Trail>, now: &Trail) -> Vec<Detected> {
     let mut out = Vec::new();
     if let Some(before) = before
         && before.logging
@@ -50,9 +50,18 @@ fn alert(
     trail: &Trail,
     key: &str,
     time: Option<String>,
-) -> Alert {
+) -> Detected {
     let account = trail.arn.split(':').nth(4).map(str::to_owned);
-    Alert {
+    let description = if rule_id == NOT_LOGGING {
+        "GetTrailStatus says this trail stopped logging, whether or not its StopLogging \
+         record arrived. Check who stopped it (the StopLogging event in another trail, or \
+         the account's other logs) and start it again if nobody owns the change."
+    } else {
+        "GetTrailStatus reports a delivery error: CloudTrail cannot write this trail's logs \
+         (bucket policy, KMS key policy or a deleted bucket). Until it is fixed, activity \
+         is not recorded. Check the bucket policy and the KMS key policy."
+    };
+    let alert = Alert {
         id: alert_id(rule_id, &format!("{}\0{key}", trail.arn)),
         rule: AlertRule {
             id: rule_id.to_owned(),
@@ -78,6 +87,14 @@ fn alert(
         count: 1,
         related_event_ids: Vec::new(),
         detected_at: now_rfc3339(),
+    };
+    Detected {
+        alert,
+        context: AlertContext {
+            description: Some(description.to_owned()),
+            falsepositives: vec!["A trail retired or reconfigured on purpose.".to_owned()],
+            record: serde_json::to_string(trail).ok(),
+        },
     }
 }
 
@@ -107,8 +124,11 @@ mod tests {
     fn a_trail_that_stops_logging_raises_one_alert() {
         let alerts = transitions(Some(&trail(true, None)), &trail(false, None));
         assert_eq!(alerts.len(), 1);
-        assert_eq!(alerts[0].rule.id, NOT_LOGGING);
-        assert_eq!(alerts[0].event.account_id.as_deref(), Some("111111111111"));
+        assert_eq!(alerts[0].alert.rule.id, NOT_LOGGING);
+        assert_eq!(
+            alerts[0].alert.event.account_id.as_deref(),
+            Some("111111111111")
+        );
         // Seen again while still stopped: nothing new.
         assert!(transitions(Some(&trail(false, None)), &trail(false, None)).is_empty());
         // First sighting of a stopped trail: not a transition.
@@ -120,8 +140,8 @@ mod tests {
         let a = transitions(Some(&trail(true, None)), &trail(true, Some("AccessDenied")));
         let b = transitions(None, &trail(true, Some("AccessDenied")));
         assert_eq!(a.len(), 1);
-        assert_eq!(a[0].rule.id, DELIVERY_ERROR);
-        assert_eq!(a[0].id, b[0].id);
+        assert_eq!(a[0].alert.rule.id, DELIVERY_ERROR);
+        assert_eq!(a[0].alert.id, b[0].alert.id);
         assert!(
             transitions(
                 Some(&trail(true, Some("AccessDenied"))),

@@ -60,13 +60,12 @@ pub fn drain_local(state: &StateStore, sinks: &[SinkConfig]) -> Result<Vec<Drain
         };
         loop {
             let batch = state.alerts_after(seq, BATCH)?;
-            let Some((batch_last, _)) = batch.last() else {
+            let Some(batch_last) = batch.last().map(|o| o.seq) else {
                 break;
             };
-            let batch_last = *batch_last;
             let selected: Vec<_> = batch
                 .iter()
-                .map(|(_, a)| a)
+                .map(|o| &o.alert)
                 .filter(|a| selects(&sink.route, a))
                 .collect();
             let written = match file.as_mut() {

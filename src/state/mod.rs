@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertContext, Detected};
 
 /// A state store failure, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,28 @@ pub struct ObjectCommit<'a> {
     pub status: ObjectStatus,
     pub records: u64,
     pub error: Option<String>,
-    pub alerts: &'a [Alert],
+    pub alerts: &'a [Detected],
+}
+
+/// An alert in the outbox, at its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outboxed {
+    pub seq: i64,
+    pub alert: Alert,
+    pub context: AlertContext,
+}
+
+/// An alert a sink refused for good (a 4xx other than 408/429).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub sink: String,
+    pub seq: i64,
+    pub alert_id: String,
+    /// The HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// The receiver's answer (cut to a few KB).
+    pub body: String,
+    pub failed_at: i64,
 }
 
 /// A failed object, for `trailwatch trails` and the logs.
@@ -285,7 +306,7 @@ impl StateStore {
 
     /// Adds alerts that belong to no object (trail status alerts); returns
     /// how many were new.
-    pub fn insert_alerts(&self, alerts: &[Alert]) -> Result<usize> {
+    pub fn insert_alerts(&self, alerts: &[Detected]) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let n = insert_alerts(&tx, alerts).map_err(|e| self.err(e))?;
@@ -294,19 +315,38 @@ impl StateStore {
     }
 
     /// Up to `limit` alerts after outbox position `seq`, in order.
-    pub fn alerts_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, Alert)>> {
+    pub fn alerts_after(&self, seq: i64, limit: usize) -> Result<Vec<Outboxed>> {
+        self.query_outbox(
+            "SELECT seq, json, context FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![seq, limit as i64],
+        )
+    }
+
+    /// The alert at outbox position `seq`.
+    pub fn alert_at(&self, seq: i64) -> Result<Option<Outboxed>> {
+        Ok(self
+            .query_outbox(
+                "SELECT seq, json, context FROM alerts WHERE seq = ?1",
+                params![seq],
+            )?
+            .pop())
+    }
+
+    fn query_outbox(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Outboxed>> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT seq, json FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT ?2")
-            .map_err(|e| self.err(e))?;
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![seq, limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, json) = row.map_err(|e| self.err(e))?;
+            let (seq, json, context) = row.map_err(|e| self.err(e))?;
             let alert = serde_json::from_str(&json).map_err(|e| {
                 self.err(rusqlite::Error::FromSqlConversionFailure(
                     1,
@@ -314,9 +354,86 @@ impl StateStore {
                     Box::new(e),
                 ))
             })?;
-            out.push((seq, alert));
+            let context = context
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or_default();
+            out.push(Outboxed {
+                seq,
+                alert,
+                context,
+            });
         }
         Ok(out)
+    }
+
+    /// How many alerts wait after a sink's position (its backlog, before
+    /// its route filters them).
+    pub fn pending(&self, sink: &str) -> Result<u64> {
+        let (seq, _) = self.sink_offset(sink)?;
+        self.conn()
+            .query_row("SELECT count(*) FROM alerts WHERE seq > ?1", [seq], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    // ---- dead letters ------------------------------------------------------
+
+    /// Records that `sink` refused the alert at `seq` for good.
+    pub fn add_dead_letter(
+        &self,
+        sink: &str,
+        seq: i64,
+        status: Option<u16>,
+        body: &str,
+    ) -> Result<()> {
+        let body: String = body.chars().take(4096).collect();
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO dead_letters (sink, seq, status, body, failed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![sink, seq, status.map(i64::from), body, now()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Dead letters, of one sink or all, oldest first.
+    pub fn dead_letters(&self, sink: Option<&str>) -> Result<Vec<DeadLetter>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT d.sink, d.seq, a.id, d.status, coalesce(d.body, ''), d.failed_at
+                 FROM dead_letters d JOIN alerts a ON a.seq = d.seq
+                 WHERE ?1 IS NULL OR d.sink = ?1 ORDER BY d.seq, d.sink",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![sink], |r| {
+                Ok(DeadLetter {
+                    sink: r.get(0)?,
+                    seq: r.get(1)?,
+                    alert_id: r.get(2)?,
+                    status: r.get::<_, Option<i64>>(3)?.map(|s| s as u16),
+                    body: r.get(4)?,
+                    failed_at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets a dead letter (delivered on retry, or dropped by an operator).
+    pub fn remove_dead_letter(&self, sink: &str, seq: i64) -> Result<bool> {
+        self.conn()
+            .execute(
+                "DELETE FROM dead_letters WHERE sink = ?1 AND seq = ?2",
+                params![sink, seq],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
     }
 
     /// The newest outbox position.
@@ -411,15 +528,17 @@ impl StateStore {
     }
 }
 
-fn insert_alerts(tx: &rusqlite::Transaction, alerts: &[Alert]) -> rusqlite::Result<usize> {
+fn insert_alerts(tx: &rusqlite::Transaction, alerts: &[Detected]) -> rusqlite::Result<usize> {
     let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO alerts (id, json, created_at) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO alerts (id, json, context, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut inserted = 0;
-    for alert in alerts {
-        let json = serde_json::to_string(alert)
+    for d in alerts {
+        let json = serde_json::to_string(&d.alert)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        inserted += stmt.execute(params![alert.id, json, now()])?;
+        let context = serde_json::to_string(&d.context)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        inserted += stmt.execute(params![d.alert.id, json, context, now()])?;
     }
     Ok(inserted)
 }

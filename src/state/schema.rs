@@ -28,7 +28,8 @@ CREATE INDEX objects_by_cursor_time ON objects (cursor_id, key_time);
 CREATE TABLE alerts (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     id         TEXT NOT NULL UNIQUE,
-    json       TEXT NOT NULL,
+    json       TEXT NOT NULL,         -- the alert (the contract)
+    context    TEXT,                  -- rule description, record excerpt (for sinks)
     created_at INTEGER NOT NULL
 );
 CREATE TABLE sink_offsets (

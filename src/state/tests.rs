@@ -1,7 +1,18 @@
 use super::*;
 use crate::alert::{AlertEvent, AlertRule};
 
-fn alert(id: &str) -> Alert {
+fn alert(id: &str) -> Detected {
+    Detected {
+        alert: alert_only(id),
+        context: AlertContext {
+            description: Some("check it".into()),
+            falsepositives: vec![],
+            record: Some("{}".into()),
+        },
+    }
+}
+
+fn alert_only(id: &str) -> Alert {
     Alert {
         id: id.into(),
         rule: AlertRule {
@@ -60,10 +71,10 @@ fn reprocessing_an_object_adds_no_alert() {
     assert_eq!(store.alert_count().expect("count"), 2);
     let out = store.alerts_after(0, 10).expect("read");
     assert_eq!(
-        out.iter().map(|(_, a)| a.id.as_str()).collect::<Vec<_>>(),
+        out.iter().map(|o| o.alert.id.as_str()).collect::<Vec<_>>(),
         ["tw-1", "tw-2"]
     );
-    assert_eq!(store.alerts_after(out[0].0, 10).expect("read").len(), 1);
+    assert_eq!(store.alerts_after(out[0].seq, 10).expect("read").len(), 1);
 }
 
 #[test]
@@ -164,4 +175,22 @@ fn processes_opening_a_new_file_at_once_create_it_once() {
     for h in handles {
         h.join().expect("thread").expect("every open succeeds");
     }
+}
+
+#[test]
+fn dead_letters_are_listed_and_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = StateStore::open(&dir.path().join("state.db")).expect("open");
+    store.insert_alerts(&[alert("tw-9")]).expect("insert");
+    let seq = store.last_seq().expect("seq");
+    store
+        .add_dead_letter("dd", seq, Some(400), "{\"errors\":[\"bad\"]}")
+        .expect("dead letter");
+    let dead = store.dead_letters(Some("dd")).expect("list");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].alert_id, "tw-9");
+    assert_eq!(dead[0].status, Some(400));
+    assert!(store.dead_letters(Some("other")).expect("list").is_empty());
+    assert!(store.remove_dead_letter("dd", seq).expect("remove"));
+    assert!(store.dead_letters(None).expect("list").is_empty());
 }
