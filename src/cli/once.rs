@@ -8,7 +8,7 @@ use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::aws::AwsClients;
 use crate::config::Config;
 use crate::crawl::Crawler;
-use crate::sinks::outbox::drain_local;
+use crate::sinks::deliver::{Policy, deliver_all};
 use crate::state::StateStore;
 
 pub fn run(path: &Path) -> ExitCode {
@@ -43,7 +43,7 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     let config = Arc::new(config);
-    let report = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let clients = Arc::new(AwsClients::new(&config.aws).await);
         let crawler = Crawler {
             clients,
@@ -51,17 +51,14 @@ pub fn run(path: &Path) -> ExitCode {
             rules: Arc::new(rules),
             config: Arc::clone(&config),
         };
-        crawler.pass().await
+        let report = crawler.pass().await.map_err(|e| e.to_string())?;
+        let delivered = deliver_all(&state, &config.sinks, &Policy::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((report, delivered))
     });
-    let report = match report {
+    let (report, drained) = match outcome {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
-    let drained = match drain_local(&state, &config.sinks) {
-        Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_FAILED);
@@ -100,13 +97,15 @@ pub fn run(path: &Path) -> ExitCode {
     }
     for d in &drained {
         eprintln!(
-            "sink {}: {} delivered, {} pending{}",
+            "sink {}: {} delivered, {} dead letters, {} retries, {} pending{}",
             d.sink,
             d.delivered,
+            d.dead_letters,
+            d.retries,
             d.pending,
-            d.error
+            d.failing
                 .as_deref()
-                .map(|e| format!(" ({e})"))
+                .map(|e| format!(" (failing: {e})"))
                 .unwrap_or_default()
         );
     }

@@ -1,10 +1,14 @@
 //! Where alerts go: output formats, the file and stdout sinks, routes, and
 //! draining the outbox. The delivering sinks (Datadog, webhook) build on them.
 
+pub mod datadog;
+pub mod deliver;
 pub mod file;
+pub mod http;
 pub mod outbox;
 pub mod route;
 pub mod table;
+pub mod webhook;
 
 use std::io::{self, Write};
 

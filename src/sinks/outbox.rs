@@ -1,5 +1,5 @@
 //! Draining the outbox into the local sinks (file, stdout). Each sink keeps
-//! its own position; a sink that is not built yet leaves its alerts waiting.
+//! its own position.
 
 use std::io::Write;
 

@@ -1,0 +1,399 @@
+//! Delivering the outbox to an HTTP sink (Datadog or a webhook): in order,
+//! under the sink's rate limit, retrying transient failures with jittered
+//! exponential backoff that honours the receiver's wait hints, moving
+//! permanent failures to the dead-letter list, and giving up for now (the
+//! circuit opens) after several failures in a row. The sink's position is
+//! committed after every alert, so a crash repeats at most the alert in flight.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+
+use super::http::{self, Attempt};
+use super::route::selects;
+use super::{datadog, webhook};
+use crate::alert::{Alert, AlertContext};
+use crate::config::{Route, Secret, SinkConfig, SinkKind};
+use crate::state::{StateError, StateStore};
+
+/// Where an HTTP sink sends, and how.
+enum Target {
+    Datadog {
+        url: String,
+        api_key: Secret,
+        tags: Vec<String>,
+    },
+    Webhook {
+        url: String,
+        method: reqwest::Method,
+        headers: Vec<(String, Secret)>,
+        template: Option<String>,
+        secret: Option<Secret>,
+    },
+}
+
+/// A Datadog or webhook sink, ready to send.
+pub struct HttpSink {
+    pub name: String,
+    target: Target,
+    route: Route,
+    client: reqwest::Client,
+    /// At most `burst + per_second × T` requests in any T seconds, retries included.
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+/// When to back off and when to stop trying for now.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Failures in a row after which the circuit opens.
+    pub breaker_threshold: u32,
+    /// First backoff; doubled per failure, with full jitter.
+    pub base: Duration,
+    pub cap: Duration,
+    /// A wait hint longer than this opens the circuit instead of sleeping.
+    pub max_wait: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            breaker_threshold: 6,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(30),
+            max_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What one drain did.
+#[derive(Debug, Clone, Default)]
+pub struct SinkReport {
+    pub sink: String,
+    pub delivered: u64,
+    pub dead_letters: u64,
+    pub retries: u64,
+    /// Requests whose outcome is unknown (timed out after sending).
+    pub unknown: u64,
+    /// Alerts this sink has yet to deliver.
+    pub pending: u64,
+    /// Why the circuit is open, when it is.
+    pub failing: Option<String>,
+}
+
+impl HttpSink {
+    /// The HTTP sink for `config`, or `None` for a local (file, stdout) sink.
+    pub fn new(config: &SinkConfig) -> Result<Option<HttpSink>, String> {
+        let target = match &config.kind {
+            SinkKind::Datadog { url, api_key, tags } => Target::Datadog {
+                url: url.clone(),
+                api_key: api_key.clone(),
+                tags: tags.clone(),
+            },
+            SinkKind::Webhook {
+                url,
+                method,
+                headers,
+                body_template,
+                signing_secret,
+            } => Target::Webhook {
+                url: url.clone(),
+                method: reqwest::Method::from_bytes(method.as_bytes())
+                    .map_err(|e| format!("method {method}: {e}"))?,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                template: body_template.clone(),
+                secret: signing_secret.clone(),
+            },
+            SinkKind::File { .. } | SinkKind::Stdout => return Ok(None),
+        };
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("trailwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let limiter = config.rate_limit.map(|rl| {
+            let period = Duration::from_secs_f64(1.0 / rl.per_second);
+            let burst = NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(burst);
+            RateLimiter::direct(quota)
+        });
+        Ok(Some(HttpSink {
+            name: config.name.clone(),
+            target,
+            route: config.route.clone(),
+            client,
+            limiter,
+        }))
+    }
+
+    /// Whether this sink's route takes the alert.
+    pub fn selects(&self, alert: &Alert) -> bool {
+        selects(&self.route, alert)
+    }
+
+    /// One request, after the rate limiter lets it through.
+    pub async fn attempt(&self, alert: &Alert, context: &AlertContext) -> Attempt {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        let request = match &self.target {
+            Target::Datadog { url, api_key, tags } => {
+                let body = datadog::event(alert, context, tags, time::OffsetDateTime::now_utc());
+                self.client
+                    .post(url)
+                    .header("DD-API-KEY", api_key.expose())
+                    .json(&body)
+            }
+            Target::Webhook {
+                url,
+                method,
+                headers,
+                template,
+                secret,
+            } => {
+                let body = match webhook::render(template.as_deref(), alert, context) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Attempt::Permanent {
+                            status: 0,
+                            body: format!("body template: {e}"),
+                        };
+                    }
+                };
+                let mut request = self
+                    .client
+                    .request(method.clone(), url)
+                    .header("content-type", "application/json");
+                for (name, value) in headers {
+                    request = request.header(name, value.expose());
+                }
+                if let Some(secret) = secret {
+                    let t = time::OffsetDateTime::now_utc().unix_timestamp();
+                    request = request.header(
+                        webhook::SIGNATURE_HEADER,
+                        webhook::signature(secret.expose().as_bytes(), t, &body),
+                    );
+                }
+                request.body(body)
+            }
+        };
+        http::send(request).await
+    }
+}
+
+/// Full-jitter exponential backoff for the `n`th failure in a row.
+fn backoff(policy: &Policy, n: u32) -> Duration {
+    let ceiling = policy
+        .base
+        .saturating_mul(1u32 << n.min(16))
+        .min(policy.cap);
+    let millis = ceiling.as_millis().max(1) as u64;
+    Duration::from_millis(rand::rng().random_range(0..=millis))
+}
+
+async fn blocking<T: Send + 'static>(
+    state: &Arc<StateStore>,
+    f: impl FnOnce(&StateStore) -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    let state = Arc::clone(state);
+    match tokio::task::spawn_blocking(move || f(&state)).await {
+        Ok(r) => r,
+        Err(e) => Err(StateError {
+            path: "(task)".into(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        }),
+    }
+}
+
+/// Delivers what waits for `sink` in the outbox, until it is drained or the
+/// circuit opens.
+pub async fn drain(
+    sink: &HttpSink,
+    state: &Arc<StateStore>,
+    policy: &Policy,
+) -> Result<SinkReport, StateError> {
+    let mut report = SinkReport {
+        sink: sink.name.clone(),
+        ..SinkReport::default()
+    };
+    let name = sink.name.clone();
+    let (mut offset, _) = blocking(state, move |s| s.sink_offset(&name)).await?;
+    let mut failures_in_a_row = 0u32;
+    'outer: loop {
+        let batch = blocking(state, move |s| s.alerts_after(offset, 100)).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for item in batch {
+            if !sink.selects(&item.alert) {
+                offset = item.seq;
+                continue;
+            }
+            loop {
+                match sink.attempt(&item.alert, &item.context).await {
+                    Attempt::Delivered => {
+                        failures_in_a_row = 0;
+                        report.delivered += 1;
+                        break;
+                    }
+                    Attempt::Permanent { status, body } => {
+                        failures_in_a_row = 0;
+                        report.dead_letters += 1;
+                        tracing::warn!(sink = %sink.name, alert = %item.alert.id, status, "alert refused for good; kept as a dead letter");
+                        let (name, seq) = (sink.name.clone(), item.seq);
+                        let status = (status != 0).then_some(status);
+                        blocking(state, move |s| s.add_dead_letter(&name, seq, status, &body))
+                            .await?;
+                        break;
+                    }
+                    Attempt::Transient {
+                        reason,
+                        wait,
+                        outcome_unknown,
+                    } => {
+                        failures_in_a_row += 1;
+                        report.retries += 1;
+                        if outcome_unknown {
+                            report.unknown += 1;
+                        }
+                        let too_long = wait.is_some_and(|w| w > policy.max_wait);
+                        if failures_in_a_row >= policy.breaker_threshold || too_long {
+                            tracing::warn!(sink = %sink.name, error = %reason, "sink failing; alerts wait in the outbox");
+                            report.failing = Some(reason);
+                            break 'outer;
+                        }
+                        let pause = wait.unwrap_or_else(|| backoff(policy, failures_in_a_row));
+                        tracing::debug!(sink = %sink.name, error = %reason, ?pause, "retrying");
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
+            offset = item.seq;
+            let name = sink.name.clone();
+            blocking(state, move |s| s.set_sink_offset(&name, offset, None)).await?;
+        }
+        let name = sink.name.clone();
+        blocking(state, move |s| s.set_sink_offset(&name, offset, None)).await?;
+    }
+    let name = sink.name.clone();
+    report.pending = blocking(state, move |s| s.pending(&name)).await?;
+    Ok(report)
+}
+
+/// Re-sends dead letters (all of the sink's, or those with the given alert
+/// ids); those delivered leave the list. Returns (delivered, still dead).
+pub async fn retry_dead_letters(
+    sink: &HttpSink,
+    state: &Arc<StateStore>,
+    ids: &[String],
+    policy: &Policy,
+) -> Result<(u64, u64), StateError> {
+    let name = sink.name.clone();
+    let dead = blocking(state, move |s| s.dead_letters(Some(&name))).await?;
+    let (mut delivered, mut still) = (0, 0);
+    for letter in dead
+        .into_iter()
+        .filter(|d| ids.is_empty() || ids.contains(&d.alert_id))
+    {
+        let seq = letter.seq;
+        let Some(item) = blocking(state, move |s| s.alert_at(seq)).await? else {
+            continue;
+        };
+        let mut tries = 0;
+        let outcome = loop {
+            match sink.attempt(&item.alert, &item.context).await {
+                Attempt::Transient { wait, .. } if tries + 1 < policy.breaker_threshold => {
+                    tries += 1;
+                    tokio::time::sleep(wait.unwrap_or_else(|| backoff(policy, tries))).await;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
+            Attempt::Delivered => {
+                delivered += 1;
+                let name = sink.name.clone();
+                blocking(state, move |s| s.remove_dead_letter(&name, seq)).await?;
+            }
+            Attempt::Permanent { status, body } => {
+                still += 1;
+                let name = sink.name.clone();
+                let status = (status != 0).then_some(status);
+                blocking(state, move |s| s.add_dead_letter(&name, seq, status, &body)).await?;
+            }
+            Attempt::Transient { .. } => still += 1,
+        }
+    }
+    Ok((delivered, still))
+}
+
+/// Delivers the outbox to every sink at once: local sinks on the blocking
+/// pool, HTTP sinks each on its own, so that a slow or dead sink holds up no
+/// other. Returns one report per sink, in config order.
+pub async fn deliver_all(
+    state: &Arc<StateStore>,
+    sinks: &[SinkConfig],
+    policy: &Policy,
+) -> Result<Vec<SinkReport>, StateError> {
+    let local_state = Arc::clone(state);
+    let local_sinks = sinks.to_vec();
+    let local =
+        tokio::task::spawn_blocking(move || super::outbox::drain_local(&local_state, &local_sinks));
+    let mut http_sinks = Vec::new();
+    let mut broken = Vec::new();
+    for config in sinks {
+        match HttpSink::new(config) {
+            Ok(Some(sink)) => http_sinks.push(sink),
+            Ok(None) => {}
+            Err(e) => broken.push(SinkReport {
+                sink: config.name.clone(),
+                failing: Some(e),
+                ..SinkReport::default()
+            }),
+        }
+    }
+    let remote =
+        futures::future::join_all(http_sinks.iter().map(|s| drain(s, state, policy))).await;
+    let local = match local.await {
+        Ok(r) => r.map_err(|super::outbox::DrainError::State(e)| e)?,
+        Err(e) => {
+            return Err(StateError {
+                path: "(task)".into(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            });
+        }
+    };
+    let mut by_name: std::collections::HashMap<String, SinkReport> =
+        std::collections::HashMap::new();
+    for d in local {
+        by_name.insert(
+            d.sink.clone(),
+            SinkReport {
+                sink: d.sink,
+                delivered: d.delivered,
+                pending: d.pending,
+                failing: d.error,
+                ..SinkReport::default()
+            },
+        );
+    }
+    for r in remote {
+        let r = r?;
+        by_name.insert(r.sink.clone(), r);
+    }
+    for r in broken {
+        by_name.insert(r.sink.clone(), r);
+    }
+    Ok(sinks
+        .iter()
+        .filter_map(|c| by_name.remove(&c.name))
+        .collect())
+}
