@@ -8,6 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 bash scripts/pyenv.sh
+bash scripts/receiver-venv.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 

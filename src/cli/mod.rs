@@ -2,6 +2,7 @@
 
 mod logging;
 mod once;
+mod outbox;
 mod rules;
 mod scan;
 mod trails;
@@ -40,6 +41,22 @@ pub enum Command {
     Trails {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Dead letters per sink: list them, send them again, or drop them.
+    Outbox {
+        #[arg(value_enum)]
+        action: outbox::Action,
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this sink's dead letters.
+        #[arg(long)]
+        sink: Option<String>,
+        /// With `drop` and no ids: every dead letter.
+        #[arg(long)]
+        all: bool,
+        /// Alert ids (tw-...); none: every dead letter.
+        #[arg(value_name = "ID")]
+        ids: Vec<String>,
     },
     /// Hunt through CloudTrail files or directory trees offline.
     Scan(scan::ScanArgs),
@@ -85,6 +102,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Once { config } => once::run(&config),
         Command::Trails { config } => trails::run(&config),
+        Command::Outbox {
+            action,
+            config,
+            sink,
+            all,
+            ids,
+        } => outbox::run(action, &config, sink.as_deref(), &ids, all),
         Command::Rules {
             command: RulesCommand::List(sources),
         } => rules::list(&sources),

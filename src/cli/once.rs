@@ -65,6 +65,9 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
 
+    if let Some((sink, pending, bound)) = &report.paused_by {
+        eprintln!("crawl paused: sink {sink} has {pending} alerts waiting (max_backlog {bound})");
+    }
     for (where_, why) in &report.discovery_errors {
         eprintln!("discovery: {where_}: {why}");
     }

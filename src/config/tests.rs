@@ -122,3 +122,16 @@ fn the_example_config_is_valid() {
     assert!(!config.sinks.is_empty());
     assert!(config.server.is_some());
 }
+
+#[test]
+fn a_webhook_template_must_give_json() {
+    let e = err(
+        "[[sinks]]\ntype = \"webhook\"\nurl = \"https://h.example/x\"\nbody_template = '{\"a\": $ALERT_ID'\n",
+    );
+    assert_eq!(e.path, "sinks[0].body_template", "{e}");
+    Config::from_toml(
+        "[[sinks]]\ntype = \"webhook\"\nurl = \"https://h.example/x\"\nbody_template = '{\"text\": \"$EVENT_TITLE\", \"alert\": $ALERT_JSON}'\n",
+        Path::new("."),
+    )
+    .expect("a good template");
+}

@@ -460,6 +460,10 @@ fn sink(
                 };
                 headers.insert(name, value);
             }
+            if let Some(template) = &raw.body_template {
+                crate::sinks::webhook::check_template(template)
+                    .map_err(|e| ConfigError::new(at("body_template"), e))?;
+            }
             SinkKind::Webhook {
                 url,
                 method,

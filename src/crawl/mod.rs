@@ -72,6 +72,8 @@ pub struct PassReport {
     pub discovery_errors: BTreeMap<String, String>,
     pub targets: Vec<TargetReport>,
     pub trail_alerts: u64,
+    /// Crawling paused because this sink's backlog is full (sink, pending, bound).
+    pub paused_by: Option<(String, u64, u64)>,
 }
 
 impl PassReport {
@@ -231,6 +233,15 @@ impl Crawler {
             }
         }
 
+        // A sink whose backlog is full pauses the crawl (nothing is dropped:
+        // the objects stay unprocessed and are listed again next pass).
+        let paused_by = self.full_backlog().await?;
+        if let Some((sink, pending, bound)) = &paused_by {
+            tracing::warn!(sink = %sink, pending, bound, "crawl paused: the sink's backlog is full");
+            work.clear();
+            listed_per_cursor.clear();
+        }
+
         // Process with bounded concurrency; results per cursor.
         let concurrency = self.config.crawl.concurrency;
         let results: Vec<(Work, Outcome)> = futures::stream::iter(work)
@@ -353,7 +364,20 @@ impl Crawler {
             discovery_errors,
             targets: reports,
             trail_alerts,
+            paused_by,
         })
+    }
+
+    /// The first sink whose backlog has reached its bound.
+    pub async fn full_backlog(&self) -> Result<Option<(String, u64, u64)>, CrawlError> {
+        for sink in &self.config.sinks {
+            let name = sink.name.clone();
+            let pending = self.blocking(move |s| s.pending(&name)).await?;
+            if pending >= sink.max_backlog {
+                return Ok(Some((sink.name.clone(), pending, sink.max_backlog)));
+            }
+        }
+        Ok(None)
     }
 
     /// A target's bucket region and its cursors.

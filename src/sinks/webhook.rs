@@ -113,6 +113,38 @@ pub fn render(
     Ok(out.into_bytes())
 }
 
+/// Checks a template at config time: it must give JSON for an alert.
+pub fn check_template(template: &str) -> Result<(), String> {
+    let sample = Alert {
+        id: "tw-0000000000000000".into(),
+        rule: crate::alert::AlertRule {
+            id: "sample".into(),
+            title: "Sample \"rule\"".into(),
+            severity: "high".into(),
+            tags: vec!["attack.t1000".into()],
+            source: "builtin".into(),
+        },
+        event: crate::alert::AlertEvent {
+            id: Some("sample".into()),
+            name: Some("StopLogging".into()),
+            source: Some("cloudtrail.amazonaws.com".into()),
+            time: Some("2026-01-01T00:00:00Z".into()),
+            account_id: None,
+            region: None,
+            principal: None,
+            principal_type: None,
+            source_ip: None,
+            user_agent: None,
+            error_code: None,
+        },
+        object: None,
+        count: 1,
+        related_event_ids: Vec::new(),
+        detected_at: "2026-01-01T00:00:00Z".into(),
+    };
+    render(Some(template), &sample, &AlertContext::default()).map(|_| ())
+}
+
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
     let mut mac =
