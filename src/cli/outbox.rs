@@ -69,7 +69,7 @@ pub fn run(action: Action, path: &Path, sink: Option<&str>, ids: &[String], all:
             );
             for d in &chosen {
                 let when = time::OffsetDateTime::from_unix_timestamp(d.failed_at)
-                    .map(|t| crate::crawl::keys::key_time(t))
+                    .map(crate::crawl::keys::key_time)
                     .unwrap_or_default();
                 let body: String = d
                     .body
