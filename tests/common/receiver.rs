@@ -62,7 +62,11 @@ impl Receiver {
         if let Some(s) = webhook_secret {
             cmd.arg("--webhook-secret-file").arg(s);
         }
-        let child = cmd.spawn().expect("start the receiver");
+        let mut receiver = Receiver {
+            child: cmd.spawn().expect("start the receiver"),
+            url: String::new(),
+            control: String::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let read = |f: &Path| {
             std::fs::read_to_string(f)
@@ -71,12 +75,11 @@ impl Receiver {
         };
         loop {
             if let (Some(port), Some(control)) = (read(&port_file), read(&control_file)) {
-                return Receiver {
-                    child,
-                    url: format!("http://127.0.0.1:{}", port.trim()),
-                    control: format!("http://127.0.0.1:{}", control.trim()),
-                };
+                receiver.url = format!("http://127.0.0.1:{}", port.trim());
+                receiver.control = format!("http://127.0.0.1:{}", control.trim());
+                return receiver;
             }
+            // (Dropping the receiver on this panic kills and reaps it.)
             assert!(Instant::now() < deadline, "the receiver did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
