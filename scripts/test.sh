@@ -26,3 +26,4 @@ localstack/up.sh
 
 cargo test --all-targets
 ./target/debug/trailwatch rules test
+bash systemd/check.sh target/debug/trailwatch

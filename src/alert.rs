@@ -54,6 +54,9 @@ pub struct AlertContext {
     pub falsepositives: Vec<String>,
     /// The record as compact JSON, cut at `RECORD_EXCERPT_BYTES`.
     pub record: Option<String>,
+    /// What the call acted on (for the suppression window's key).
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// An alert with its context, as detection produces it.
@@ -168,6 +171,7 @@ impl Alert {
                 description: rule.description.clone(),
                 falsepositives: rule.falsepositives.clone(),
                 record: Some(excerpt),
+                resource: resource(record),
             },
         }
     }
@@ -175,6 +179,41 @@ impl Alert {
     /// The severity, parsed back from the contract's string.
     pub fn severity(&self) -> Option<Severity> {
         Severity::parse(&self.rule.severity)
+    }
+}
+
+/// What a call acted on: the first identifying request parameter, else all
+/// of them (compact JSON); `None` when the record has none.
+pub fn resource(record: &Record) -> Option<String> {
+    const NAMES: [&str; 18] = [
+        "bucketName",
+        "name",
+        "trailName",
+        "userName",
+        "roleName",
+        "groupName",
+        "policyArn",
+        "instanceId",
+        "instancesSet",
+        "functionName",
+        "groupId",
+        "secretId",
+        "keyId",
+        "snapshotId",
+        "imageId",
+        "detectorId",
+        "resourceArn",
+        "dBSnapshotIdentifier",
+    ];
+    let params = record.json().get("requestParameters")?;
+    for name in NAMES {
+        if let Some(v) = params.get(name) {
+            return serde_json::to_string(v).ok();
+        }
+    }
+    match params {
+        crate::event::Json::Null => None,
+        other => serde_json::to_string(other).ok(),
     }
 }
 

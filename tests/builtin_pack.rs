@@ -163,3 +163,27 @@ fn excluding_a_management_source_fires() {
         ["aws-cloudtrail-event-selectors-reduced"]
     );
 }
+
+#[test]
+fn an_allowlist_entry_quiets_its_rule_for_the_matching_principal_only() {
+    let records = detonation("aws.persistence.iam-backdoor-user");
+    let rule = "aws-iam-access-key-created-for-other-user";
+    let record = records
+        .iter()
+        .find(|r| fired(&builtin(), r).contains(&rule.to_string()))
+        .expect("the backdoor-user detonation fires the rule")
+        .clone();
+    let principal = record["userIdentity"]["arn"]
+        .as_str()
+        .expect("arn")
+        .to_owned();
+    let allow = |arn: &str| trailwatch::rules::Allow {
+        rules: vec![rule.to_owned()],
+        conditions: vec![("userIdentity.arn".to_owned(), vec![arn.to_owned()])],
+        reason: Some("the key-rotation job".to_owned()),
+    };
+    let quiet = builtin().with_allowlist(vec![allow(&principal)]);
+    assert!(!fired(&quiet, &record).contains(&rule.to_string()));
+    let other = builtin().with_allowlist(vec![allow("arn:aws:iam::*:user/ci-*")]);
+    assert!(fired(&other, &record).contains(&rule.to_string()));
+}

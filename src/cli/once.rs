@@ -20,15 +20,24 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     super::logging::init(&config.log);
+    let suppression = config
+        .rules
+        .suppression
+        .as_ref()
+        .map(|s| crate::state::Suppression {
+            window: s.window,
+            rules: s.rules.clone(),
+        });
     let state =
         match StateStore::open(&config.state_path).and_then(|s| s.check_writable().map(|_| s)) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => Arc::new(s.with_suppression(suppression)),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
         };
     let (rules, errors) = crate::rules::load_rule_set(config.rules.builtin, &config.rules.paths);
+    let rules = rules.with_allowlist(config.rules.allow.clone());
     for e in &errors {
         tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
     }

@@ -22,6 +22,14 @@ pub fn run(path: &Path, strict: bool) -> ExitCode {
     for e in &errors {
         eprintln!("rule error: {e}");
     }
+    // An allowlist entry naming a rule that is not loaded allows nothing.
+    for (i, a) in config.rules.allow.iter().enumerate() {
+        for id in a.rules.iter().filter(|r| *r != "*") {
+            if !set.rules().iter().any(|r| &r.id == id) {
+                eprintln!("warning: rules.allow[{i}].rules: no loaded rule has the id {id}");
+            }
+        }
+    }
     println!(
         "{}: ok ({} rules loaded, {} failed; {} sinks)",
         path.display(),

@@ -104,6 +104,18 @@ pub struct CrawlConfig {
 pub struct RulesConfig {
     pub builtin: bool,
     pub paths: Vec<PathBuf>,
+    /// Matches these entries allow are not alerts.
+    pub allow: Vec<crate::rules::Allow>,
+    pub suppression: Option<Suppression>,
+}
+
+/// Repeats of an alert (same rule, principal and resource) inside the window
+/// only raise its count; one summary follows when the window closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub window: Duration,
+    /// Rule ids it applies to; empty: every rule.
+    pub rules: Vec<String>,
 }
 
 /// Which alerts a sink receives. Several values of one field: any of them;

@@ -86,6 +86,36 @@ pub struct RawRules {
     pub builtin: Option<bool>,
     #[serde(default)]
     pub paths: Vec<PathBuf>,
+    /// Allowlist entries (`[[rules.allow]]`).
+    #[serde(default)]
+    pub allow: Vec<RawAllow>,
+    pub suppression: Option<RawSuppression>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAllow {
+    pub rules: Vec<String>,
+    pub reason: Option<String>,
+    #[serde(rename = "match")]
+    pub conditions: BTreeMap<String, RawValues>,
+}
+
+/// One value or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawValues {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSuppression {
+    pub window: String,
+    /// Rule ids the window applies to; none: every rule.
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 /// One sink. Every sink type shares this struct so that an error names the

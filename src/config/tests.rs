@@ -135,3 +135,42 @@ fn a_webhook_template_must_give_json() {
     )
     .expect("a good template");
 }
+
+#[test]
+fn the_torq_and_slack_examples_are_valid() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe {
+        std::env::set_var("TORQ_WEBHOOK_SECRET", "x");
+        std::env::set_var("TRAILWATCH_WEBHOOK_SIGNING_SECRET", "y");
+    }
+    for name in ["torq.toml", "slack.toml"] {
+        let text = std::fs::read_to_string(examples.join(name)).expect("example");
+        let config = Config::from_toml(&text, &examples).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            matches!(config.sinks[0].kind, SinkKind::Webhook { .. }),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn allowlists_and_suppression() {
+    let config = Config::from_toml(
+        "[rules]\n[[rules.allow]]\nrules = [\"aws-iam-access-key-created-for-other-user\"]\n\
+         reason = \"CI rotates keys\"\nmatch = { \"userIdentity.sessionContext.sessionIssuer.userName\" = \"ci-key-rotation\", \"requestParameters.userName\" = [\"svc-*\"] }\n\
+         [rules.suppression]\nwindow = \"1h\"\n",
+        Path::new("."),
+    )
+    .expect("valid");
+    assert_eq!(config.rules.allow.len(), 1);
+    assert_eq!(config.rules.allow[0].conditions.len(), 2);
+    assert_eq!(
+        config.rules.suppression.as_ref().map(|s| s.window),
+        Some(Duration::from_secs(3600))
+    );
+    let e = err("[rules]\n[[rules.allow]]\nrules = [\"x\"]\nmatch = {}\n");
+    assert_eq!(e.path, "rules.allow[0].match", "{e}");
+    let e = err("[rules.suppression]\nwindow = \"soon\"\n");
+    assert_eq!(e.path, "rules.suppression.window", "{e}");
+}

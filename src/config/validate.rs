@@ -158,9 +158,56 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         }
         paths.push(p);
     }
+    let mut allow = Vec::new();
+    for (i, a) in raw.rules.allow.into_iter().enumerate() {
+        let at = |f: &str| format!("rules.allow[{i}].{f}");
+        if a.rules.is_empty() || a.rules.iter().any(|r| r.trim().is_empty()) {
+            return Err(ConfigError::new(
+                at("rules"),
+                "name the rule ids (or \"*\")",
+            ));
+        }
+        if a.conditions.is_empty() {
+            return Err(ConfigError::new(
+                at("match"),
+                "an allowlist entry needs at least one field condition",
+            ));
+        }
+        let conditions = a
+            .conditions
+            .into_iter()
+            .map(|(path, v)| {
+                let values = match v {
+                    RawValues::One(s) => vec![s],
+                    RawValues::Many(v) => v,
+                };
+                (path, values)
+            })
+            .collect::<Vec<_>>();
+        if let Some((path, _)) = conditions.iter().find(|(_, v)| v.is_empty()) {
+            return Err(ConfigError::new(
+                format!("rules.allow[{i}].match.{path}"),
+                "needs at least one value",
+            ));
+        }
+        allow.push(crate::rules::Allow {
+            rules: a.rules,
+            conditions,
+            reason: a.reason,
+        });
+    }
+    let suppression = match raw.rules.suppression {
+        None => None,
+        Some(s) => Some(Suppression {
+            window: duration("rules.suppression.window", Some(s.window), Duration::ZERO)?,
+            rules: s.rules,
+        }),
+    };
     let rules = RulesConfig {
         builtin: raw.rules.builtin.unwrap_or(true),
         paths,
+        allow,
+        suppression,
     };
 
     let mut sinks = Vec::new();

@@ -353,6 +353,10 @@ impl Crawler {
                 .and_then(keys::parse_key_time)
                 .map(|t| (OffsetDateTime::now_utc() - t).whole_seconds());
         }
+        let summaries = self.blocking(|s| s.close_suppression_windows()).await?;
+        if summaries > 0 {
+            tracing::info!(summaries, "suppression windows closed with repeats");
+        }
         for (target, report) in targets.iter().zip(&reports) {
             let json = serde_json::to_value(report).unwrap_or_default();
             let id = target.id();

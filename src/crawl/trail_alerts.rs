@@ -94,6 +94,7 @@ fn alert(
             description: Some(description.to_owned()),
             falsepositives: vec!["A trail retired or reconfigured on purpose.".to_owned()],
             record: serde_json::to_string(trail).ok(),
+            resource: Some(trail.arn.clone()),
         },
     }
 }

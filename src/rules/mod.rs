@@ -1,11 +1,13 @@
 //! Sigma rules: loading, the built-in pack, and the index that sends each
 //! record only to the rules that can match it.
 
+mod allow;
 mod builtin;
 mod index;
 mod load;
 mod rule;
 
+pub use allow::Allow;
 pub use builtin::builtin_rules;
 pub use index::RuleIndex;
 pub use load::{Loaded, load_dir, load_text, rule_files};
@@ -45,6 +47,8 @@ pub struct ExampleOutcome<'a> {
 pub struct RuleSet {
     rules: Vec<Rule>,
     index: RuleIndex,
+    /// Matches these entries allow are not alerts.
+    allow: Vec<Allow>,
 }
 
 impl RuleSet {
@@ -70,7 +74,20 @@ impl RuleSet {
             kept.push(rule);
         }
         let index = RuleIndex::build(&kept);
-        (RuleSet { rules: kept, index }, errors)
+        (
+            RuleSet {
+                rules: kept,
+                index,
+                allow: Vec::new(),
+            },
+            errors,
+        )
+    }
+
+    /// Adds allowlist entries: matches they allow are not reported.
+    pub fn with_allowlist(mut self, allow: Vec<Allow>) -> Self {
+        self.allow = allow;
+        self
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -103,7 +120,7 @@ impl RuleSet {
         self.index.candidates(record, scratch);
         for &i in scratch.iter() {
             let rule = &self.rules[i as usize];
-            if rule.matches(record) {
+            if rule.matches(record) && !self.allow.iter().any(|a| a.allows(&rule.id, record)) {
                 hit(rule);
             }
         }

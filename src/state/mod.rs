@@ -7,6 +7,9 @@
 //! nothing. Alert ids are unique here, so re-reading an object adds no alert.
 
 mod schema;
+mod suppress;
+
+pub use suppress::Suppression;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -99,6 +102,8 @@ pub struct FailedObject {
 pub struct StateStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The suppression window, when configured.
+    suppression: Option<Suppression>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -135,7 +140,26 @@ impl StateStore {
         Ok(StateStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            suppression: None,
         })
+    }
+
+    /// Turns the suppression window on for the alerts committed from now on.
+    pub fn with_suppression(mut self, suppression: Option<Suppression>) -> Self {
+        self.suppression = suppression;
+        self
+    }
+
+    /// Closes the suppression windows that have ended; their summaries go to
+    /// the outbox. Returns how many summaries there were.
+    pub fn close_suppression_windows(&self) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let summaries = suppress::close_expired(&tx, time::OffsetDateTime::now_utc())
+            .map_err(|e| self.err(e))?;
+        let n = insert_alerts(&tx, &summaries, None).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(n)
     }
 
     pub fn path(&self) -> &Path {
@@ -218,7 +242,8 @@ impl StateStore {
     pub fn commit_object(&self, c: &ObjectCommit) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let inserted = insert_alerts(&tx, c.alerts).map_err(|e| self.err(e))?;
+        let inserted =
+            insert_alerts(&tx, c.alerts, self.suppression.as_ref()).map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT OR REPLACE INTO objects
                (bucket, key, cursor_id, key_time, status, records, alerts, error, processed_at)
@@ -309,7 +334,7 @@ impl StateStore {
     pub fn insert_alerts(&self, alerts: &[Detected]) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let n = insert_alerts(&tx, alerts).map_err(|e| self.err(e))?;
+        let n = insert_alerts(&tx, alerts, self.suppression.as_ref()).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(n)
     }
@@ -528,19 +553,48 @@ impl StateStore {
     }
 }
 
-fn insert_alerts(tx: &rusqlite::Transaction, alerts: &[Detected]) -> rusqlite::Result<usize> {
+/// Adds alerts to the outbox (a known id is ignored), through the
+/// suppression window when one is configured; returns how many were added.
+fn insert_alerts(
+    tx: &rusqlite::Transaction,
+    alerts: &[Detected],
+    suppression: Option<&Suppression>,
+) -> rusqlite::Result<usize> {
+    let mut inserted = 0;
+    let now = time::OffsetDateTime::now_utc();
+    for d in alerts {
+        // An alert already in the outbox (an object read again) changes nothing.
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?1)",
+            [&d.alert.id],
+            |r| r.get(0),
+        )?;
+        if known {
+            continue;
+        }
+        if let Some(config) = suppression {
+            let (verdict, summary) = suppress::admit(tx, config, d, now)?;
+            if let Some(summary) = summary {
+                inserted += insert_one(tx, &summary)?;
+            }
+            if matches!(verdict, suppress::Verdict::Counted) {
+                continue;
+            }
+        }
+        inserted += insert_one(tx, d)?;
+    }
+    Ok(inserted)
+}
+
+fn insert_one(tx: &rusqlite::Transaction, d: &Detected) -> rusqlite::Result<usize> {
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO alerts (id, json, context, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    let mut inserted = 0;
-    for d in alerts {
-        let json = serde_json::to_string(&d.alert)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let context = serde_json::to_string(&d.context)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        inserted += stmt.execute(params![d.alert.id, json, context, now()])?;
-    }
-    Ok(inserted)
+    let json = serde_json::to_string(&d.alert)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let context = serde_json::to_string(&d.context)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    stmt.execute(params![d.alert.id, json, context, now()])
 }
 
 #[cfg(test)]

@@ -50,6 +50,20 @@ CREATE TABLE trails (
     json       TEXT NOT NULL,         -- the last TrailStatus seen
     updated_at INTEGER NOT NULL
 );
+CREATE TABLE suppression (
+    key          TEXT PRIMARY KEY,    -- rule, principal, resource
+    rule_id      TEXT NOT NULL,
+    window_start TEXT NOT NULL,       -- RFC 3339, UTC
+    window_end   TEXT NOT NULL,
+    count        INTEGER NOT NULL,
+    related      TEXT NOT NULL,       -- JSON array of the repeats' event ids
+    first        TEXT NOT NULL        -- the alert that opened the window, with its context
+);
+CREATE TABLE suppressed (
+    alert_id TEXT PRIMARY KEY,        -- a repeat counted in a window (never counted twice)
+    key      TEXT NOT NULL
+);
+CREATE INDEX suppressed_by_key ON suppressed (key);
 CREATE TABLE targets (
     id         TEXT PRIMARY KEY,      -- bucket|prefix
     json       TEXT NOT NULL,         -- region, last error, last success

@@ -8,6 +8,7 @@ fn alert(id: &str) -> Detected {
             description: Some("check it".into()),
             falsepositives: vec![],
             record: Some("{}".into()),
+            resource: None,
         },
     }
 }
@@ -193,4 +194,57 @@ fn dead_letters_are_listed_and_removed() {
     assert!(store.dead_letters(Some("other")).expect("list").is_empty());
     assert!(store.remove_dead_letter("dd", seq).expect("remove"));
     assert!(store.dead_letters(None).expect("list").is_empty());
+}
+
+fn repeat(id: &str, event_id: &str, time: &str) -> Detected {
+    let mut d = alert(id);
+    d.alert.event.id = Some(event_id.into());
+    d.alert.event.time = Some(time.into());
+    d.alert.event.principal = Some("arn:aws:iam::1:user/alice".into());
+    d.context.resource = Some("\"i-0abc\"".into());
+    d
+}
+
+#[test]
+fn the_suppression_window_counts_repeats_across_a_restart_and_summarises() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let window = Suppression {
+        window: std::time::Duration::from_secs(3600),
+        rules: vec![],
+    };
+    {
+        let store = StateStore::open(&path)
+            .expect("open")
+            .with_suppression(Some(window.clone()));
+        let n = store
+            .insert_alerts(&[
+                repeat("tw-a", "e1", "2026-11-20T10:00:00Z"),
+                repeat("tw-b", "e2", "2026-11-20T10:10:00Z"),
+            ])
+            .expect("insert");
+        assert_eq!(n, 1, "the first goes out at once, the repeat is counted");
+    }
+    // Restarted inside the window: the count goes on from where it was.
+    let store = StateStore::open(&path)
+        .expect("reopen")
+        .with_suppression(Some(window));
+    let again = |d| store.insert_alerts(&[d]).expect("insert");
+    assert_eq!(again(repeat("tw-c", "e3", "2026-11-20T10:20:00Z")), 0);
+    // The same alert again (its object read twice) is not counted twice.
+    assert_eq!(again(repeat("tw-c", "e3", "2026-11-20T10:20:00Z")), 0);
+    // A different resource is a different window.
+    let mut other = repeat("tw-d", "e4", "2026-11-20T10:25:00Z");
+    other.context.resource = Some("\"i-0def\"".into());
+    assert_eq!(again(other), 1);
+    // The windows have ended (they are in the past): one summary, for the
+    // window with repeats.
+    assert_eq!(store.close_suppression_windows().expect("close"), 1);
+    let all = store.alerts_after(0, 100).expect("outbox");
+    let summary = all.last().expect("summary");
+    assert_eq!(summary.alert.count, 3);
+    assert_eq!(summary.alert.related_event_ids, ["e2", "e3"]);
+    assert!(summary.alert.id.starts_with("tw-") && summary.alert.id != "tw-a");
+    assert_eq!(all.len(), 3, "tw-a, tw-d and the summary");
+    assert_eq!(store.close_suppression_windows().expect("close again"), 0);
 }

@@ -52,6 +52,7 @@ fn the_payload_has_every_field_within_its_limits() {
         description: Some("Check who stopped the trail.".into()),
         falsepositives: vec!["Retiring a trail".into()],
         record: Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000))),
+        resource: None,
     };
     let body = event(
         &alert("high", "2026-11-21T10:04:11Z"),

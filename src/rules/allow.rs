@@ -1,0 +1,98 @@
+//! Allowlists: per rule, field conditions under which a match is expected
+//! and is not an alert (the CI role that rotates service users' keys).
+
+use crate::event::{Json, Record};
+
+/// One allowlist entry: when every condition holds, the listed rules stay quiet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    /// Rule ids; `*` for every rule.
+    pub rules: Vec<String>,
+    /// (dotted field path, accepted values); a value may use `*` wildcards.
+    /// Every field must match one of its values.
+    pub conditions: Vec<(String, Vec<String>)>,
+    /// Why this is allowed (shown by `validate`, kept for the next reader).
+    pub reason: Option<String>,
+}
+
+impl Allow {
+    /// Whether this entry allows `rule_id` matching `record`.
+    pub fn allows(&self, rule_id: &str, record: &Record) -> bool {
+        if !self.rules.iter().any(|r| r == "*" || r == rule_id) {
+            return false;
+        }
+        self.conditions.iter().all(|(path, values)| {
+            let mut found = Vec::new();
+            record.values_at(path, &mut found);
+            found.iter().any(|v| {
+                let text = match v {
+                    Json::Str(s) => s.to_string(),
+                    Json::Int(n) => n.to_string(),
+                    Json::Float(f) => f.to_string(),
+                    Json::Bool(b) => b.to_string(),
+                    _ => return false,
+                };
+                values.iter().any(|pattern| wildcard(pattern, &text))
+            })
+        })
+    }
+}
+
+/// `*` matches any run of characters; everything else must be equal.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| wildcard(rest, &tail[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORD: &str = r#"{"eventName":"CreateAccessKey","userIdentity":{"type":"AssumedRole",
+        "sessionContext":{"sessionIssuer":{"userName":"ci-key-rotation"}}},
+        "requestParameters":{"userName":"svc-deploy"}}"#;
+
+    fn allow(rule: &str, conditions: &[(&str, &[&str])]) -> Allow {
+        Allow {
+            rules: vec![rule.into()],
+            conditions: conditions
+                .iter()
+                .map(|(p, v)| (p.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn every_condition_must_hold() {
+        let record = Record::parse(RECORD).expect("record");
+        let ci = allow(
+            "r",
+            &[
+                (
+                    "userIdentity.sessionContext.sessionIssuer.userName",
+                    &["ci-key-rotation"],
+                ),
+                ("requestParameters.userName", &["svc-*"]),
+            ],
+        );
+        assert!(ci.allows("r", &record));
+        assert!(!ci.allows("other-rule", &record));
+        let wrong_user = allow("r", &[("requestParameters.userName", &["alice", "bob"])]);
+        assert!(!wrong_user.allows("r", &record));
+        let missing = allow("*", &[("sourceIPAddress", &["*"])]);
+        assert!(
+            !missing.allows("r", &record),
+            "an absent field matches nothing"
+        );
+    }
+}
