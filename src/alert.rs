@@ -69,6 +69,26 @@ pub struct Detected {
 /// How much of the raw record an alert keeps for people to read.
 pub const RECORD_EXCERPT_BYTES: usize = 2000;
 
+impl AlertEvent {
+    /// The record's who, what, where and when.
+    pub fn from_record(record: &Record) -> AlertEvent {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        AlertEvent {
+            id: own(record.event_id()),
+            name: own(record.event_name()),
+            source: own(record.event_source()),
+            time: own(record.event_time()),
+            account_id: own(record.account_id()),
+            region: own(record.region()),
+            principal: own(record.principal()),
+            principal_type: own(record.principal_type()),
+            source_ip: own(record.source_ip()),
+            user_agent: own(record.user_agent()),
+            error_code: own(record.error_code()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
     pub bucket: String,
@@ -119,7 +139,6 @@ impl Alert {
         object: Option<ObjectRef>,
         detected_at: &str,
     ) -> Alert {
-        let own = |s: Option<&str>| s.map(str::to_owned);
         Alert {
             id: alert_id(&rule.id, &record_key(record)),
             rule: AlertRule {
@@ -129,19 +148,7 @@ impl Alert {
                 tags: rule.tags.clone(),
                 source: rule.origin.label().to_owned(),
             },
-            event: AlertEvent {
-                id: own(record.event_id()),
-                name: own(record.event_name()),
-                source: own(record.event_source()),
-                time: own(record.event_time()),
-                account_id: own(record.account_id()),
-                region: own(record.region()),
-                principal: own(record.principal()),
-                principal_type: own(record.principal_type()),
-                source_ip: own(record.source_ip()),
-                user_agent: own(record.user_agent()),
-                error_code: own(record.error_code()),
-            },
+            event: AlertEvent::from_record(record),
             object,
             count: 1,
             related_event_ids: Vec::new(),

@@ -37,14 +37,25 @@ pub fn detect_object(
         }
     };
     let mut scratch = Vec::new();
+    let mut matched = Vec::new();
     loop {
         match reader.next_record() {
             Ok(Some(record)) => {
                 report.records += 1;
-                rules.for_each_match(&record, &mut scratch, |rule| {
-                    report.alerts += 1;
-                    on_alert(Alert::detected(rule, &record, object.cloned(), detected_at));
-                });
+                matched.clear();
+                rules.for_each_match(&record, &mut scratch, |rule| matched.push(rule));
+                for rule in &matched {
+                    // A rule a correlation uses with `generate: false` only feeds it.
+                    if rule.emit {
+                        report.alerts += 1;
+                        on_alert(Alert::detected(rule, &record, object.cloned(), detected_at));
+                    }
+                }
+                if !matched.is_empty() {
+                    // Stateful rules: their alerts wait in the correlator until
+                    // the caller commits (or takes) them.
+                    rules.correlate(&record, &matched, object, detected_at);
+                }
             }
             Ok(None) => break,
             Err(e) => {

@@ -38,6 +38,21 @@ pub fn run(path: &Path) -> ExitCode {
         };
     let (rules, errors) = crate::rules::load_rule_set(config.rules.builtin, &config.rules.paths);
     let rules = rules.with_allowlist(config.rules.allow.clone());
+    // The stateful rules pick up their windows where the last run left them.
+    match state.correlation_state() {
+        Ok(Some(saved)) => {
+            if rules.with_correlator(|c| c.import(saved)) == Some(false) {
+                tracing::warn!(
+                    "the saved correlation state does not fit the rules; starting afresh"
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
     for e in &errors {
         tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
     }

@@ -80,6 +80,16 @@ pub fn test(sources: &RuleSources) -> ExitCode {
             o.example.name
         );
     }
+    let correlation = set.test_correlation_examples();
+    for (rule, example, passed, error) in &correlation {
+        if !passed {
+            failed += 1;
+            let why = error
+                .clone()
+                .unwrap_or_else(|| "it did not behave as expected".into());
+            let _ = writeln!(out, "FAIL {rule}: correlation example '{example}': {why}");
+        }
+    }
     let without: Vec<&str> = set
         .rules()
         .iter()
@@ -92,9 +102,9 @@ pub fn test(sources: &RuleSources) -> ExitCode {
     let _ = writeln!(
         out,
         "{} examples of {} rules: {} passed, {failed} failed; {} rules without examples",
-        outcomes.len(),
-        set.len(),
-        outcomes.len() - failed,
+        outcomes.len() + correlation.len(),
+        set.len() + set.correlations().len(),
+        outcomes.len() + correlation.len() - failed,
         without.len()
     );
     if failed > 0 {

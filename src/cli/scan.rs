@@ -174,6 +174,10 @@ fn worker(
                 ..ObjectReport::default()
             },
         };
+        // Alerts of stateful rules completed by this file's records.
+        if let Some(mut completed) = rules.with_correlator(|c| c.take_pending()) {
+            alerts.extend(completed.drain(..).map(|d| d.alert));
+        }
         if tx
             .send(Done {
                 index,

@@ -568,19 +568,39 @@ impl Crawler {
         let key = w.key.clone();
         let key_time = w.key_time.clone();
         let failed = error.clone();
-        let committed = self
-            .blocking(move |s| {
+        let rules = Arc::clone(&self.rules);
+        let commit = move |s: &StateStore| {
+            let commit = |alerts: &[crate::alert::Detected],
+                          correlation: Option<&serde_json::Value>| {
                 s.commit_object(&ObjectCommit {
                     cursor: &cursor,
                     key: &key,
                     key_time: &key_time,
                     status,
                     records,
-                    error,
-                    alerts: &alerts,
+                    error: error.clone(),
+                    alerts,
+                    correlation,
                 })
-            })
-            .await;
+            };
+            // With stateful rules, their pending alerts and their state are
+            // committed with the object, under the correlator's lock, so that
+            // what is committed and what the engine holds never drift apart.
+            let with = rules.with_correlator(|c| {
+                let mut all = alerts.clone();
+                let pending = c.pending().len();
+                all.extend(c.pending().iter().cloned());
+                let state = c.export();
+                let n = commit(&all, Some(&state))?;
+                c.committed(pending);
+                Ok(n)
+            });
+            match with {
+                Some(result) => result,
+                None => commit(&alerts, None),
+            }
+        };
+        let committed = self.blocking(commit).await;
         match committed {
             Ok(n) => {
                 tracing::debug!(bucket = %w.cursor.bucket, key = %w.key, records, new_alerts = n, "object processed");

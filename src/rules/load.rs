@@ -12,14 +12,24 @@ use super::rule::{Example, Rule, RuleError, RuleOrigin, Severity};
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub rules: Vec<Rule>,
+    pub correlations: Vec<Correlation>,
     pub errors: Vec<RuleError>,
 }
 
 impl Loaded {
     pub fn extend(&mut self, other: Loaded) {
         self.rules.extend(other.rules);
+        self.correlations.extend(other.correlations);
         self.errors.extend(other.errors);
     }
+}
+
+/// A correlation (stateful) rule as written, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Correlation {
+    pub rule: rsigma_parser::CorrelationRule,
+    pub origin: RuleOrigin,
+    pub line: usize,
 }
 
 /// Every `.yml`/`.yaml` file under `dir`, recursively, in a stable order.
@@ -126,11 +136,19 @@ fn load_document(doc: &str, start_line: usize, origin: &RuleOrigin, loaded: &mut
     for reason in collection.errors {
         loaded.errors.push(error(reason, None));
     }
-    if !collection.correlations.is_empty() {
-        loaded.errors.push(error(
-            "correlation rules are not supported yet".into(),
-            Some("correlation:"),
-        ));
+    for rule in collection.correlations {
+        if rule.id.as_deref().is_none_or(|i| i.trim().is_empty()) {
+            loaded.errors.push(error(
+                "a correlation rule needs an id (alert ids are derived from it)".into(),
+                Some("correlation:"),
+            ));
+            continue;
+        }
+        loaded.correlations.push(Correlation {
+            rule,
+            origin: origin.clone(),
+            line: start_line,
+        });
     }
     if !collection.filters.is_empty() {
         loaded.errors.push(error(
@@ -186,6 +204,8 @@ fn compile(
         origin: origin.clone(),
         line: start_line,
         examples,
+        emit: true,
+        sigma: std::sync::Arc::new(rule.clone()),
         compiled,
     })
 }

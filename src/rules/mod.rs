@@ -3,14 +3,16 @@
 
 mod allow;
 mod builtin;
+mod correlate;
 mod index;
 mod load;
 mod rule;
 
 pub use allow::Allow;
 pub use builtin::builtin_rules;
+pub use correlate::Correlator;
 pub use index::RuleIndex;
-pub use load::{Loaded, load_dir, load_text, rule_files};
+pub use load::{Correlation, Loaded, load_dir, load_text, rule_files};
 pub use rule::{Example, Rule, RuleError, RuleOrigin, Severity};
 
 use std::path::PathBuf;
@@ -27,7 +29,7 @@ pub fn load_rule_set(builtin: bool, dirs: &[PathBuf]) -> (RuleSet, Vec<RuleError
     for dir in dirs {
         loaded.extend(load_dir(dir));
     }
-    let (set, mut errors) = RuleSet::new(loaded.rules);
+    let (set, mut errors) = RuleSet::build(loaded.rules, loaded.correlations);
     loaded.errors.append(&mut errors);
     (set, loaded.errors)
 }
@@ -49,12 +51,21 @@ pub struct RuleSet {
     index: RuleIndex,
     /// Matches these entries allow are not alerts.
     allow: Vec<Allow>,
+    /// The stateful rules, when there are any.
+    correlator: Option<std::sync::Mutex<Correlator>>,
+    /// The correlation rules as loaded (for their examples).
+    correlations: Vec<Correlation>,
 }
 
 impl RuleSet {
     /// Indexes `rules`. Duplicate ids are refused: alert ids are derived from
     /// the rule id, so two rules with one id would collide.
     pub fn new(rules: Vec<Rule>) -> (Self, Vec<RuleError>) {
+        Self::build(rules, Vec::new())
+    }
+
+    /// Indexes `rules` and builds the correlation engine for `correlations`.
+    pub fn build(rules: Vec<Rule>, correlations: Vec<Correlation>) -> (Self, Vec<RuleError>) {
         let mut seen: std::collections::HashMap<String, (String, usize)> = Default::default();
         let mut kept = Vec::with_capacity(rules.len());
         let mut errors = Vec::new();
@@ -73,12 +84,16 @@ impl RuleSet {
             seen.insert(rule.id.clone(), (rule.origin.path().to_owned(), rule.line));
             kept.push(rule);
         }
+        let (correlator, mut corr_errors) = Correlator::build(correlations.clone(), &mut kept);
+        errors.append(&mut corr_errors);
         let index = RuleIndex::build(&kept);
         (
             RuleSet {
                 rules: kept,
                 index,
                 allow: Vec::new(),
+                correlator: correlator.map(std::sync::Mutex::new),
+                correlations,
             },
             errors,
         )
@@ -152,6 +167,126 @@ impl RuleSet {
             }
         }
         outcomes
+    }
+
+    /// Feeds a record to the stateful rules when it matched rules they use.
+    pub fn correlate(
+        &self,
+        record: &Record,
+        matched: &[&Rule],
+        object: Option<&crate::alert::ObjectRef>,
+        detected_at: &str,
+    ) {
+        let Some(correlator) = &self.correlator else {
+            return;
+        };
+        let mut c = correlator.lock().unwrap_or_else(|p| p.into_inner());
+        let feeding: Vec<&Rule> = matched
+            .iter()
+            .copied()
+            .filter(|r| c.feeds_on(&r.id))
+            .collect();
+        if !feeding.is_empty() {
+            c.process(record, &feeding, object, detected_at);
+        }
+    }
+
+    /// Runs `f` on the correlator (under its lock), if there is one.
+    pub fn with_correlator<T>(&self, f: impl FnOnce(&mut Correlator) -> T) -> Option<T> {
+        let correlator = self.correlator.as_ref()?;
+        let mut c = correlator.lock().unwrap_or_else(|p| p.into_inner());
+        Some(f(&mut c))
+    }
+
+    /// The correlation rules loaded.
+    pub fn correlations(&self) -> &[Correlation] {
+        &self.correlations
+    }
+
+    /// Runs each correlation rule's examples (`rsigma.exemplars` with timed
+    /// `events`) through a fresh engine: (rule id, example, passed, error).
+    pub fn test_correlation_examples(&self) -> Vec<(String, String, bool, Option<String>)> {
+        let mut out = Vec::new();
+        for c in &self.correlations {
+            let id = c.rule.id.clone().unwrap_or_default();
+            let list = match rsigma_parser::correlation_exemplars(&c.rule) {
+                Ok(list) => list,
+                Err(errors) => {
+                    let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                    out.push((id.clone(), "(examples)".into(), false, Some(all.join("; "))));
+                    continue;
+                }
+            };
+            for ex in list {
+                let rsigma_parser::ExemplarPayload::Sequence(events) = &ex.payload else {
+                    out.push((
+                        id.clone(),
+                        ex.name.clone(),
+                        false,
+                        Some("a correlation example takes `events`".into()),
+                    ));
+                    continue;
+                };
+                let mut rules = self.rules.clone();
+                let (Some(mut engine), _) =
+                    Correlator::build(self.correlations.clone(), &mut rules)
+                else {
+                    out.push((id.clone(), ex.name.clone(), false, Some("no engine".into())));
+                    continue;
+                };
+                let base = time::macros::datetime!(2026-01-01 00:00 UTC);
+                let mut fired = false;
+                let mut error = None;
+                let mut scratch = Vec::new();
+                for (n, timed) in events.iter().enumerate() {
+                    let mut event = match serde_json::to_value(&timed.event) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            error = Some(e.to_string());
+                            break;
+                        }
+                    };
+                    let at = base + std::time::Duration::from_secs(timed.offset.seconds);
+                    if let Some(map) = event.as_object_mut() {
+                        let stamp = at
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default();
+                        map.entry("eventTime")
+                            .or_insert(serde_json::Value::String(stamp));
+                        map.entry("eventID")
+                            .or_insert(serde_json::Value::String(format!("{}-{n}", ex.name)));
+                    }
+                    let text = event.to_string();
+                    let record = match Record::parse(&text) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            error = Some(e.to_string());
+                            break;
+                        }
+                    };
+                    let mut matched = Vec::new();
+                    self.index.candidates(&record, &mut scratch);
+                    for &i in scratch.iter() {
+                        let rule = &rules[i as usize];
+                        if engine.feeds_on(&rule.id) && rule.matches(&record) {
+                            matched.push(rule);
+                        }
+                    }
+                    if !matched.is_empty() {
+                        engine.process(&record, &matched, None, "2026-01-01T00:00:00Z");
+                    }
+                    fired |= engine.take_pending().iter().any(|d| d.alert.rule.id == id);
+                }
+                let expect = ex.expect == rsigma_parser::Expect::Match;
+                out.push((
+                    id.clone(),
+                    ex.name.clone(),
+                    error.is_none() && fired == expect,
+                    error,
+                ));
+            }
+        }
+        out
     }
 
     /// The matching rules, testing every rule (the reference for the index).

@@ -95,6 +95,11 @@ pub struct Rule {
     pub line: usize,
     /// The rule's own examples (`rsigma.exemplars`), run by `rules test`.
     pub examples: Vec<Example>,
+    /// Whether a match is an alert of its own: a rule that a correlation
+    /// uses with `generate: false` (Sigma's default) only feeds it.
+    pub emit: bool,
+    /// The rule as parsed, for the correlation engine.
+    pub(crate) sigma: std::sync::Arc<rsigma_parser::SigmaRule>,
     pub(crate) compiled: CompiledRule,
 }
 

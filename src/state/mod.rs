@@ -67,6 +67,8 @@ pub struct ObjectCommit<'a> {
     pub records: u64,
     pub error: Option<String>,
     pub alerts: &'a [Detected],
+    /// The stateful rules' state after this object, kept with it.
+    pub correlation: Option<&'a serde_json::Value>,
 }
 
 /// An alert in the outbox, at its position.
@@ -264,8 +266,27 @@ impl StateStore {
             ],
         )
         .map_err(|e| self.err(e))?;
+        if let Some(state) = c.correlation {
+            tx.execute(
+                "INSERT OR REPLACE INTO kv (key, value) VALUES ('correlation', ?1)",
+                [state.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(inserted)
+    }
+
+    /// The stateful rules' state as last committed.
+    pub fn correlation_state(&self) -> Result<Option<serde_json::Value>> {
+        let text: Option<String> = self
+            .conn()
+            .query_row("SELECT value FROM kv WHERE key = 'correlation'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// Forgets processed keys older than `before` (outside every lookback

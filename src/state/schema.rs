@@ -64,6 +64,10 @@ CREATE TABLE suppressed (
     key      TEXT NOT NULL
 );
 CREATE INDEX suppressed_by_key ON suppressed (key);
+CREATE TABLE kv (
+    key   TEXT PRIMARY KEY,           -- e.g. correlation: the stateful rules' windows
+    value TEXT NOT NULL
+);
 CREATE TABLE targets (
     id         TEXT PRIMARY KEY,      -- bucket|prefix
     json       TEXT NOT NULL,         -- region, last error, last success

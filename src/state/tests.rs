@@ -66,6 +66,7 @@ fn reprocessing_an_object_adds_no_alert() {
         records: 10,
         error: None,
         alerts: &alerts,
+        correlation: None,
     };
     assert_eq!(store.commit_object(&commit).expect("commit"), 2);
     assert_eq!(store.commit_object(&commit).expect("commit again"), 0);
@@ -103,6 +104,7 @@ fn processed_keys_watermarks_and_pruning() {
                     records: 1,
                     error: (key == "b").then(|| "corrupt gzip".to_owned()),
                     alerts: &[],
+                    correlation: None,
                 })
                 .expect("commit");
         }

@@ -1,0 +1,374 @@
+//! Stateful rules: Sigma correlation rules (`event_count`, `value_count`,
+//! `temporal`, ...) through rsigma's correlation engine. Only records that
+//! matched a rule some correlation uses are fed to it. Its state can be
+//! exported and restored, so that the crawler keeps it in the state store
+//! with each object's checkpoint: a restart inside a window neither loses nor
+//! double-counts events.
+
+use std::collections::{HashMap, HashSet};
+
+use rsigma_eval::{
+    CorrelationConfig, CorrelationEngine, CorrelationEventMode, Event, EventValue, ResultBody,
+};
+use rsigma_parser::SigmaCollection;
+
+use super::load::Correlation;
+use super::rule::{Rule, RuleError, RuleOrigin, Severity};
+use crate::alert::{
+    Alert, AlertContext, AlertEvent, AlertRule, Detected, ObjectRef, correlation_alert_id,
+};
+use crate::event::Record;
+
+/// At most this many other events are named in a correlation alert.
+const RELATED_MAX: usize = 100;
+
+/// What an alert needs to say about a correlation rule.
+#[derive(Debug, Clone)]
+struct Meta {
+    title: String,
+    severity: Severity,
+    tags: Vec<String>,
+    description: Option<String>,
+    falsepositives: Vec<String>,
+    origin: RuleOrigin,
+}
+
+/// The correlation engine and what it needs to know.
+pub struct Correlator {
+    engine: CorrelationEngine,
+    /// Ids and names of the detection rules the correlations use.
+    feeds: HashSet<String>,
+    meta: HashMap<String, Meta>,
+    /// Events already fed (eventID and rule -> event time): a record read
+    /// twice (an object re-read after a crash) is not counted twice.
+    seen: HashMap<String, i64>,
+    /// How long `seen` remembers: the longest window, and a day at least.
+    horizon: i64,
+    /// Correlation alerts not yet committed: they are exported with the
+    /// state, so that they are committed together.
+    pending: Vec<Detected>,
+}
+
+/// What is kept in the state store.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    engine: serde_json::Value,
+    seen: HashMap<String, i64>,
+    pending: Vec<(Alert, AlertContext)>,
+}
+
+impl std::fmt::Debug for Correlator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Correlator")
+            .field("correlations", &self.meta.len())
+            .finish()
+    }
+}
+
+/// The record as the engine sees it: the record, whose `eventID` the engine
+/// also finds under `id` (so that alerts can name the related events).
+struct Fed<'r, 'a>(&'r Record<'a>);
+
+impl Event for Fed<'_, '_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        self.0.get_field(path)
+    }
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        self.0.any_string_value(pred)
+    }
+    fn all_string_values(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        self.0.all_string_values()
+    }
+    fn to_json(&self) -> serde_json::Value {
+        let mut v = self.0.to_json();
+        if let (Some(id), Some(map)) = (self.0.event_id(), v.as_object_mut()) {
+            map.insert("id".into(), serde_json::Value::String(id.to_owned()));
+        }
+        v
+    }
+}
+
+impl Correlator {
+    /// Builds the engine for `correlations` over `rules`; marks the rules a
+    /// correlation uses with `generate: false` as feeding only.
+    pub fn build(
+        correlations: Vec<Correlation>,
+        rules: &mut [Rule],
+    ) -> (Option<Correlator>, Vec<RuleError>) {
+        let mut errors = Vec::new();
+        if correlations.is_empty() {
+            return (None, errors);
+        }
+        let known: HashMap<String, usize> = rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| {
+                let name = r.sigma.name.clone();
+                std::iter::once((r.id.clone(), i)).chain(name.map(|n| (n, i)))
+            })
+            .collect();
+        let mut collection = SigmaCollection::new();
+        let mut used = HashSet::new();
+        let mut meta = HashMap::new();
+        let mut feeds = HashSet::new();
+        let mut accepted = Vec::new();
+        for c in correlations {
+            let id = c.rule.id.clone().unwrap_or_default();
+            let missing: Vec<&String> = c
+                .rule
+                .rules
+                .iter()
+                .filter(|r| {
+                    !known.contains_key(*r)
+                        && !accepted.iter().any(|a: &Correlation| {
+                            a.rule.id.as_ref() == Some(*r) || a.rule.name.as_ref() == Some(*r)
+                        })
+                })
+                .collect();
+            if !missing.is_empty() {
+                errors.push(RuleError {
+                    file: c.origin.path().to_owned(),
+                    line: c.line,
+                    reason: format!("correlation {id} uses rules that are not loaded: {missing:?}"),
+                });
+                continue;
+            }
+            for r in &c.rule.rules {
+                if let Some(&i) = known.get(r) {
+                    used.insert(i);
+                    feeds.insert(rules[i].id.clone());
+                    if !c.rule.generate {
+                        rules[i].emit = false;
+                    }
+                }
+            }
+            meta.insert(
+                id,
+                Meta {
+                    title: c.rule.title.clone(),
+                    severity: Severity::from_sigma(c.rule.level),
+                    tags: c.rule.tags.clone(),
+                    description: c.rule.description.clone(),
+                    falsepositives: c.rule.falsepositives.clone(),
+                    origin: c.origin.clone(),
+                },
+            );
+            accepted.push(c);
+        }
+        let mut used: Vec<usize> = used.into_iter().collect();
+        used.sort_unstable();
+        for i in used {
+            collection.rules.push((*rules[i].sigma).clone());
+        }
+        collection.correlations = accepted.iter().map(|c| c.rule.clone()).collect();
+        let config = CorrelationConfig {
+            // One alert per window: the count starts again after it fires.
+            action_on_match: rsigma_eval::CorrelationAction::Reset,
+            correlation_event_mode: CorrelationEventMode::Refs,
+            max_correlation_events: RELATED_MAX + 1,
+            ..CorrelationConfig::default()
+        };
+        let mut engine = CorrelationEngine::new(config);
+        if let Err(e) = engine.add_collection(&collection) {
+            let (file, line) = accepted
+                .first()
+                .map(|c| (c.origin.path().to_owned(), c.line))
+                .unwrap_or_default();
+            errors.push(RuleError {
+                file,
+                line,
+                reason: format!("correlation rules: {e}"),
+            });
+            return (None, errors);
+        }
+        let horizon = accepted
+            .iter()
+            .map(|c| c.rule.timespan.seconds as i64)
+            .max()
+            .unwrap_or(0)
+            .max(86_400);
+        (
+            Some(Correlator {
+                engine,
+                feeds,
+                meta,
+                seen: HashMap::new(),
+                horizon,
+                pending: Vec::new(),
+            }),
+            errors,
+        )
+    }
+
+    /// Whether a correlation uses this detection rule.
+    pub fn feeds_on(&self, rule_id: &str) -> bool {
+        self.feeds.contains(rule_id)
+    }
+
+    /// Feeds one record that matched `matched` (rules this correlator uses);
+    /// the correlation alerts it completes join `pending`. A record already
+    /// fed is ignored.
+    pub fn process(
+        &mut self,
+        record: &Record,
+        matched: &[&Rule],
+        object: Option<&ObjectRef>,
+        detected_at: &str,
+    ) {
+        let at = record
+            .event_time()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or_else(time::OffsetDateTime::now_utc)
+            .unix_timestamp();
+        let mut fresh = Vec::new();
+        for rule in matched {
+            let key = format!("{}\0{}", rule.id, record.event_id().unwrap_or(""));
+            if record.event_id().is_some() && self.seen.contains_key(&key) {
+                continue;
+            }
+            self.seen.insert(key, at);
+            fresh.push(*rule);
+        }
+        let found = self.evaluate(record, &fresh, at, object, detected_at);
+        self.pending.extend(found);
+        self.forget_before(at - self.horizon);
+    }
+
+    fn forget_before(&mut self, cutoff: i64) {
+        if self.seen.len() > 10_000 {
+            self.seen.retain(|_, t| *t >= cutoff);
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        record: &Record,
+        matched: &[&Rule],
+        at: i64,
+        object: Option<&ObjectRef>,
+        detected_at: &str,
+    ) -> Vec<Detected> {
+        let detections: Vec<_> = matched
+            .iter()
+            .filter_map(|r| rsigma_eval::evaluate_rule(&r.compiled, record))
+            .collect();
+        if detections.is_empty() {
+            return Vec::new();
+        }
+        let results = self
+            .engine
+            .process_with_detections(&Fed(record), detections, at);
+        let mut out = Vec::new();
+        for result in results {
+            let ResultBody::Correlation(body) = &result.body else {
+                continue;
+            };
+            let Some(id) = result.header.rule_id.clone() else {
+                continue;
+            };
+            let Some(meta) = self.meta.get(&id) else {
+                continue;
+            };
+            let group_key = body
+                .group_key
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let refs = body.event_refs.clone().unwrap_or_default();
+            let start = refs.iter().map(|r| r.timestamp).min().unwrap_or(at);
+            let window_start = time::OffsetDateTime::from_unix_timestamp(start)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+            let this = record.event_id();
+            let related: Vec<String> = refs
+                .iter()
+                .filter_map(|r| r.id.clone())
+                .filter(|r| Some(r.as_str()) != this)
+                .take(RELATED_MAX)
+                .collect();
+            let alert = Alert {
+                id: correlation_alert_id(&id, &group_key, &window_start),
+                rule: AlertRule {
+                    id: id.clone(),
+                    title: meta.title.clone(),
+                    severity: meta.severity.as_str().to_owned(),
+                    tags: meta.tags.clone(),
+                    source: meta.origin.label().to_owned(),
+                },
+                event: AlertEvent::from_record(record),
+                object: object.cloned(),
+                count: (body.aggregated_value.max(1.0) as u64).max(related.len() as u64 + 1),
+                related_event_ids: related,
+                detected_at: detected_at.to_owned(),
+            };
+            out.push(Detected {
+                alert,
+                context: AlertContext {
+                    description: meta.description.clone(),
+                    falsepositives: meta.falsepositives.clone(),
+                    record: None,
+                    resource: Some(group_key),
+                },
+            });
+        }
+        out
+    }
+
+    /// The correlation alerts waiting to be committed.
+    pub fn pending(&self) -> &[Detected] {
+        &self.pending
+    }
+
+    /// Forgets the first `n` pending alerts, once committed.
+    pub fn committed(&mut self, n: usize) {
+        self.pending.drain(..n.min(self.pending.len()));
+    }
+
+    /// Takes every pending alert (when nothing is persisted, as in `scan`).
+    pub fn take_pending(&mut self) -> Vec<Detected> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Everything to keep in the state store: the engine's windows, the
+    /// events already counted, the alerts not yet committed.
+    pub fn export(&self) -> serde_json::Value {
+        let saved = Saved {
+            engine: serde_json::to_value(self.engine.export_state())
+                .unwrap_or(serde_json::Value::Null),
+            seen: self.seen.clone(),
+            pending: self
+                .pending
+                .iter()
+                .map(|d| (d.alert.clone(), d.context.clone()))
+                .collect(),
+        };
+        serde_json::to_value(saved).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Restores what `export` gave; false when it does not fit these rules.
+    pub fn import(&mut self, state: serde_json::Value) -> bool {
+        let Ok(saved) = serde_json::from_value::<Saved>(state) else {
+            return false;
+        };
+        let Ok(snapshot) = serde_json::from_value(saved.engine) else {
+            return false;
+        };
+        if !self.engine.import_state(snapshot) {
+            return false;
+        }
+        self.seen = saved.seen;
+        self.pending = saved
+            .pending
+            .into_iter()
+            .map(|(alert, context)| Detected { alert, context })
+            .collect();
+        true
+    }
+}
