@@ -12,7 +12,7 @@ use trailwatch::rules::{RuleSet, builtin_rules};
 fn builtin() -> RuleSet {
     let loaded = builtin_rules();
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-    let (set, errors) = RuleSet::new(loaded.rules);
+    let (set, errors) = RuleSet::build(loaded.rules, loaded.correlations);
     assert!(errors.is_empty(), "{errors:?}");
     set
 }
@@ -32,7 +32,12 @@ fn fired_as_is(set: &RuleSet, record: &Value) -> Vec<String> {
     let record = Record::parse(&text).expect("record parses");
     let mut ids = Vec::new();
     let mut scratch = Vec::new();
-    set.for_each_match(&record, &mut scratch, |r| ids.push(r.id.clone()));
+    // Rules that only feed a correlation are not alerts.
+    set.for_each_match(&record, &mut scratch, |r| {
+        if r.emit {
+            ids.push(r.id.clone())
+        }
+    });
     ids
 }
 

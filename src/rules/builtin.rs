@@ -69,6 +69,32 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_correlation_has_examples_both_ways_and_they_pass() {
+        let loaded = builtin_rules();
+        assert!(!loaded.correlations.is_empty());
+        for c in &loaded.correlations {
+            let list = rsigma_parser::correlation_exemplars(&c.rule).expect("well-formed examples");
+            let id = c.rule.id.clone().unwrap_or_default();
+            assert!(
+                list.iter()
+                    .any(|e| e.expect == rsigma_parser::Expect::Match)
+                    && list
+                        .iter()
+                        .any(|e| e.expect == rsigma_parser::Expect::NoMatch),
+                "{id} needs an example it fires on and one it does not"
+            );
+        }
+        let (set, errors) = super::super::RuleSet::build(loaded.rules, loaded.correlations);
+        assert!(errors.is_empty(), "{errors:?}");
+        let failed: Vec<_> = set
+            .test_correlation_examples()
+            .into_iter()
+            .filter(|(_, _, passed, _)| !passed)
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+
+    #[test]
     fn every_builtin_example_passes() {
         let (set, errors) = super::super::RuleSet::new(builtin_rules().rules);
         assert!(errors.is_empty(), "{errors:?}");
