@@ -3,6 +3,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod crawl;
+pub mod daemon;
 pub mod decode;
 pub mod detect;
 pub mod event;

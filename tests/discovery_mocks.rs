@@ -57,12 +57,12 @@ async fn crawler(dir: &std::path::Path) -> Crawler {
     )
     .expect("config");
     let clients = AwsClients::new(&config.aws).await;
-    Crawler {
-        clients: Arc::new(clients),
-        state: Arc::new(StateStore::open(&config.state_path).expect("state")),
-        rules: Arc::new(trailwatch::rules::RuleSet::new(Vec::new()).0),
-        config: Arc::new(config),
-    }
+    Crawler::new(
+        Arc::new(clients),
+        Arc::new(StateStore::open(&config.state_path).expect("state")),
+        Arc::new(trailwatch::rules::RuleSet::new(Vec::new()).0),
+        Arc::new(config),
+    )
 }
 
 #[tokio::test]

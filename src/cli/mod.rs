@@ -32,6 +32,11 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// The daemon: crawl, detect and deliver until stopped.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// One crawl pass: discover, list, fetch, detect, deliver, checkpoint.
     Once {
         #[arg(long)]
@@ -101,6 +106,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate { config, strict } => validate::run(&config, strict),
         Command::Scan(args) => scan::run(args),
         Command::Once { config } => once::run(&config),
+        Command::Run { config } => crate::daemon::run(&config),
         Command::Trails { config } => trails::run(&config),
         Command::Outbox {
             action,
@@ -116,6 +122,11 @@ pub fn run(cli: Cli) -> ExitCode {
             command: RulesCommand::Test(sources),
         } => rules::test(&sources),
     }
+}
+
+/// Installs the log subscriber (text or JSON, per the config).
+pub fn init_logging(config: &crate::config::LogConfig) {
+    logging::init(config);
 }
 
 /// Loads rules for a command, printing each rule error on stderr.

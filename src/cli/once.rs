@@ -69,12 +69,12 @@ pub fn run(path: &Path) -> ExitCode {
     let config = Arc::new(config);
     let outcome = runtime.block_on(async {
         let clients = Arc::new(AwsClients::new(&config.aws).await);
-        let crawler = Crawler {
+        let crawler = Crawler::new(
             clients,
-            state: Arc::clone(&state),
-            rules: Arc::new(rules),
-            config: Arc::clone(&config),
-        };
+            Arc::clone(&state),
+            Arc::new(rules),
+            Arc::clone(&config),
+        );
         let report = crawler.pass().await.map_err(|e| e.to_string())?;
         let delivered = deliver_all(&state, &config.sinks, &Policy::default())
             .await

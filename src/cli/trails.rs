@@ -39,12 +39,12 @@ pub fn run(path: &Path) -> ExitCode {
     };
     let config = Arc::new(config);
     runtime.block_on(async {
-        let crawler = Crawler {
-            clients: Arc::new(AwsClients::new(&config.aws).await),
-            state: Arc::clone(&state),
-            rules: Arc::new(crate::rules::RuleSet::new(Vec::new()).0),
-            config: Arc::clone(&config),
-        };
+        let crawler = Crawler::new(
+            Arc::new(AwsClients::new(&config.aws).await),
+            Arc::clone(&state),
+            Arc::new(crate::rules::RuleSet::new(Vec::new()).0),
+            Arc::clone(&config),
+        );
         let (trails, errors) = crawler.discover_trails().await;
         for (where_, why) in &errors {
             eprintln!("discovery: {where_}: {why}");

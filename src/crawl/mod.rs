@@ -97,6 +97,12 @@ pub struct Crawler {
     pub state: Arc<StateStore>,
     pub rules: Arc<RuleSet>,
     pub config: Arc<Config>,
+    /// Set to stop starting objects (shutdown): those in flight finish and
+    /// commit; the rest are listed again on the next start.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The last discovery and when it ran (refreshed every `refresh_interval`).
+    discovered:
+        std::sync::Mutex<Option<(std::time::Instant, Vec<Trail>, BTreeMap<String, String>)>>,
 }
 
 /// One object to read.
@@ -119,6 +125,39 @@ enum Outcome {
 }
 
 impl Crawler {
+    pub fn new(
+        clients: Arc<AwsClients>,
+        state: Arc<StateStore>,
+        rules: Arc<RuleSet>,
+        config: Arc<Config>,
+    ) -> Crawler {
+        Crawler {
+            clients,
+            state,
+            rules,
+            config,
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            discovered: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The trails, discovered again when the last discovery is older than
+    /// `refresh_interval` (trail status alerts need fresh status).
+    pub async fn trails_cached(&self) -> (Vec<Trail>, BTreeMap<String, String>, bool) {
+        {
+            let cache = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, trails, errors)) = cache.as_ref()
+                && at.elapsed() < self.config.discovery.refresh_interval
+            {
+                return (trails.clone(), errors.clone(), false);
+            }
+        }
+        let (trails, errors) = self.discover_trails().await;
+        let mut cache = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
+        *cache = Some((std::time::Instant::now(), trails.clone(), errors.clone()));
+        (trails, errors, true)
+    }
+
     /// The trails: discovered ones (with their status) and the config's.
     pub async fn discover_trails(&self) -> (Vec<Trail>, BTreeMap<String, String>) {
         let mut trails = Vec::new();
@@ -173,8 +212,12 @@ impl Crawler {
     /// One pass over every logging trail.
     pub async fn pass(&self) -> Result<PassReport, CrawlError> {
         let started = OffsetDateTime::now_utc();
-        let (trails, discovery_errors) = self.discover_trails().await;
-        let trail_alerts = self.record_trail_status(&trails).await?;
+        let (trails, discovery_errors, fresh) = self.trails_cached().await;
+        let trail_alerts = if fresh {
+            self.record_trail_status(&trails).await?
+        } else {
+            0
+        };
         let targets = targets(&trails);
         for t in trails.iter().filter(|t| !t.logging) {
             tracing::info!(trail = %t.name, bucket = %t.bucket, "trail is not logging: skipped");
@@ -520,6 +563,9 @@ impl Crawler {
 
     /// Reads one object and commits its alerts with its checkpoint.
     async fn process(&self, w: &Work, kms_key: Option<&str>) -> Outcome {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Outcome::RetryLater("stopping: left for the next start".into());
+        }
         let client = self.clients.s3(&w.region);
         let fetched = fetch_and_detect(
             &client,
