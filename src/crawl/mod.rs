@@ -91,6 +91,9 @@ pub enum CrawlError {
     Task(String),
 }
 
+/// A discovery round: when it ran, the trails, and the errors by region.
+type Discovered = (std::time::Instant, Vec<Trail>, BTreeMap<String, String>);
+
 /// The crawler's long-lived parts.
 pub struct Crawler {
     pub clients: Arc<AwsClients>,
@@ -101,8 +104,7 @@ pub struct Crawler {
     /// commit; the rest are listed again on the next start.
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// The last discovery and when it ran (refreshed every `refresh_interval`).
-    discovered:
-        std::sync::Mutex<Option<(std::time::Instant, Vec<Trail>, BTreeMap<String, String>)>>,
+    discovered: std::sync::Mutex<Option<Discovered>>,
 }
 
 /// One object to read.
