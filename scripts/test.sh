@@ -9,6 +9,7 @@ cd "$root"
 
 bash scripts/pyenv.sh
 bash scripts/receiver-venv.sh
+bash scripts/parliament-venv.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
@@ -27,3 +28,4 @@ localstack/up.sh
 cargo test --all-targets
 ./target/debug/trailwatch rules test
 bash systemd/check.sh target/debug/trailwatch
+bash iam-policies/lint.sh "$root/.venv-parliament/bin/parliament"

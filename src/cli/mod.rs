@@ -1,5 +1,6 @@
 //! The command line: one file per command.
 
+mod iam_policy;
 mod logging;
 mod once;
 mod outbox;
@@ -63,6 +64,11 @@ pub enum Command {
         #[arg(value_name = "ID")]
         ids: Vec<String>,
     },
+    /// The least-privilege IAM policy for this config's trails.
+    IamPolicy {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Hunt through CloudTrail files or directory trees offline.
     Scan(scan::ScanArgs),
     /// Inspect the loaded rules.
@@ -107,6 +113,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Once { config } => once::run(&config),
         Command::Run { config } => crate::daemon::run(&config),
+        Command::IamPolicy { config } => iam_policy::run(&config),
         Command::Trails { config } => trails::run(&config),
         Command::Outbox {
             action,

@@ -1,0 +1,182 @@
+//! The IAM policies ask for exactly what the code calls: the set of AWS
+//! actions is derived from the code (every S3 and CloudTrail SDK operation
+//! that `src/` invokes, the role it may assume, the KMS decryption S3 does on
+//! its behalf) and compared with the actions in `iam-policies/`. And
+//! `trailwatch iam-policy` fills in a config's buckets and prefixes.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The source folder of a dependency, from `cargo metadata`.
+fn crate_dir(name: &str) -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata");
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let manifest = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["manifest_path"].as_str())
+        .unwrap_or_else(|| panic!("{name} is not a dependency"));
+    Path::new(manifest)
+        .parent()
+        .expect("crate dir")
+        .to_path_buf()
+}
+
+/// The SDK's operations, snake case (`list_objects_v2`), from its sources.
+fn operations(sdk: &str) -> Vec<String> {
+    let dir = crate_dir(sdk).join("src/operation");
+    let mut ops: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect();
+    ops.sort();
+    ops
+}
+
+fn source_text() -> String {
+    let mut text = String::new();
+    let mut pending = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src").filter_map(|e| e.ok()) {
+            let p = entry.path();
+            if p.is_dir() {
+                pending.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                text.push_str(&std::fs::read_to_string(&p).expect("read"));
+            }
+        }
+    }
+    text
+}
+
+fn pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// IAM action for an SDK operation (where IAM names it differently).
+fn iam_action(service: &str, op: &str) -> String {
+    match (service, op) {
+        ("s3", "list_objects_v2" | "list_objects" | "head_bucket") => "s3:ListBucket".into(),
+        ("s3", "head_object") => "s3:GetObject".into(),
+        _ => format!("{service}:{}", pascal(op)),
+    }
+}
+
+/// Every action the code can cause AWS to check.
+fn actions_in_code() -> BTreeSet<String> {
+    let src = source_text();
+    let mut actions = BTreeSet::new();
+    for (sdk, service) in [("aws-sdk-s3", "s3"), ("aws-sdk-cloudtrail", "cloudtrail")] {
+        for op in operations(sdk) {
+            if src.contains(&format!(".{op}()")) {
+                actions.insert(iam_action(service, &op));
+            }
+        }
+    }
+    if src.contains("AssumeRoleProvider") {
+        actions.insert("sts:AssumeRole".into());
+    }
+    // GetObject on an SSE-KMS trail makes S3 call KMS with the caller's rights.
+    if actions.contains("s3:GetObject") {
+        actions.insert("kms:Decrypt".into());
+    }
+    actions
+}
+
+fn actions_in(policy: &Value, out: &mut BTreeSet<String>) {
+    let statements = match &policy["Statement"] {
+        Value::Array(s) => s.clone(),
+        other => vec![other.clone()],
+    };
+    for s in statements {
+        match &s["Action"] {
+            Value::String(a) => {
+                out.insert(a.clone());
+            }
+            Value::Array(list) => {
+                out.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_policies_grant_exactly_the_actions_the_code_calls() {
+    let code = actions_in_code();
+    assert!(
+        code.contains("s3:GetObject") && code.contains("cloudtrail:DescribeTrails"),
+        "{code:?}"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("iam-policies");
+    let mut granted = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("iam-policies") {
+        let p = entry.expect("entry").path();
+        if p.extension().is_some_and(|e| e == "json") {
+            let doc: Value = serde_json::from_str(&std::fs::read_to_string(&p).expect("read"))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            actions_in(&doc, &mut granted);
+        }
+    }
+    assert_eq!(granted, code, "policies (left) vs the code (right)");
+}
+
+#[test]
+fn iam_policy_fills_in_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("trailwatch.toml");
+    std::fs::write(
+        &config,
+        "[aws]\nregion = \"us-east-1\"\n[discovery]\nenabled = false\n\
+         [[trails]]\nbucket = \"org-logs\"\nprefix = \"org\"\n[[trails]]\nbucket = \"plain-logs\"\n",
+    )
+    .expect("config");
+    let out = Command::new(common::trailwatch())
+        .args(["iam-policy", "--config", config.to_str().expect("utf-8")])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy: Value = serde_json::from_slice(&out.stdout).expect("JSON policy");
+    let text = policy.to_string();
+    assert!(
+        text.contains("arn:aws:s3:::org-logs/org/AWSLogs/*"),
+        "{text}"
+    );
+    assert!(text.contains("arn:aws:s3:::plain-logs/AWSLogs/*"), "{text}");
+    assert!(text.contains("\"s3:prefix\":\"org/AWSLogs/*\""), "{text}");
+    assert!(!text.contains("cloudtrail:"), "discovery is off: {text}");
+    let mut actions = BTreeSet::new();
+    actions_in(&policy, &mut actions);
+    let code = actions_in_code();
+    assert!(
+        actions.is_subset(&code),
+        "{actions:?} not all called by the code"
+    );
+}
