@@ -48,6 +48,8 @@ struct Readiness {
 /// State shared by the loops and the HTTP endpoint.
 pub struct Shared {
     metrics: Metrics,
+    /// Wakes the delivery loop as soon as a crawl cycle has committed alerts.
+    delivery_wake: tokio::sync::Notify,
     readiness: Mutex<Readiness>,
     sink_count: Mutex<usize>,
 }
@@ -147,6 +149,7 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     let clients = Arc::new(AwsClients::new(&config.aws).await);
     let shared = Arc::new(Shared {
         metrics: Metrics::default(),
+        delivery_wake: tokio::sync::Notify::new(),
         readiness: Mutex::new(Readiness::default()),
         sink_count: Mutex::new(config.sinks.len()),
     });
@@ -308,6 +311,7 @@ async fn crawl_loop(
         match result {
             Ok(report) => {
                 record_pass(&shared, &report, &state, &mut seen_seq);
+                shared.delivery_wake.notify_one();
                 let status = status_line(&report);
                 if !ready_sent {
                     notifier.ready(&status);
@@ -432,6 +436,7 @@ async fn delivery_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(DELIVERY_TICK) => {}
+            _ = shared.delivery_wake.notified() => {}
             _ = stop.changed() => break,
         }
     }

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Latency of `trailwatch run` against LocalStack: from an object's upload to
+its alert at an HTTP receiver, with a 10 s poll interval, over 100+ objects.
+
+    localstack/up.sh && bash scripts/receiver-venv.sh && cargo build
+    localstack/.venv-moto/bin/python scripts/latency.py [--objects 120] [--poll 10s]
+
+Each object holds one StopLogging record with a fresh eventID and is uploaded
+at a random moment; the receiver (tests/support/receiver.py) records when the
+webhook carrying that event arrives. Prints p50, p90, p99 and max, and whether
+p99 stays within the poll interval plus 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+BUCKET = "tw-latency-logs"
+ACCOUNT = "111111111111"
+REGION = "us-east-1"
+
+
+def s3():
+    return boto3.client("s3", endpoint_url="http://127.0.0.1:4566", region_name=REGION,
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(s3={"addressing_style": "path"}))
+
+
+def key_for(now: datetime) -> str:
+    stamp = now.strftime("%Y%m%dT%H%MZ")
+    rand = uuid.uuid4().hex[:16]
+    return (f"AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/{now:%Y/%m/%d}/"
+            f"{ACCOUNT}_CloudTrail_{REGION}_{stamp}_{rand}.json.gz")
+
+
+def record(event_id: str, now: datetime) -> dict:
+    return {"eventVersion": "1.09", "eventID": event_id, "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+            "awsRegion": REGION, "recipientAccountId": ACCOUNT, "sourceIPAddress": "203.0.113.9",
+            "userAgent": "aws-cli/2.15", "requestParameters": {"name": "main"},
+            "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/mallory",
+                             "accountId": ACCOUNT}}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--objects", type=int, default=120)
+    p.add_argument("--poll", default="10s")
+    p.add_argument("--spread", type=float, default=150.0, help="seconds over which uploads happen")
+    p.add_argument("--binary", default=str(REPO / "target/debug/trailwatch"))
+    args = p.parse_args()
+    poll = float(args.poll.rstrip("s"))
+
+    client = s3()
+    try:
+        client.create_bucket(Bucket=BUCKET)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    work = Path(tempfile.mkdtemp(prefix="tw-latency-"))
+    port_file = work / "receiver.port"
+    control_file = work / "receiver.control"
+    receiver = subprocess.Popen([str(REPO / ".venv-receiver/bin/python"), str(REPO / "tests/support/receiver.py"),
+                                 "--listen", "127.0.0.1:0", "--port-file", str(port_file),
+                                 "--control-port-file", str(control_file)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (port_file.exists() and control_file.exists() and port_file.read_text().strip()):
+        time.sleep(0.05)
+    port, control = port_file.read_text().strip(), control_file.read_text().strip()
+    (work / "trailwatch.toml").write_text(f"""
+[state]
+path = "state.db"
+[aws]
+region = "{REGION}"
+endpoint_url = "http://127.0.0.1:4566"
+[discovery]
+enabled = false
+[[trails]]
+bucket = "{BUCKET}"
+region = "{REGION}"
+[crawl]
+poll_interval = "{args.poll}"
+start_from = "5m"
+[log]
+level = "warn"
+[[sinks]]
+type = "webhook"
+url = "http://127.0.0.1:{port}/hook/latency"
+rule_ids = ["aws-cloudtrail-stop-logging"]
+""")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    daemon = subprocess.Popen([args.binary, "run", "--config", str(work / "trailwatch.toml")], env=env,
+                              cwd=work, stdout=subprocess.DEVNULL, stderr=open(work / "daemon.log", "w"))
+    try:
+        time.sleep(3)
+        uploaded = {}
+        start = time.time()
+        moments = sorted(random.uniform(0, args.spread) for _ in range(args.objects))
+        for at in moments:
+            delay = start + at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            now = datetime.now(timezone.utc)
+            event_id = str(uuid.uuid4())
+            body = gzip.compress(json.dumps({"Records": [record(event_id, now)]}).encode())
+            client.put_object(Bucket=BUCKET, Key=key_for(now), Body=body)
+            uploaded[event_id] = time.time()
+        deadline = time.time() + poll + 30
+        arrivals = {}
+        while time.time() < deadline and len(arrivals) < len(uploaded):
+            time.sleep(1)
+            with urllib.request.urlopen(f"http://127.0.0.1:{control}/__receiver/requests") as r:
+                for req in json.load(r)["requests"]:
+                    body = req.get("body") or {}
+                    eid = (body.get("event") or {}).get("id") if isinstance(body, dict) else None
+                    if eid in uploaded and eid not in arrivals:
+                        arrivals[eid] = req["time_wall"]
+        lat = sorted(arrivals[e] - uploaded[e] for e in arrivals)
+        if not lat:
+            print("no alert arrived; see", work / "daemon.log")
+            return 1
+        pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+        print(f"objects {len(uploaded)}, alerts arrived {len(lat)}, poll {poll:.0f}s")
+        print(f"latency upload -> alert: p50 {pct(0.5):.1f}s  p90 {pct(0.9):.1f}s  "
+              f"p99 {pct(0.99):.1f}s  max {lat[-1]:.1f}s")
+        ok = len(lat) == len(uploaded) and pct(0.99) <= poll + 2
+        print(f"target p99 <= poll + 2 s ({poll + 2:.0f}s): {'met' if ok else 'NOT met'}")
+        return 0 if ok else 1
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+        receiver.terminate()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
