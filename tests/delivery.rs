@@ -109,6 +109,7 @@ fn datadog_gets_every_alert_valid_within_its_rate_limit() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains(API_KEY), "the API key appears in the logs");
+    assert!(err.contains("sink dd: "), "{err}");
 
     let expected = outbox_ids(dir.path());
     assert!(expected.len() > 100, "{} alerts", expected.len());

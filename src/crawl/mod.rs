@@ -60,6 +60,12 @@ pub struct TargetReport {
     pub newest_object: Option<KeyTime>,
     /// Seconds from the newest processed object's key time to now.
     pub lag_seconds: Option<i64>,
+    /// Per cursor (`account/region`): the newest key time processed.
+    #[serde(default)]
+    pub cursor_newest: BTreeMap<String, KeyTime>,
+    /// Per cursor: seconds from its newest processed object to now.
+    #[serde(default)]
+    pub cursor_lag_seconds: BTreeMap<String, i64>,
     pub errors: Vec<String>,
     /// Whether the bucket could be listed at all.
     pub reachable: bool,
@@ -326,6 +332,11 @@ impl Crawler {
                     {
                         report.newest_object = Some(w.key_time.clone());
                     }
+                    let label = format!("{}/{}", w.cursor.account, w.cursor.region);
+                    let newest = report.cursor_newest.entry(label).or_default();
+                    if *newest < w.key_time {
+                        *newest = w.key_time.clone();
+                    }
                     let e = committed.entry(slot).or_default();
                     if *e < w.key_time {
                         *e = w.key_time.clone();
@@ -387,11 +398,27 @@ impl Crawler {
                 .blocking(move |s| s.target_status(&id))
                 .await?
                 .and_then(|v| serde_json::from_value(v).ok());
+            if let Some(prev) = &previous {
+                for (cursor, t) in &prev.cursor_newest {
+                    let newest = report.cursor_newest.entry(cursor.clone()).or_default();
+                    if *newest < *t {
+                        *newest = t.clone();
+                    }
+                }
+            }
             if let Some(prev) = previous.and_then(|p| p.newest_object)
                 && report.newest_object.as_ref().is_none_or(|n| *n < prev)
             {
                 report.newest_object = Some(prev);
             }
+            let now = OffsetDateTime::now_utc();
+            report.cursor_lag_seconds = report
+                .cursor_newest
+                .iter()
+                .filter_map(|(c, t)| {
+                    keys::parse_key_time(t).map(|t| (c.clone(), (now - t).whole_seconds()))
+                })
+                .collect();
             report.lag_seconds = report
                 .newest_object
                 .as_deref()

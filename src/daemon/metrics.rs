@@ -3,11 +3,12 @@
 //! - `trailwatch_objects_listed_total`, `trailwatch_objects_processed_total`,
 //!   `trailwatch_objects_failed_total`, `trailwatch_records_total`
 //! - `trailwatch_alerts_total{rule,level}` (new alerts committed)
+//! - `trailwatch_sink_requests_total{sink,status}` (HTTP status, `timeout`, `error`)
 //! - `trailwatch_sink_delivered_total{sink}`, `trailwatch_sink_retries_total{sink}`,
 //!   `trailwatch_sink_dead_letters_total{sink}`, `trailwatch_outbox_depth{sink}`,
 //!   `trailwatch_sink_failing{sink}`
-//! - `trailwatch_cursor_lag_seconds{bucket,prefix}` (now minus the newest
-//!   processed object's time)
+//! - `trailwatch_cursor_lag_seconds{bucket,prefix,account,region}` (now minus
+//!   the newest processed object's time)
 //! - `trailwatch_trails{status}` (logging / not_logging), `trailwatch_crawl_cycles_total`
 
 use std::collections::BTreeMap;

@@ -377,12 +377,18 @@ fn record_pass(shared: &Shared, report: &PassReport, state: &StateStore, seen_se
         );
         m.add("trailwatch_objects_failed_total", &[], t.failed as f64);
         m.add("trailwatch_records_total", &[], t.records as f64);
-        if let Some(lag) = t.lag_seconds {
-            let prefix = t.prefix.clone().unwrap_or_default();
+        let prefix = t.prefix.clone().unwrap_or_default();
+        for (cursor, lag) in &t.cursor_lag_seconds {
+            let (account, region) = cursor.split_once('/').unwrap_or((cursor.as_str(), ""));
             m.set(
                 "trailwatch_cursor_lag_seconds",
-                &[("bucket", &t.bucket), ("prefix", &prefix)],
-                lag as f64,
+                &[
+                    ("bucket", &t.bucket),
+                    ("prefix", &prefix),
+                    ("account", account),
+                    ("region", region),
+                ],
+                *lag as f64,
             );
         }
     }
@@ -449,6 +455,13 @@ fn record_delivery(shared: &Shared, reports: &[SinkReport]) {
         let sink = [("sink", r.sink.as_str())];
         m.add("trailwatch_sink_delivered_total", &sink, r.delivered as f64);
         m.add("trailwatch_sink_retries_total", &sink, r.retries as f64);
+        for (status, n) in &r.statuses {
+            m.add(
+                "trailwatch_sink_requests_total",
+                &[("sink", r.sink.as_str()), ("status", status.as_str())],
+                *n as f64,
+            );
+        }
         m.add(
             "trailwatch_sink_dead_letters_total",
             &sink,

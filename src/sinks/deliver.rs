@@ -81,6 +81,9 @@ pub struct SinkReport {
     pub pending: u64,
     /// Why the circuit is open, when it is.
     pub failing: Option<String>,
+    /// Requests by outcome: the HTTP status (`202`, `429`, ...), `timeout`
+    /// or `error` (connection refused or dropped).
+    pub statuses: std::collections::BTreeMap<String, u64>,
 }
 
 impl HttpSink {
@@ -238,7 +241,9 @@ pub async fn drain(
                 continue;
             }
             loop {
-                match sink.attempt(&item.alert, &item.context).await {
+                let attempt = sink.attempt(&item.alert, &item.context).await;
+                *report.statuses.entry(attempt.status_label()).or_default() += 1;
+                match attempt {
                     Attempt::Delivered => {
                         failures_in_a_row = 0;
                         report.delivered += 1;
@@ -258,6 +263,7 @@ pub async fn drain(
                         reason,
                         wait,
                         outcome_unknown,
+                        ..
                     } => {
                         failures_in_a_row += 1;
                         report.retries += 1;

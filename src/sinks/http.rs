@@ -12,6 +12,8 @@ pub enum Attempt {
     Delivered,
     Transient {
         reason: String,
+        /// The HTTP status, when the receiver answered.
+        status: Option<u16>,
         /// What the receiver asked us to wait.
         wait: Option<Duration>,
         /// The request may have reached the receiver (timeout after sending).
@@ -21,6 +23,24 @@ pub enum Attempt {
         status: u16,
         body: String,
     },
+}
+
+impl Attempt {
+    /// For metrics: the HTTP status, or `timeout` / `error`.
+    pub fn status_label(&self) -> String {
+        match self {
+            Attempt::Delivered => "2xx".into(),
+            Attempt::Permanent { status, .. } => status.to_string(),
+            Attempt::Transient {
+                status: Some(s), ..
+            } => s.to_string(),
+            Attempt::Transient {
+                outcome_unknown: true,
+                ..
+            } => "timeout".into(),
+            Attempt::Transient { .. } => "error".into(),
+        }
+    }
 }
 
 /// Sends a built request and classifies the outcome. Never logs the request
@@ -39,6 +59,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Attempt {
             if code == 408 || code == 429 || status.is_server_error() {
                 Attempt::Transient {
                     reason: format!("HTTP {code}: {}", body.trim()),
+                    status: Some(code),
                     wait,
                     outcome_unknown: false,
                 }
@@ -48,6 +69,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Attempt {
         }
         Err(e) => Attempt::Transient {
             reason: describe(&e),
+            status: None,
             wait: None,
             // A timeout may strike after the body was sent.
             outcome_unknown: e.is_timeout(),
