@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{EXIT_FAILED, EXIT_USAGE};
+use super::EXIT_FAILED;
 use crate::aws::AwsClients;
 use crate::aws::discovery::Trail;
 use crate::config::Config;
@@ -18,23 +18,14 @@ use crate::crawl::Crawler;
 use crate::state::StateStore;
 
 pub fn run(path: &Path) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match super::load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("config error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     super::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(false) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(code) => return code,
     };
     let trails = runtime.block_on(async {
         let dir = tempfile_dir();

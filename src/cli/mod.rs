@@ -131,6 +131,29 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Loads and validates a config file; on failure prints
+/// `config error: <field path>: <reason>` and gives exit code 2.
+pub(crate) fn load_config(path: &std::path::Path) -> Result<crate::config::Config, ExitCode> {
+    crate::config::Config::load(path).map_err(|e| {
+        eprintln!("config error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// The async runtime (multi-threaded, or on the current thread); exit 1 if
+/// it cannot start.
+pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
 /// Installs the log subscriber (text or JSON, per the config).
 pub fn init_logging(config: &crate::config::LogConfig) {
     logging::init(config);

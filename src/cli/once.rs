@@ -4,20 +4,16 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{EXIT_FAILED, EXIT_USAGE};
+use super::EXIT_FAILED;
 use crate::aws::AwsClients;
-use crate::config::Config;
 use crate::crawl::Crawler;
 use crate::sinks::deliver::{Policy, deliver_all};
 use crate::state::StateStore;
 
 pub fn run(path: &Path) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match super::load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("config error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     super::logging::init(&config.log);
     let suppression = config
@@ -56,15 +52,9 @@ pub fn run(path: &Path) -> ExitCode {
     for e in &errors {
         tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(code) => return code,
     };
     let config = Arc::new(config);
     let outcome = runtime.block_on(async {

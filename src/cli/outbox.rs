@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{EXIT_FAILED, EXIT_USAGE};
-use crate::config::Config;
 use crate::sinks::deliver::{HttpSink, Policy, retry_dead_letters};
 use crate::state::StateStore;
 
@@ -21,12 +20,9 @@ pub enum Action {
 }
 
 pub fn run(action: Action, path: &Path, sink: Option<&str>, ids: &[String], all: bool) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match super::load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("config error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     if let Some(name) = sink
         && !config.sinks.iter().any(|s| s.name == name)
@@ -111,15 +107,9 @@ pub fn run(action: Action, path: &Path, sink: Option<&str>, ids: &[String], all:
             ExitCode::SUCCESS
         }
         Action::Retry => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match super::runtime(false) {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::from(EXIT_FAILED);
-                }
+                Err(code) => return code,
             };
             let mut failed = false;
             for config in config

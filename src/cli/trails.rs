@@ -5,19 +5,15 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{EXIT_FAILED, EXIT_USAGE};
+use super::EXIT_FAILED;
 use crate::aws::AwsClients;
-use crate::config::Config;
 use crate::crawl::{Crawler, TargetReport, targets};
 use crate::state::StateStore;
 
 pub fn run(path: &Path) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match super::load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("config error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     super::logging::init(&config.log);
     let state = match StateStore::open(&config.state_path) {
@@ -27,15 +23,9 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(code) => return code,
     };
     let config = Arc::new(config);
     runtime.block_on(async {

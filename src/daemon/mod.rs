@@ -30,7 +30,6 @@ use metrics::Metrics;
 use notify::Notifier;
 
 const EXIT_FAILED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
 /// How long in-flight objects get to finish on SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(60);
 /// How often the outbox is drained.
@@ -81,23 +80,14 @@ struct Current {
 }
 
 pub fn run(path: &Path) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match crate::cli::load_config(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("config error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     crate::cli::init_logging(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(daemon(path.to_path_buf(), config))
 }
