@@ -53,7 +53,12 @@ fn unsupported_rules_are_refused_with_file_line_and_construct() {
     .expect("write");
     let loaded = load_dir(dir.path());
     assert_eq!(loaded.rules.len(), 1, "the good rule still loads");
-    let mut errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
+    // The correlation loads as a document; building the engine finds that
+    // the rule it uses did not load.
+    assert_eq!(loaded.correlations.len(), 1);
+    let (set, build_errors) = load_rule_set(false, &[dir.path().to_path_buf()]);
+    assert_eq!(set.len(), 1);
+    let mut errors: Vec<String> = build_errors.iter().map(|e| e.to_string()).collect();
     errors.sort();
     assert_eq!(errors.len(), 3, "{errors:#?}");
     assert!(
@@ -62,7 +67,9 @@ fn unsupported_rules_are_refused_with_file_line_and_construct() {
         errors[0]
     );
     assert!(
-        errors[1].contains("corr.yml:3:") && errors[1].contains("correlation"),
+        errors[1].contains("corr.yml:1:")
+            && errors[1].contains("bad-1")
+            && errors[1].contains("not loaded"),
         "{}",
         errors[1]
     );
