@@ -19,6 +19,9 @@ use crate::alert::{
 };
 use crate::event::Record;
 
+/// `seen` is not pruned below this many entries.
+const PRUNE_FLOOR: usize = 10_000;
+
 /// At most this many other events are named in a correlation alert.
 const RELATED_MAX: usize = 100;
 
@@ -44,6 +47,8 @@ pub struct Correlator {
     seen: HashMap<String, i64>,
     /// How long `seen` remembers: the longest window, and a day at least.
     horizon: i64,
+    /// `seen`'s size at which it is pruned next.
+    prune_at: usize,
     /// Correlation alerts not yet committed: they are exported with the
     /// state, so that they are committed together.
     pending: Vec<Detected>,
@@ -65,8 +70,8 @@ impl std::fmt::Debug for Correlator {
     }
 }
 
-/// The record as the engine sees it: the record, whose `eventID` the engine
-/// also finds under `id` (so that alerts can name the related events).
+/// The record as the engine sees it: its fields for matching and grouping,
+/// and its `eventID` under `id` (so that alerts can name the related events).
 struct Fed<'r, 'a>(&'r Record<'a>);
 
 impl Event for Fed<'_, '_> {
@@ -79,12 +84,14 @@ impl Event for Fed<'_, '_> {
     fn all_string_values(&self) -> Vec<std::borrow::Cow<'_, str>> {
         self.0.all_string_values()
     }
+    /// The engine keeps only event references (their ids), never whole
+    /// events: its JSON view of an event is just the id, which saves
+    /// building a whole JSON tree for every record fed.
     fn to_json(&self) -> serde_json::Value {
-        let mut v = self.0.to_json();
-        if let (Some(id), Some(map)) = (self.0.event_id(), v.as_object_mut()) {
-            map.insert("id".into(), serde_json::Value::String(id.to_owned()));
+        match self.0.event_id() {
+            Some(id) => serde_json::json!({ "id": id }),
+            None => serde_json::json!({}),
         }
-        v
     }
 }
 
@@ -194,6 +201,7 @@ impl Correlator {
                 meta,
                 seen: HashMap::new(),
                 horizon,
+                prune_at: PRUNE_FLOOR,
                 pending: Vec::new(),
             }),
             errors,
@@ -236,9 +244,12 @@ impl Correlator {
         self.forget_before(at - self.horizon);
     }
 
+    /// Forgets events older than the horizon, when `seen` has doubled since
+    /// the last time (so that the cost stays linear in the events fed).
     fn forget_before(&mut self, cutoff: i64) {
-        if self.seen.len() > 10_000 {
+        if self.seen.len() >= self.prune_at {
             self.seen.retain(|_, t| *t >= cutoff);
+            self.prune_at = (self.seen.len() * 2).max(PRUNE_FLOOR);
         }
     }
 
