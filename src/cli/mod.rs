@@ -154,6 +154,57 @@ pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Exi
     })
 }
 
+/// Opens the state store (with the config's suppression window) and checks
+/// that it can be written.
+pub(crate) fn open_state(
+    config: &crate::config::Config,
+) -> Result<std::sync::Arc<crate::state::StateStore>, String> {
+    let suppression = config
+        .rules
+        .suppression
+        .as_ref()
+        .map(|s| crate::state::Suppression {
+            window: s.window,
+            rules: s.rules.clone(),
+        });
+    crate::state::StateStore::open(&config.state_path)
+        .and_then(|s| s.check_writable().map(|_| s))
+        .map(|s| std::sync::Arc::new(s.with_suppression(suppression)))
+        .map_err(|e| e.to_string())
+}
+
+/// Loads the config's rules with its allowlist; the stateful rules pick up
+/// their windows where the last run left them. Rule errors are logged. The
+/// error, if any, is that the saved correlation state could not be read.
+pub(crate) fn load_rules_for(
+    config: &crate::config::Config,
+    state: &crate::state::StateStore,
+) -> (std::sync::Arc<crate::rules::RuleSet>, Option<String>) {
+    let (rules, errors) = crate::rules::load_rule_set(config.rules.builtin, &config.rules.paths);
+    for e in &errors {
+        tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
+    }
+    let rules = rules.with_allowlist(config.rules.allow.clone());
+    let mut failure = None;
+    match state.correlation_state() {
+        Ok(Some(saved)) => {
+            if rules.with_correlator(|c| c.import(saved)) == Some(false) {
+                tracing::warn!(
+                    "the saved correlation state does not fit the rules; starting afresh"
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => failure = Some(e.to_string()),
+    }
+    tracing::info!(
+        rules = rules.len(),
+        correlations = rules.correlations().len(),
+        "rules loaded"
+    );
+    (std::sync::Arc::new(rules), failure)
+}
+
 /// Installs the log subscriber (text or JSON, per the config).
 pub fn init_logging(config: &crate::config::LogConfig) {
     logging::init(config);

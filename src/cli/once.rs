@@ -8,7 +8,6 @@ use super::EXIT_FAILED;
 use crate::aws::AwsClients;
 use crate::crawl::Crawler;
 use crate::sinks::deliver::{Policy, deliver_all};
-use crate::state::StateStore;
 
 pub fn run(path: &Path) -> ExitCode {
     let config = match super::load_config(path) {
@@ -16,41 +15,17 @@ pub fn run(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     super::logging::init(&config.log);
-    let suppression = config
-        .rules
-        .suppression
-        .as_ref()
-        .map(|s| crate::state::Suppression {
-            window: s.window,
-            rules: s.rules.clone(),
-        });
-    let state =
-        match StateStore::open(&config.state_path).and_then(|s| s.check_writable().map(|_| s)) {
-            Ok(s) => Arc::new(s.with_suppression(suppression)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
-    let (rules, errors) = crate::rules::load_rule_set(config.rules.builtin, &config.rules.paths);
-    let rules = rules.with_allowlist(config.rules.allow.clone());
-    // The stateful rules pick up their windows where the last run left them.
-    match state.correlation_state() {
-        Ok(Some(saved)) => {
-            if rules.with_correlator(|c| c.import(saved)) == Some(false) {
-                tracing::warn!(
-                    "the saved correlation state does not fit the rules; starting afresh"
-                );
-            }
-        }
-        Ok(None) => {}
+    let state = match super::open_state(&config) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
-    }
-    for e in &errors {
-        tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
+    };
+    let (rules, failure) = super::load_rules_for(&config, &state);
+    if let Some(e) = failure {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_FAILED);
     }
     let runtime = match super::runtime(true) {
         Ok(rt) => rt,
@@ -59,12 +34,7 @@ pub fn run(path: &Path) -> ExitCode {
     let config = Arc::new(config);
     let outcome = runtime.block_on(async {
         let clients = Arc::new(AwsClients::new(&config.aws).await);
-        let crawler = Crawler::new(
-            clients,
-            Arc::clone(&state),
-            Arc::new(rules),
-            Arc::clone(&config),
-        );
+        let crawler = Crawler::new(clients, Arc::clone(&state), rules, Arc::clone(&config));
         let report = crawler.pass().await.map_err(|e| e.to_string())?;
         let delivered = deliver_all(&state, &config.sinks, &Policy::default())
             .await

@@ -92,43 +92,19 @@ pub fn run(path: &Path) -> ExitCode {
     runtime.block_on(daemon(path.to_path_buf(), config))
 }
 
-fn open_state(config: &Config) -> Result<Arc<StateStore>, String> {
-    let suppression = config
-        .rules
-        .suppression
-        .as_ref()
-        .map(|s| crate::state::Suppression {
-            window: s.window,
-            rules: s.rules.clone(),
-        });
-    StateStore::open(&config.state_path)
-        .and_then(|s| s.check_writable().map(|_| s))
-        .map(|s| Arc::new(s.with_suppression(suppression)))
-        .map_err(|e| e.to_string())
-}
-
+/// The rules for `config`; a saved correlation state that cannot be read is
+/// logged, and the stateful rules start afresh.
 fn load_rules(config: &Config, state: &StateStore) -> Arc<RuleSet> {
-    let (rules, errors) = crate::rules::load_rule_set(config.rules.builtin, &config.rules.paths);
-    for e in &errors {
-        tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
+    let (rules, failure) = crate::cli::load_rules_for(config, state);
+    if let Some(e) = failure {
+        tracing::warn!(error = %e, "the saved correlation state could not be read");
     }
-    let rules = rules.with_allowlist(config.rules.allow.clone());
-    if let Ok(Some(saved)) = state.correlation_state()
-        && rules.with_correlator(|c| c.import(saved)) == Some(false)
-    {
-        tracing::warn!("the saved correlation state does not fit the rules; starting afresh");
-    }
-    tracing::info!(
-        rules = rules.len(),
-        correlations = rules.correlations().len(),
-        "rules loaded"
-    );
-    Arc::new(rules)
+    rules
 }
 
 async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     let notifier = Arc::new(Notifier::from_env());
-    let state = match open_state(&config) {
+    let state = match crate::cli::open_state(&config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
