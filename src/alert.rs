@@ -124,7 +124,7 @@ fn record_key(record: &Record) -> String {
     match record.event_id() {
         Some(id) => id.to_owned(),
         None => {
-            let text = serde_json::to_string(&record.json().to_value()).unwrap_or_default();
+            let text = serde_json::to_string(&record.to_value()).unwrap_or_default();
             let digest = Sha256::digest(text.as_bytes());
             format!("sha256:{}", hex::encode(digest))
         }
@@ -163,7 +163,7 @@ impl Alert {
         object: Option<ObjectRef>,
         detected_at: &str,
     ) -> Detected {
-        let mut excerpt = serde_json::to_string(record.json()).unwrap_or_default();
+        let mut excerpt = serde_json::to_string(record).unwrap_or_default();
         if excerpt.len() > RECORD_EXCERPT_BYTES {
             let mut cut = RECORD_EXCERPT_BYTES;
             while !excerpt.is_char_boundary(cut) {
@@ -186,6 +186,92 @@ impl Alert {
     /// The severity, parsed back from the contract's string.
     pub fn severity(&self) -> Option<Severity> {
         Severity::parse(&self.rule.severity)
+    }
+}
+
+/// Writes the alert for one record matching one rule as a JSON line, the
+/// same bytes as `Alert::for_match` serialised, without building it: `scan`
+/// writes a line per match, and a rule like SigmaHQ's AssumeRole one matches
+/// most records.
+pub fn write_jsonl_for(
+    out: &mut Vec<u8>,
+    rule: &Rule,
+    record: &Record,
+    object: Option<&ObjectRef>,
+    detected_at: &str,
+) -> serde_json::Result<()> {
+    let id = alert_id(&rule.id, &record_key(record));
+    let view = AlertView {
+        id: &id,
+        rule: RuleView {
+            id: &rule.id,
+            title: &rule.title,
+            severity: rule.severity.as_str(),
+            tags: &rule.tags,
+            source: rule.origin.label(),
+        },
+        event: EventView::from_record(record),
+        object,
+        count: 1,
+        related_event_ids: [],
+        detected_at,
+    };
+    serde_json::to_writer(&mut *out, &view)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+/// [`Alert`] borrowing everything (field names and order must match it).
+#[derive(Serialize)]
+struct AlertView<'a> {
+    id: &'a str,
+    rule: RuleView<'a>,
+    event: EventView<'a>,
+    object: Option<&'a ObjectRef>,
+    count: u64,
+    related_event_ids: [&'a str; 0],
+    detected_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct RuleView<'a> {
+    id: &'a str,
+    title: &'a str,
+    severity: &'a str,
+    tags: &'a [String],
+    source: &'a str,
+}
+
+#[derive(Serialize)]
+struct EventView<'a> {
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    source: Option<&'a str>,
+    time: Option<&'a str>,
+    account_id: Option<&'a str>,
+    region: Option<&'a str>,
+    principal: Option<&'a str>,
+    principal_type: Option<&'a str>,
+    source_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    error_code: Option<&'a str>,
+}
+
+impl<'a> EventView<'a> {
+    fn from_record(record: &'a Record) -> Self {
+        EventView {
+            id: record.event_id(),
+            name: record.event_name(),
+            source: record.event_source(),
+            time: record.event_time(),
+            account_id: record.account_id(),
+            region: record.region(),
+            principal: record.principal(),
+            principal_type: record.principal_type(),
+            source_ip: record.source_ip(),
+            user_agent: record.user_agent(),
+            error_code: record.error_code(),
+        }
     }
 }
 
@@ -212,7 +298,7 @@ pub fn resource(record: &Record) -> Option<String> {
         "resourceArn",
         "dBSnapshotIdentifier",
     ];
-    let params = record.json().get("requestParameters")?;
+    let params = record.get("requestParameters")?;
     for name in NAMES {
         if let Some(v) = params.get(name) {
             return serde_json::to_string(v).ok();

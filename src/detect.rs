@@ -4,9 +4,10 @@
 
 use std::io::Read;
 
-use crate::alert::{Alert, Detected, ObjectRef};
+use crate::alert::ObjectRef;
 use crate::decode::{DecodeError, RecordReader};
-use crate::rules::RuleSet;
+use crate::event::Record;
+use crate::rules::{Rule, RuleSet};
 
 /// What reading one object produced.
 #[derive(Debug, Default)]
@@ -18,15 +19,16 @@ pub struct ObjectReport {
     pub error: Option<DecodeError>,
 }
 
-/// Decodes `input` and calls `on_alert` for every rule match, with the
-/// alert's context (rule description, record excerpt).
+/// Decodes `input` and calls `on_alert` for every match of a rule that
+/// alerts; the caller builds what it needs from the rule and the record
+/// (`Alert::detected` for the outbox, `alert::write_jsonl_for` for `scan`).
 pub fn detect_object(
     input: impl Read,
     rules: &RuleSet,
     object: Option<&ObjectRef>,
     max_decompressed_bytes: u64,
     detected_at: &str,
-    mut on_alert: impl FnMut(Detected),
+    mut on_alert: impl FnMut(&Rule, &Record),
 ) -> ObjectReport {
     let mut report = ObjectReport::default();
     let mut reader = match RecordReader::new(input, max_decompressed_bytes) {
@@ -48,7 +50,7 @@ pub fn detect_object(
                     // A rule a correlation uses with `generate: false` only feeds it.
                     if rule.emit {
                         report.alerts += 1;
-                        on_alert(Alert::detected(rule, &record, object.cloned(), detected_at));
+                        on_alert(rule, &record);
                     }
                 }
                 if !matched.is_empty() {

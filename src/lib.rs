@@ -2,6 +2,7 @@ pub mod alert;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod corpus;
 pub mod crawl;
 pub mod daemon;
 pub mod decode;

@@ -4,7 +4,7 @@
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio_util::io::SyncIoBridge;
 
-use crate::alert::{Detected, ObjectRef, now_rfc3339};
+use crate::alert::{Alert, Detected, ObjectRef, now_rfc3339};
 use crate::decode::DecodeError;
 use crate::detect::{ObjectReport, detect_object};
 use crate::rules::RuleSet;
@@ -77,13 +77,21 @@ pub async fn fetch_and_detect(
     let handle = tokio::task::spawn_blocking(move || {
         let reader = SyncIoBridge::new(body);
         let mut alerts = Vec::new();
+        let detected_at = now_rfc3339();
         let report = detect_object(
             reader,
             &rules,
             Some(&object),
             max_decompressed_bytes,
-            &now_rfc3339(),
-            |a| alerts.push(a),
+            &detected_at,
+            |rule, record| {
+                alerts.push(Alert::detected(
+                    rule,
+                    record,
+                    Some(object.clone()),
+                    &detected_at,
+                ))
+            },
         );
         Fetched { report, alerts }
     });

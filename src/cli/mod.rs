@@ -1,5 +1,6 @@
 //! The command line: one file per command.
 
+mod generate;
 mod iam_policy;
 mod logging;
 mod once;
@@ -71,6 +72,9 @@ pub enum Command {
     },
     /// Hunt through CloudTrail files or directory trees offline.
     Scan(scan::ScanArgs),
+    /// Write a CloudTrail corpus: a background day replayed with fresh ids,
+    /// attack examples sprinkled in, gzipped and named as CloudTrail does.
+    Gen(generate::GenArgs),
     /// Inspect the loaded rules.
     Rules {
         #[command(subcommand)]
@@ -111,6 +115,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { config, strict } => validate::run(&config, strict),
         Command::Scan(args) => scan::run(args),
+        Command::Gen(args) => generate::run(args),
         Command::Once { config } => once::run(&config),
         Command::Run { config } => crate::daemon::run(&config),
         Command::IamPolicy { config } => iam_policy::run(&config),

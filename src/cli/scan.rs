@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::{EXIT_FAILED, EXIT_USAGE, Format, RuleSources, load_rules};
-use crate::alert::{Alert, now_rfc3339};
+use crate::alert::{Alert, now_rfc3339, write_jsonl_for};
 use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, is_log_object};
 use crate::detect::{ObjectReport, detect_object};
 use crate::rules::RuleSet;
@@ -47,12 +47,16 @@ struct Failure {
     reason: String,
 }
 
-/// What a worker sends back for one file.
+/// What a worker sends back for one file: its alerts, already formatted,
+/// in pieces, the last with the report.
 struct Done {
     index: usize,
-    alerts: Vec<Alert>,
-    report: ObjectReport,
+    output: Vec<u8>,
+    report: Option<ObjectReport>,
 }
+
+/// Output a worker sends on before the file ends.
+const CHUNK_BYTES: usize = 256 * 1024;
 
 pub fn run(args: ScanArgs) -> ExitCode {
     let rules = match load_rules(&args.sources) {
@@ -93,32 +97,42 @@ pub fn run(args: ScanArgs) -> ExitCode {
         for _ in 0..threads {
             let tx = tx.clone();
             let (next, files, rules) = (&next, &files, &rules);
-            scope.spawn(move || worker(next, files, rules, cap, tx));
+            scope.spawn(move || worker(next, files, rules, cap, format, tx));
         }
         drop(tx);
-        // Print in input order, whatever order the workers finish in.
-        let mut pending = BTreeMap::new();
-        let mut expected = 0;
+        // Print in input order, whatever order the workers finish in. The
+        // file at the head streams straight through; the others' output
+        // waits, so memory is bounded by what `threads - 1` files raise.
+        let mut waiting: BTreeMap<usize, (Vec<Vec<u8>>, Option<ObjectReport>)> = BTreeMap::new();
+        let mut head = 0;
         for done in rx {
-            pending.insert(done.index, done);
-            while let Some(done) = pending.remove(&expected) {
-                expected += 1;
-                totals.add(&done.report);
-                if let Some(e) = &done.report.error {
+            if done.index != head {
+                let entry = waiting.entry(done.index).or_default();
+                entry.0.push(done.output);
+                entry.1 = done.report.or(entry.1.take());
+                continue;
+            }
+            if output_open {
+                output_open = stdout.write_all(&done.output).is_ok();
+            }
+            let mut finished = done.report;
+            while let Some(report) = finished.take() {
+                totals.add(&report);
+                if let Some(e) = &report.error {
                     failures.push(Failure {
-                        path: files[done.index].display().to_string(),
+                        path: files[head].display().to_string(),
                         reason: e.to_string(),
                     });
                 }
-                for alert in &done.alerts {
-                    if !output_open {
-                        break;
+                head += 1;
+                if let Some((chunks, report)) = waiting.remove(&head) {
+                    for chunk in chunks {
+                        if output_open {
+                            output_open = stdout.write_all(&chunk).is_ok();
+                        }
                     }
-                    let written = match format {
-                        Format::Jsonl => sinks::write_jsonl(&mut stdout, alert),
-                        Format::Table => sinks::table::write_alert(&mut stdout, alert),
-                    };
-                    output_open = written.is_ok();
+                    // Without its report, the rest of it will come straight here.
+                    finished = report;
                 }
             }
         }
@@ -156,15 +170,32 @@ fn worker(
     files: &[PathBuf],
     rules: &RuleSet,
     cap: u64,
+    format: Format,
     tx: crossbeam_channel::Sender<Done>,
 ) {
+    let detected_at = now_rfc3339();
     loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
         let Some(path) = files.get(index) else { return };
-        let mut alerts = Vec::new();
+        let mut output = Vec::new();
         let report = match std::fs::File::open(path) {
-            Ok(file) => detect_object(file, rules, None, cap, &now_rfc3339(), |d| {
-                alerts.push(d.alert)
+            Ok(file) => detect_object(file, rules, None, cap, &detected_at, |rule, record| {
+                match format {
+                    Format::Jsonl => {
+                        let _ = write_jsonl_for(&mut output, rule, record, None, &detected_at);
+                    }
+                    Format::Table => {
+                        let alert = Alert::for_match(rule, record, None, &detected_at);
+                        let _ = sinks::table::write_alert(&mut output, &alert);
+                    }
+                }
+                if output.len() >= CHUNK_BYTES {
+                    let _ = tx.send(Done {
+                        index,
+                        output: std::mem::take(&mut output),
+                        report: None,
+                    });
+                }
             }),
             Err(e) => ObjectReport {
                 error: Some(crate::decode::DecodeError::Io {
@@ -175,14 +206,19 @@ fn worker(
             },
         };
         // Alerts of stateful rules completed by this file's records.
-        if let Some(mut completed) = rules.with_correlator(|c| c.take_pending()) {
-            alerts.extend(completed.drain(..).map(|d| d.alert));
+        if let Some(completed) = rules.with_correlator(|c| c.take_pending()) {
+            for d in completed {
+                let _ = match format {
+                    Format::Jsonl => sinks::write_jsonl(&mut output, &d.alert),
+                    Format::Table => sinks::table::write_alert(&mut output, &d.alert),
+                };
+            }
         }
         if tx
             .send(Done {
                 index,
-                alerts,
-                report,
+                output,
+                report: Some(report),
             })
             .is_err()
         {

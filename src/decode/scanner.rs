@@ -6,7 +6,7 @@ use std::io::{self, BufRead, Read};
 
 use super::DecodeError;
 use super::source::{self, CapExceeded, SourceInfo, SourceIoError};
-use crate::event::{Record, RecordError};
+use crate::event::{Record, RecordError, find_string_end};
 
 /// One record larger than this is refused (CloudTrail's are a few KiB).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
@@ -81,9 +81,7 @@ impl<'r> RecordReader<'r> {
             Err(e) => {
                 self.state = State::Done;
                 let offset = match &e {
-                    RecordError::Json(err) => {
-                        self.record_offset + byte_index(&self.buf, err.line(), err.column())
-                    }
+                    RecordError::Json(err) => self.record_offset + err.offset() as u64,
                     RecordError::NotAnObject(_) => self.record_offset,
                 };
                 Err(DecodeError::Json {
@@ -306,8 +304,10 @@ impl<'r> RecordReader<'r> {
                 if in_string {
                     if escaped {
                         escaped = false;
-                    } else if let Some(j) = memchr::memchr2(b'"', b'\\', &chunk[i..]) {
-                        i += j;
+                    } else if let Some(j) =
+                        Some(find_string_end(chunk, i, false)).filter(|&j| j < chunk.len())
+                    {
+                        i = j;
                         if chunk[i] == b'\\' {
                             escaped = true;
                         } else {
@@ -457,18 +457,6 @@ impl<'r> RecordReader<'r> {
             }
         }
     }
-}
-
-/// The byte index of a 1-based line and column (serde_json's error position).
-fn byte_index(text: &[u8], line: usize, column: usize) -> u64 {
-    let mut index = 0usize;
-    for _ in 1..line {
-        match memchr::memchr(b'\n', &text[index..]) {
-            Some(n) => index += n + 1,
-            None => break,
-        }
-    }
-    (index + column.saturating_sub(1)).min(text.len()) as u64
 }
 
 fn describe(b: u8) -> String {

@@ -1,7 +1,11 @@
 //! The CloudTrail record and access to its fields.
 
+mod bytes;
 mod json;
 mod record;
+mod shallow;
 
+pub use bytes::find_string_end;
 pub use json::Json;
 pub use record::{Record, RecordError};
+pub use shallow::ShallowError;

@@ -5,47 +5,128 @@ use std::borrow::Cow;
 
 use rsigma_eval::event::{Event, EventValue};
 
+use std::cell::OnceCell;
+
 use super::json::Json;
+use super::shallow::{ShallowError, Walk, index_object, object_fields, walk};
 
 /// Nesting deeper than this is not walked (defends the keyword search).
 const MAX_DEPTH: usize = 64;
 
-/// A parsed CloudTrail record borrowing from the buffer it was parsed from.
+/// A CloudTrail record borrowing from the buffer it was read from. Parsing
+/// checks the whole record and notes where each top-level member is; a
+/// member's value is parsed the first time something asks for it, so the
+/// fields no rule reads cost only the check.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
-    root: Json<'a>,
+    members: Vec<Member<'a>>,
+}
+
+#[derive(Debug, Clone)]
+struct Member<'a> {
+    key: Cow<'a, str>,
+    raw: &'a str,
+    value: OnceCell<Json<'a>>,
+    /// The names and value texts of an object member's own members, noted
+    /// the first time a dotted path goes through it (`None`: not an object,
+    /// or a name with escapes).
+    fields: OnceCell<Option<Vec<(&'a str, &'a str)>>>,
 }
 
 impl<'a> Record<'a> {
     /// Parses one record (a JSON object) from `text`.
     pub fn parse(text: &'a str) -> Result<Self, RecordError> {
-        let root = Json::parse(text).map_err(RecordError::Json)?;
-        Self::from_json(root)
+        let mut raw = Vec::new();
+        index_object(text, &mut raw).map_err(RecordError::Json)?;
+        Ok(Record {
+            members: raw
+                .into_iter()
+                .map(|m| Member {
+                    key: m.key,
+                    raw: m.raw,
+                    value: OnceCell::new(),
+                    fields: OnceCell::new(),
+                })
+                .collect(),
+        })
     }
 
-    /// Parses one record from UTF-8 bytes (checked as they are parsed).
+    /// Parses one record from UTF-8 bytes.
     pub fn parse_bytes(bytes: &'a [u8]) -> Result<Self, RecordError> {
-        let root = serde_json::from_slice(bytes).map_err(RecordError::Json)?;
-        Self::from_json(root)
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            RecordError::Json(ShallowError::Syntax {
+                offset: e.valid_up_to(),
+                reason: "invalid UTF-8",
+            })
+        })?;
+        Self::parse(text)
     }
 
     /// Wraps an already parsed value; it must be a JSON object.
     pub fn from_json(root: Json<'a>) -> Result<Self, RecordError> {
         match root {
-            Json::Object(_) => Ok(Record { root }),
+            Json::Object(members) => Ok(Record {
+                members: members
+                    .into_iter()
+                    .map(|(key, value)| Member {
+                        key,
+                        raw: "",
+                        value: OnceCell::from(value),
+                        fields: OnceCell::from(None),
+                    })
+                    .collect(),
+            }),
             other => Err(RecordError::NotAnObject(kind_name(&other))),
         }
     }
 
-    /// The whole record.
-    pub fn json(&self) -> &Json<'a> {
-        &self.root
+    /// The top-level member `key` (the first, if the name repeats).
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        let member = self.members.iter().find(|m| m.key == key)?;
+        Some(member.value())
+    }
+
+    /// The top-level members in document order.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
+        self.members.iter().map(|m| (m.key.as_ref(), m.value()))
+    }
+
+    /// The whole record as an owned value (for output, not the hot path).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.members()
+                .map(|(k, v)| (k.to_owned(), v.to_value()))
+                .collect(),
+        )
     }
 
     /// A string field by dotted path (objects only, no arrays).
     pub fn str_at(&self, path: &str) -> Option<&str> {
-        let mut node = &self.root;
-        for segment in path.split('.') {
+        let (head, rest) = match path.split_once('.') {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (path, None),
+        };
+        let member = self.members.iter().find(|m| m.key == head)?;
+        if let Some(rest) = rest
+            && member.value.get().is_none()
+            && !member.raw.is_empty()
+        {
+            match member.walk(rest) {
+                Walk::Missing => return None,
+                Walk::Value(raw) => {
+                    let bytes = raw.as_bytes();
+                    if bytes.first() != Some(&b'"') {
+                        return None;
+                    }
+                    if memchr::memchr(b'\\', bytes).is_none() {
+                        return Some(&raw[1..raw.len() - 1]);
+                    }
+                }
+                Walk::NeedTree => {}
+            }
+        }
+        let mut node = member.value();
+        for segment in rest.into_iter().flat_map(|r| r.split('.')) {
             node = node.get(segment)?;
         }
         node.as_str()
@@ -97,7 +178,87 @@ impl<'a> Record<'a> {
     /// Every value at a dotted path; a path that crosses an array follows every
     /// element, so `a.items.b` reaches `b` in each member of `items`.
     pub fn values_at<'s>(&'s self, path: &str, out: &mut Vec<&'s Json<'a>>) {
-        collect_path(&self.root, path, out);
+        let (head, rest) = match path.split_once('.') {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (path, None),
+        };
+        let Some(value) = self.get(head) else { return };
+        match rest {
+            Some(rest) => collect_path(value, rest, out),
+            None => out.push(value),
+        }
+    }
+}
+
+impl<'a> Member<'a> {
+    fn value(&self) -> &Json<'a> {
+        self.value.get_or_init(|| parse_member(self.raw))
+    }
+
+    /// Follows `path` below this member through its text.
+    fn walk(&self, path: &str) -> Walk<'a> {
+        let Some(fields) = self.fields.get_or_init(|| object_fields(self.raw)) else {
+            return walk(self.raw, path);
+        };
+        let (head, rest) = match path.split_once('.') {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (path, None),
+        };
+        match fields.iter().find(|(k, _)| *k == head) {
+            None => Walk::Missing,
+            Some((_, raw)) => match rest {
+                None => Walk::Value(raw),
+                Some(rest) => walk(raw, rest),
+            },
+        }
+    }
+}
+
+/// A member's value, already checked to be valid JSON. Plain strings and
+/// literals, the most common values, skip the general parser.
+fn parse_member(raw: &str) -> Json<'_> {
+    let bytes = raw.as_bytes();
+    if bytes.len() >= 2 && bytes[0] == b'"' && memchr::memchr(b'\\', bytes).is_none() {
+        return Json::Str(Cow::Borrowed(&raw[1..raw.len() - 1]));
+    }
+    match raw {
+        "null" => Json::Null,
+        "true" => Json::Bool(true),
+        "false" => Json::Bool(false),
+        // Only a number out of f64's range can fail here; it reads as null.
+        _ => Json::parse(raw).unwrap_or(Json::Null),
+    }
+}
+
+/// A scalar's value straight from its checked JSON text; `None` for objects,
+/// arrays and strings with escapes.
+fn raw_scalar(raw: &str) -> Option<EventValue<'_>> {
+    let bytes = raw.as_bytes();
+    match bytes.first()? {
+        b'"' if memchr::memchr(b'\\', bytes).is_none() => {
+            Some(EventValue::Str(Cow::Borrowed(&raw[1..raw.len() - 1])))
+        }
+        b'n' => Some(EventValue::Null),
+        b't' => Some(EventValue::Bool(true)),
+        b'f' => Some(EventValue::Bool(false)),
+        b'-' | b'0'..=b'9' => match Json::parse(raw).ok()? {
+            Json::Int(n) => Some(EventValue::Int(n)),
+            Json::Float(f) => Some(EventValue::Float(f)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Serialises in document order (compact with `serde_json::to_string`).
+impl serde::Serialize for Record<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.members.len()))?;
+        for (k, v) in self.members() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
 }
 
@@ -105,7 +266,7 @@ impl<'a> Record<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("malformed JSON: {0}")]
-    Json(serde_json::Error),
+    Json(ShallowError),
     #[error("a record must be a JSON object, found {0}")]
     NotAnObject(&'static str),
 }
@@ -178,14 +339,25 @@ fn visit_strings(json: &Json, depth: usize, visit: &mut dyn FnMut(&str) -> bool)
 impl Event for Record<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
         // A flat key that contains dots wins over nested traversal, as in Sigma.
-        if let Some(value) = self.root.get(path) {
+        if let Some(value) = self.get(path) {
             return Some(to_event_value(value));
         }
-        if !path.contains('.') {
-            return None;
+        let (head, rest) = path.split_once('.')?;
+        // Through objects to a scalar: read straight from the text.
+        let member = self.members.iter().find(|m| m.key == head)?;
+        if member.value.get().is_none() && !member.raw.is_empty() {
+            match member.walk(rest) {
+                Walk::Missing => return None,
+                Walk::Value(raw) => {
+                    if let Some(value) = raw_scalar(raw) {
+                        return Some(value);
+                    }
+                }
+                Walk::NeedTree => {}
+            }
         }
         let mut found = Vec::new();
-        collect_path(&self.root, path, &mut found);
+        self.values_at(path, &mut found);
         match found.len() {
             0 => None,
             1 => Some(to_event_value(found[0])),
@@ -196,7 +368,8 @@ impl Event for Record<'_> {
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
-        visit_strings(&self.root, MAX_DEPTH, &mut |s| pred(s))
+        self.members()
+            .any(|(_, v)| visit_strings(v, MAX_DEPTH, &mut |s| pred(s)))
     }
 
     fn all_string_values(&self) -> Vec<Cow<'_, str>> {
@@ -206,26 +379,25 @@ impl Event for Record<'_> {
     }
 
     fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
-        visit_strings(&self.root, MAX_DEPTH, &mut |s| {
-            visit(s);
-            false
-        });
+        for (_, value) in self.members() {
+            visit_strings(value, MAX_DEPTH, &mut |s| {
+                visit(s);
+                false
+            });
+        }
     }
 
     fn to_json(&self) -> serde_json::Value {
-        self.root.to_value()
+        self.to_value()
     }
 
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        match &self.root {
-            Json::Object(members) => Some(
-                members
-                    .iter()
-                    .map(|(k, _)| Cow::Borrowed(k.as_ref()))
-                    .collect(),
-            ),
-            _ => None,
-        }
+        Some(
+            self.members
+                .iter()
+                .map(|m| Cow::Borrowed(m.key.as_ref()))
+                .collect(),
+        )
     }
 }
 

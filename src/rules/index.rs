@@ -97,8 +97,8 @@ impl RuleIndex {
     pub fn candidates(&self, record: &Record, out: &mut Vec<u32>) {
         out.clear();
         let (Some(name), Some(source)) = (
-            key_of(record.json().get("eventName")),
-            key_of(record.json().get("eventSource")),
+            key_of(record.get("eventName")),
+            key_of(record.get("eventSource")),
         ) else {
             // A name or source that is an array or object could match in ways
             // the index does not model: test every rule.

@@ -1,0 +1,148 @@
+//! Times and ids for generated records: UTC formatting without a calendar
+//! library on the hot path, and a small seeded generator whose output never
+//! changes with a dependency's version.
+
+/// SplitMix64: deterministic for a seed, on every platform and forever.
+#[derive(Debug, Clone)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    pub fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
+    /// A generator for one item of a stream, independent of every other item.
+    pub fn for_item(seed: u64, stream: u64, item: u64) -> Self {
+        let mut s = SplitMix(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        s.0 ^= s.next_u64() ^ item;
+        SplitMix(s.next_u64())
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A version-4 UUID, as CloudTrail writes event and request ids.
+    pub fn uuid(&mut self, out: &mut String) {
+        let (a, b) = (self.next_u64(), self.next_u64());
+        let a = (a & !0xF000) | 0x4000;
+        let b = (b & !(0xC << 60)) | (0x8 << 60);
+        let hex = format!("{a:016x}{b:016x}");
+        out.clear();
+        out.push_str(&hex[0..8]);
+        out.push('-');
+        out.push_str(&hex[8..12]);
+        out.push('-');
+        out.push_str(&hex[12..16]);
+        out.push('-');
+        out.push_str(&hex[16..20]);
+        out.push('-');
+        out.push_str(&hex[20..32]);
+    }
+
+    /// `n` characters from CloudTrail's object-name alphabet.
+    pub fn alnum(&mut self, n: usize) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..n)
+            .map(|_| ALPHABET[(self.next_u64() % ALPHABET.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
+/// Year, month, day of a count of days since 1970-01-01 (proleptic Gregorian).
+pub fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Days since 1970-01-01 of a date.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-11-22T01:02:03Z`.
+pub fn rfc3339(unix: i64, out: &mut String) {
+    use std::fmt::Write;
+    let (y, mo, d) = civil(unix.div_euclid(86_400));
+    let s = unix.rem_euclid(86_400);
+    out.clear();
+    let _ = write!(
+        out,
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    );
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS` (fraction and zone ignored; CloudTrail writes
+/// UTC) to Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month as u32, day as u32) * 86_400 + h * 3600 + m * 60 + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_against_the_time_crate() {
+        let mut out = String::new();
+        for unix in [
+            0_i64,
+            951_782_400,
+            1_709_164_800,
+            1_795_305_723,
+            4_102_444_799,
+        ] {
+            rfc3339(unix, &mut out);
+            let expected = time::OffsetDateTime::from_unix_timestamp(unix).expect("in range");
+            let format =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+            assert_eq!(out, expected.format(&format).expect("formats"));
+            assert_eq!(parse_rfc3339(&out), Some(unix));
+        }
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn streams_are_deterministic_and_distinct() {
+        let a = SplitMix::for_item(1, 2, 3).next_u64();
+        assert_eq!(a, SplitMix::for_item(1, 2, 3).next_u64());
+        assert_ne!(a, SplitMix::for_item(1, 2, 4).next_u64());
+        assert_ne!(a, SplitMix::for_item(2, 2, 3).next_u64());
+        let mut id = String::new();
+        SplitMix::new(7).uuid(&mut id);
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+    }
+}

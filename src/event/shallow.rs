@@ -1,0 +1,552 @@
+//! One pass over a record that checks all of it is valid JSON and notes where
+//! each top-level member's value lies, without building anything below the
+//! top level. Rules read a few fields of each record; the values they read
+//! are parsed when first asked for (see `Record`), the others never are.
+
+use std::borrow::Cow;
+
+use super::bytes::find_string_end;
+
+/// Containers nested deeper than this are refused (serde_json's limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// A top-level member: its name and its value's JSON text.
+#[derive(Debug, Clone)]
+pub struct RawMember<'a> {
+    pub key: Cow<'a, str>,
+    pub raw: &'a str,
+}
+
+/// Why the text is not one JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShallowError {
+    #[error("{reason} at byte {offset}")]
+    Syntax { offset: usize, reason: &'static str },
+    #[error("a record must be a JSON object, found {0}")]
+    NotAnObject(&'static str),
+}
+
+impl ShallowError {
+    /// Byte offset of the fault in the text (0 for a value that is not an object).
+    pub fn offset(&self) -> usize {
+        match self {
+            ShallowError::Syntax { offset, .. } => *offset,
+            ShallowError::NotAnObject(_) => 0,
+        }
+    }
+}
+
+/// Checks that `text` is exactly one JSON object (whitespace around it
+/// allowed) and appends its members, in document order, to `members`.
+pub fn index_object<'a>(
+    text: &'a str,
+    members: &mut Vec<RawMember<'a>>,
+) -> Result<(), ShallowError> {
+    let mut p = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    p.ws();
+    match p.peek() {
+        Some(b'{') => {}
+        Some(b'[') => return Err(ShallowError::NotAnObject("an array")),
+        Some(b'"') => return Err(ShallowError::NotAnObject("a string")),
+        Some(b't' | b'f') => return Err(ShallowError::NotAnObject("a boolean")),
+        Some(b'n') => return Err(ShallowError::NotAnObject("null")),
+        Some(b'-' | b'0'..=b'9') => return Err(ShallowError::NotAnObject("a number")),
+        Some(_) => return Err(p.error("expected a JSON value")),
+        None => return Err(p.error("EOF while parsing a value")),
+    }
+    p.pos += 1;
+    p.ws();
+    if p.peek() == Some(b'}') {
+        p.pos += 1;
+    } else {
+        loop {
+            if p.peek() != Some(b'"') {
+                return Err(p.error("expected a member name"));
+            }
+            let key_start = p.pos;
+            let escaped = p.string()?;
+            let key_raw = &text[key_start..p.pos];
+            let key = if escaped {
+                Cow::Owned(serde_json::from_str::<String>(key_raw).map_err(|_| {
+                    ShallowError::Syntax {
+                        offset: key_start,
+                        reason: "invalid member name",
+                    }
+                })?)
+            } else {
+                Cow::Borrowed(&key_raw[1..key_raw.len() - 1])
+            };
+            p.ws();
+            if p.peek() != Some(b':') {
+                return Err(p.error("expected ':'"));
+            }
+            p.pos += 1;
+            p.ws();
+            let value_start = p.pos;
+            p.value(1)?;
+            members.push(RawMember {
+                key,
+                raw: &text[value_start..p.pos],
+            });
+            p.ws();
+            match p.peek() {
+                Some(b',') => {
+                    p.pos += 1;
+                    p.ws();
+                }
+                Some(b'}') => {
+                    p.pos += 1;
+                    break;
+                }
+                Some(_) => return Err(p.error("expected ',' or '}'")),
+                None => return Err(p.error("EOF while parsing an object")),
+            }
+        }
+    }
+    p.ws();
+    if p.pos != p.bytes.len() {
+        return Err(p.error("trailing characters"));
+    }
+    Ok(())
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn error(&self, reason: &'static str) -> ShallowError {
+        ShallowError::Syntax {
+            offset: self.pos.min(self.text.len()),
+            reason,
+        }
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Skips one value, checking it; `depth` is the nesting of the value.
+    fn value(&mut self, depth: usize) -> Result<(), ShallowError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => self.container(depth, b'}', true),
+            Some(b'[') => self.container(depth, b']', false),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected a JSON value")),
+            None => Err(self.error("EOF while parsing a value")),
+        }
+    }
+
+    fn container(&mut self, depth: usize, close: u8, object: bool) -> Result<(), ShallowError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.error("nesting too deep"));
+        }
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            if object {
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("expected a member name"));
+                }
+                self.string()?;
+                self.ws();
+                if self.peek() != Some(b':') {
+                    return Err(self.error("expected ':'"));
+                }
+                self.pos += 1;
+                self.ws();
+            }
+            self.value(depth + 1)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b) if b == close => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(_) if object => return Err(self.error("expected ',' or '}'")),
+                Some(_) => return Err(self.error("expected ',' or ']'")),
+                None => return Err(self.error("EOF while parsing a container")),
+            }
+        }
+    }
+
+    /// Skips a string at its opening quote; true when it has escapes.
+    fn string(&mut self) -> Result<bool, ShallowError> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            self.pos = find_string_end(self.bytes, self.pos, true);
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                // Control characters must be escaped.
+                Some(_) => return Err(self.error("control character in a string")),
+                None => return Err(self.error("EOF while parsing a string")),
+            }
+        }
+    }
+
+    /// At a backslash: checks one escape sequence and moves past it.
+    fn escape(&mut self) -> Result<(), ShallowError> {
+        self.pos += 1;
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b'u') => {
+                self.pos += 1;
+                let unit = self.hex4()?;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        // A leading surrogate needs a trailing one.
+                        if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                            return Err(self.error("lone leading surrogate in hex escape"));
+                        }
+                        self.pos += 2;
+                        match self.hex4()? {
+                            0xDC00..=0xDFFF => Ok(()),
+                            _ => Err(self.error("lone leading surrogate in hex escape")),
+                        }
+                    }
+                    0xDC00..=0xDFFF => Err(self.error("lone trailing surrogate in hex escape")),
+                    _ => Ok(()),
+                }
+            }
+            Some(_) => Err(self.error("invalid escape")),
+            None => Err(self.error("EOF while parsing a string")),
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, ShallowError> {
+        let Some(digits) = self.bytes.get(self.pos..self.pos + 4) else {
+            self.pos = self.bytes.len();
+            return Err(self.error("EOF while parsing a string"));
+        };
+        let mut unit = 0;
+        for &d in digits {
+            let v = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                b'A'..=b'F' => d - b'A' + 10,
+                _ => return Err(self.error("invalid escape")),
+            };
+            unit = unit * 16 + u32::from(v);
+        }
+        self.pos += 4;
+        Ok(unit)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), ShallowError> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error("expected a JSON value"))
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Result<(), ShallowError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.error("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            self.digits();
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+}
+
+/// What following a dotted path through already checked JSON text found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk<'a> {
+    /// The value's JSON text.
+    Value(&'a str),
+    /// Some object on the way lacks the key, or a value on the way is a scalar.
+    Missing,
+    /// The path crosses an array, or a name with escapes: parse instead.
+    NeedTree,
+}
+
+/// Follows `path` (dot-separated names) from the JSON text `raw`, which must
+/// already have been checked, through objects only.
+pub fn walk<'a>(mut raw: &'a str, path: &str) -> Walk<'a> {
+    for segment in path.split('.') {
+        match raw.as_bytes().first() {
+            Some(b'{') => {}
+            Some(b'[') => return Walk::NeedTree,
+            _ => return Walk::Missing,
+        }
+        match find_member(raw, segment) {
+            Walk::Value(v) => raw = v,
+            other => return other,
+        }
+    }
+    Walk::Value(raw)
+}
+
+/// The names and value texts of the checked object text `raw`; `None` when
+/// it is not an object or a name has escapes.
+pub fn object_fields(raw: &str) -> Option<Vec<(&str, &str)>> {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let mut fields = Vec::with_capacity(8);
+    let mut pos = skip_ws(b, 1);
+    if b.get(pos) != Some(&b'"') {
+        return Some(fields);
+    }
+    loop {
+        let name_start = pos + 1;
+        let name_end = find_string_end(b, name_start, false);
+        if b.get(name_end) != Some(&b'"') {
+            return None;
+        }
+        pos = skip_ws(b, name_end + 1) + 1;
+        pos = skip_ws(b, pos);
+        let end = skip_value(b, pos);
+        fields.push((&raw[name_start..name_end], &raw[pos..end]));
+        pos = skip_ws(b, end);
+        if b.get(pos) != Some(&b',') {
+            return Some(fields);
+        }
+        pos = skip_ws(b, pos + 1);
+    }
+}
+
+/// The value of member `key` in the checked object text `raw`.
+fn find_member<'a>(raw: &'a str, key: &str) -> Walk<'a> {
+    let b = raw.as_bytes();
+    let mut pos = skip_ws(b, 1);
+    if b.get(pos) != Some(&b'"') {
+        return Walk::Missing;
+    }
+    loop {
+        // At a member name's opening quote.
+        let name_start = pos + 1;
+        let n = find_string_end(b, name_start, false) - name_start;
+        match b.get(name_start + n) {
+            Some(b'"') => {}
+            Some(_) => return Walk::NeedTree,
+            None => return Walk::Missing,
+        }
+        let name = &b[name_start..name_start + n];
+        pos = skip_ws(b, name_start + n + 1) + 1; // past ':'
+        pos = skip_ws(b, pos);
+        let end = skip_value(b, pos);
+        if name == key.as_bytes() {
+            return Walk::Value(&raw[pos..end]);
+        }
+        pos = skip_ws(b, end);
+        if b.get(pos) != Some(&b',') {
+            return Walk::Missing;
+        }
+        pos = skip_ws(b, pos + 1);
+    }
+}
+
+fn skip_ws(b: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// The end of the checked value starting at `pos`.
+fn skip_value(b: &[u8], pos: usize) -> usize {
+    match b.get(pos) {
+        Some(b'"') => skip_string(b, pos),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = pos;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = skip_string(b, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            b.len()
+        }
+        _ => {
+            let mut i = pos;
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                i += 1;
+            }
+            i
+        }
+    }
+}
+
+/// The end (past the closing quote) of the checked string at `pos`.
+fn skip_string(b: &[u8], pos: usize) -> usize {
+    let mut i = pos + 1;
+    loop {
+        i = find_string_end(b, i, false);
+        match b.get(i) {
+            Some(b'"') => return i + 1,
+            Some(_) => i += 2,
+            None => return b.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Vec<(String, String)>, ShallowError> {
+        let mut members = Vec::new();
+        index_object(text, &mut members)?;
+        Ok(members
+            .into_iter()
+            .map(|m| (m.key.into_owned(), m.raw.to_owned()))
+            .collect())
+    }
+
+    #[test]
+    fn members_and_their_raw_values() {
+        let got = check(r#" { "a" : "x" , "b\u0041":{"c":[1,-2.5e3,true,null]}, "d":"q\"" } "#)
+            .expect("valid");
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), r#""x""#.into()),
+                ("bA".into(), r#"{"c":[1,-2.5e3,true,null]}"#.into()),
+                ("d".into(), r#""q\"""#.into()),
+            ]
+        );
+        assert_eq!(check("{}").expect("empty object"), vec![]);
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_what_is_valid() {
+        let cases = [
+            r#"{"a":1}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\udc00"}"#,
+            r#"{"a":"\ud83d\ude00"}"#,
+            "{\"a\":\"tab\there\"}",
+            r#"{"a":[1,]}"#,
+            r#"{"a":[1 2]}"#,
+            r#"{"a":{"b":1,}}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} x"#,
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            r#"{"a":[[[]]]}"#,
+            r#"{"a":"unterminated}"#,
+            r#"{"a":{"b":[1,{"c":null}]}}"#,
+        ];
+        for case in cases {
+            let ours = check(case).is_ok();
+            let theirs = serde_json::from_str::<serde_json::Value>(case).is_ok();
+            assert_eq!(ours, theirs, "{case}");
+        }
+    }
+
+    #[test]
+    fn walks_checked_text_through_objects() {
+        let text = r#"{"a": {"b" : {"c":"x,}]"}, "n":[1,{"c":2}], "s":"q\\"\\\\"}, "e\\u0041":1}"#;
+        check(text).expect("valid");
+        assert_eq!(walk(text, "a.b.c"), Walk::Value(r#""x,}]""#));
+        assert_eq!(walk(text, "a.s"), Walk::Value(r#""q\\"\\\\""#));
+        assert_eq!(walk(text, "a.b"), Walk::Value(r#"{"c":"x,}]"}"#));
+        assert_eq!(walk(text, "a.x"), Walk::Missing);
+        assert_eq!(walk(text, "a.b.c.d"), Walk::Missing);
+        assert_eq!(walk(text, "a.n.c"), Walk::NeedTree);
+        assert_eq!(walk(text, "eA"), Walk::NeedTree);
+        assert_eq!(walk("{}", "a"), Walk::Missing);
+        let fields = object_fields(r#"{"a": 1, "b" : {"c":[2]} }"#).expect("object");
+        assert_eq!(fields, vec![("a", "1"), ("b", r#"{"c":[2]}"#)]);
+        assert_eq!(object_fields("{}"), Some(vec![]));
+        assert_eq!(object_fields(r#"{"\\u0041":1}"#), None);
+        assert_eq!(object_fields("[1]"), None);
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let err = check(r#"{"a":[1,]}"#).expect_err("trailing comma");
+        assert_eq!(err.offset(), 8);
+        assert_eq!(
+            check("[1]").expect_err("array"),
+            ShallowError::NotAnObject("an array")
+        );
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(check(&deep).is_err());
+    }
+}
