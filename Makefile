@@ -8,7 +8,6 @@ DATASETS ?= $(firstword $(wildcard ../shared/datasets /work/shared/datasets) ../
 export TRAILWATCH_DATASETS := $(abspath $(DATASETS))
 DEMO_DIR := demo
 FUZZ_SECONDS ?= 120
-BENCH_TARGET ?= 500MB
 
 .PHONY: all build demo demo-scan test check fmt clippy pyenv fuzz bench clean
 
@@ -44,12 +43,12 @@ clippy:
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
-## bench: release build; scan throughput and peak RSS over BENCH_TARGET decompressed;
-## crawl throughput of `once` against LocalStack at concurrency 1, 8 and 32
+## bench: issue 7's report (BENCHMARKS.md): a generated corpus (BENCH_SIZE, 1GB),
+## scan beside pigz, pySigma's DuckDB backend and rsigma, the match and memory
+## checks, the crawler against LocalStack; the table lands in bench/report.md.
+## Micro-benchmarks: cargo bench.
 bench:
-	bash scripts/bench.sh $(BENCH_TARGET)
-	localstack/up.sh
-	localstack/.venv-moto/bin/python scripts/crawl_bench.py --concurrency 1,8,32
+	bash scripts/bench.sh
 
 clean:
 	$(CARGO) clean

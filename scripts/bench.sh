@@ -1,48 +1,47 @@
 #!/usr/bin/env bash
-# Throughput and peak memory of `trailwatch scan` over a generated corpus:
-# `make bench` (BENCH_TARGET decompressed bytes, default 500MB).
+# `make bench`: everything issue 7's report needs, set up from a fresh clone.
 #
-# The corpus is laid out as CloudTrail writes it, from ../shared/datasets records
-# with fresh event ids (scripts/sample_tree.py, seed 1), under bench/ (git-ignored).
-# Rules: the built-in pack plus the 57 SigmaHQ CloudTrail rules. Reported: records/s,
-# wall and CPU time and peak RSS of scan with all cores and with one thread, beside
-# `gzip -dc` of the same objects (the decompression floor), each the median of RUNS.
+#  1. a release build; pigz (Debian's package, when missing and we are root);
+#     the rsigma CLI 0.23.0 into bench/tools (cargo install --locked); the
+#     conformance venv (pySigma, its DuckDB backend, duckdb) by scripts/pyenv.sh;
+#  2. scripts/bench.py: corpus, (a)-(d) side by side, the match checks, the
+#     memory checks, the ratio table (bench/report.md);
+#  3. the crawler's throughput against LocalStack (scripts/crawl_bench.py),
+#     appended to the report.
+#
+# Environment: BENCH_SIZE (1GB), BENCH_BIG (10GB; 0 skips), RUNS (3),
+# CRAWL_OBJECTS (2000), CRAWL_CONCURRENCY (1,4,16,64), TRAILWATCH_DATASETS.
 set -euo pipefail
-target="${1:-500MB}"
-runs="${RUNS:-3}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-datasets="${TRAILWATCH_DATASETS:-${DATASETS:-../shared/datasets}}"
-corpus="bench/corpus-$target"
+mkdir -p bench
 
 cargo build --release --quiet
-bin="$root/target/release/trailwatch"
-if [ ! -d "$corpus/AWSLogs" ]; then
-    mkdir -p bench
-    python3 scripts/sample_tree.py --datasets "$datasets" --out "$corpus" --force \
-        --target-bytes "$target" --date 2026-11-21 --seed 1
+if ! command -v pigz >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q pigz >/dev/null
+    else
+        echo "bench.sh: pigz is needed (apt-get install pigz)" >&2
+        exit 2
+    fi
 fi
-mapfile -t objects < <(find "$corpus" -name '*.json.gz' -path '*/CloudTrail/*' | sort)
-compressed=$(cat "${objects[@]}" | wc -c)
-decompressed=$(for f in "${objects[@]}"; do gzip -dc "$f"; done | wc -c)
-echo "corpus: ${#objects[@]} objects, $compressed bytes gzipped, $decompressed bytes decompressed"
+if [ ! -x bench/tools/bin/rsigma ] || ! bench/tools/bin/rsigma --version | grep -q '0\.23\.0'; then
+    echo "bench.sh: installing rsigma 0.23.0 into bench/tools (several minutes)" >&2
+    cargo install --quiet --root bench/tools rsigma --version =0.23.0 --locked
+fi
+bash scripts/pyenv.sh
 
-# Runs a command RUNS times; prints the median wall, CPU and peak RSS.
-measure() {
-    local label="$1"; shift
-    for _ in $(seq "$runs"); do
-        /usr/bin/time -o /tmp/bench-time -f '%e %U %S %M' "$@" >/dev/null 2>/tmp/bench-stderr
-        cat /tmp/bench-time
-    done | sort -n | awk -v label="$label" -v runs="$runs" '
-        { wall[NR]=$1; cpu[NR]=$2+$3; rss[NR]=$4 }
-        END { m=int((runs+1)/2); printf "%-28s wall %6.2fs  cpu %6.2fs  peak RSS %7.1f MB\n", label, wall[m], cpu[m], rss[m]/1024 }'
-}
+status=0
+python3 scripts/bench.py || status=$?
 
-gunzip_all() { for f in "$@"; do gzip -dc "$f"; done; }
-export -f gunzip_all
-
-measure "gzip -dc (floor, 1 core)" bash -c 'gunzip_all "$@"' _ "${objects[@]}"
-measure "scan (all cores)" "$bin" scan --format jsonl --rules "$datasets/sigma-cloudtrail" "$corpus"
-grep -o 'scanned.*' /tmp/bench-stderr
-measure "scan (1 thread)" "$bin" scan --format jsonl --threads 1 --rules "$datasets/sigma-cloudtrail" "$corpus"
-grep -o 'scanned.*' /tmp/bench-stderr
+localstack/up.sh
+{
+    echo
+    echo "## Crawler throughput: \`once\` against LocalStack"
+    echo
+    echo '```'
+    localstack/.venv-moto/bin/python scripts/crawl_bench.py \
+        --objects "${CRAWL_OBJECTS:-2000}" --concurrency "${CRAWL_CONCURRENCY:-1,4,16,64}"
+    echo '```'
+} | tee -a bench/report.md
+exit "$status"

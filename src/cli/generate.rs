@@ -13,7 +13,7 @@ pub struct GenArgs {
     /// day of an organisation's activity, as `scripts/benign_day.py` writes.
     #[arg(long, value_name = "FILE")]
     pub background: PathBuf,
-    /// Output directory (`AWSLogs/...` and `manifest.json` go in it).
+    /// Output directory (`AWSLogs/...` and `corpus.manifest` go in it).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Decompressed size to reach, e.g. 1GB, 10GiB.

@@ -25,6 +25,10 @@ use serde::Serialize;
 use crate::rules::RuleSet;
 use attacks::Attack;
 
+/// The manifest's name in the output directory (JSON; not `.json`, so that
+/// `scan` of the directory does not take it for a log file).
+pub const MANIFEST_NAME: &str = "corpus.manifest";
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -65,7 +69,7 @@ pub struct Injected {
     pub key: String,
 }
 
-/// What was written: `manifest.json` in the output directory.
+/// What was written: [`MANIFEST_NAME`] in the output directory.
 #[derive(Debug, Serialize)]
 pub struct Manifest {
     pub generator: String,
@@ -97,7 +101,7 @@ struct Written {
     attacks: Vec<Injected>,
 }
 
-/// Writes the corpus; returns its manifest (also written as `manifest.json`).
+/// Writes the corpus; returns its manifest (also written to [`MANIFEST_NAME`]).
 pub fn generate(options: &Options, rules: &RuleSet) -> Result<Manifest, String> {
     let pool = Pool::load(&options.background, options.interval_seconds)?;
     let attacks = if options.attack_every > 0 {
@@ -168,7 +172,7 @@ pub fn generate(options: &Options, rules: &RuleSet) -> Result<Manifest, String> 
         expected_by_rule: by_rule,
         attacks: injected,
     };
-    let path = options.out.join("manifest.json");
+    let path = options.out.join(MANIFEST_NAME);
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
     std::fs::write(&path, text + "\n")
         .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
