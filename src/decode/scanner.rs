@@ -6,6 +6,7 @@ use std::io::{self, BufRead, Read};
 
 use super::DecodeError;
 use super::source::{self, CapExceeded, SourceInfo, SourceIoError};
+use crate::event::shallow::{MemberSpan, index_object_prefix};
 use crate::event::{Record, RecordError, find_string_end};
 
 /// One record larger than this is refused (CloudTrail's are a few KiB).
@@ -34,6 +35,19 @@ pub struct RecordReader<'r> {
     /// Decompressed offset of the current record's first byte.
     record_offset: u64,
     state: State,
+    /// Bytes of the input buffer the last record was read from in place,
+    /// consumed when the next one is asked for.
+    in_place: usize,
+    /// Member spans of the record read in place; reused.
+    spans: Vec<MemberSpan>,
+}
+
+/// Where `next_raw` left the next record.
+enum Raw {
+    /// In the input's buffer, this many bytes long, its members in `spans`.
+    InPlace(usize),
+    /// Copied into `buf`.
+    Buffered,
 }
 
 impl<'r> RecordReader<'r> {
@@ -52,6 +66,8 @@ impl<'r> RecordReader<'r> {
             buf: Vec::with_capacity(16 * 1024),
             record_offset: 0,
             state: State::Top,
+            in_place: 0,
+            spans: Vec::with_capacity(32),
         })
     }
 
@@ -68,9 +84,41 @@ impl<'r> RecordReader<'r> {
     /// The next record, `None` at the end. After an error it returns `None`:
     /// the records before the fault have already been yielded.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, DecodeError> {
+        if self.in_place > 0 {
+            self.input.consume(self.in_place);
+            self.in_place = 0;
+        }
         match self.next_raw() {
-            Ok(true) => {}
-            Ok(false) => return Ok(None),
+            Ok(Some(Raw::Buffered)) => {}
+            Ok(Some(Raw::InPlace(len))) => {
+                // Most records lie whole in the input's buffer: they are
+                // checked and indexed there, in one pass, without a copy.
+                self.in_place = len;
+                self.pos += len as u64;
+                let chunk = match self.input.fill_buf() {
+                    Ok(chunk) => chunk,
+                    // The buffer held the record a moment ago; a read
+                    // cannot fail here.
+                    Err(e) => {
+                        self.state = State::Done;
+                        return Err(DecodeError::Io {
+                            offset: self.pos,
+                            source: e,
+                        });
+                    }
+                };
+                return match std::str::from_utf8(&chunk[..len.min(chunk.len())]) {
+                    Ok(text) => Ok(Some(Record::from_spans(text, &self.spans))),
+                    Err(e) => {
+                        self.state = State::Done;
+                        Err(DecodeError::Json {
+                            offset: self.record_offset + e.valid_up_to() as u64,
+                            reason: "malformed JSON: invalid UTF-8".into(),
+                        })
+                    }
+                };
+            }
+            Ok(None) => return Ok(None),
             Err(e) => {
                 self.state = State::Done;
                 return Err(e);
@@ -92,15 +140,16 @@ impl<'r> RecordReader<'r> {
         }
     }
 
-    /// Moves the next record's bytes into `self.buf`; false at the end.
-    fn next_raw(&mut self) -> Result<bool, DecodeError> {
+    /// Finds the next record: in the input's buffer, or copied into
+    /// `self.buf`; `None` at the end.
+    fn next_raw(&mut self) -> Result<Option<Raw>, DecodeError> {
         loop {
             match self.state {
-                State::Done => return Ok(false),
+                State::Done => return Ok(None),
                 State::Top => match self.skip_ws()? {
                     None => {
                         self.state = State::Done;
-                        return Ok(false);
+                        return Ok(None);
                     }
                     Some(b'[') => {
                         self.bump();
@@ -111,7 +160,7 @@ impl<'r> RecordReader<'r> {
                     }
                     Some(b'{') => {
                         if self.start_object()? {
-                            return Ok(true);
+                            return Ok(Some(Raw::Buffered));
                         }
                     }
                     Some(b) => {
@@ -149,10 +198,15 @@ impl<'r> RecordReader<'r> {
                         envelope,
                         first: false,
                     };
-                    self.buf.clear();
                     self.record_offset = self.pos;
+                    if let Some(len) = self.index_in_place() {
+                        return Ok(Some(Raw::InPlace(len)));
+                    }
+                    // Across the buffer's end, or faulty: copied, and any
+                    // fault reported from the copy.
+                    self.buf.clear();
                     self.scan_value(0, true)?;
-                    return Ok(true);
+                    return Ok(Some(Raw::Buffered));
                 }
                 State::AfterEnvelope => match self.skip_ws()? {
                     Some(b'}') => {
@@ -181,6 +235,15 @@ impl<'r> RecordReader<'r> {
                 },
             }
         }
+    }
+
+    /// Checks and indexes the record at the start of the input's buffer,
+    /// without consuming it; its length, or `None` when it does not end in
+    /// the buffer or is not a valid object.
+    fn index_in_place(&mut self) -> Option<usize> {
+        let chunk = self.input.fill_buf().ok()?;
+        self.spans.clear();
+        index_object_prefix(chunk, &mut self.spans).ok()
     }
 
     /// At a top-level `{`: either the `{"Records": [` envelope (returns false,

@@ -3,7 +3,7 @@
 mod bytes;
 mod json;
 mod record;
-mod shallow;
+pub(crate) mod shallow;
 
 pub use bytes::find_string_end;
 pub use json::Json;

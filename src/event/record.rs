@@ -8,7 +8,10 @@ use rsigma_eval::event::{Event, EventValue};
 use std::cell::OnceCell;
 
 use super::json::Json;
-use super::shallow::{ShallowError, Walk, index_object, object_fields, walk};
+use super::shallow::{
+    MemberSpan, ShallowError, Walk, check_trailing, index_object_prefix, member_name,
+    object_fields, walk,
+};
 
 /// Nesting deeper than this is not walked (defends the keyword search).
 const MAX_DEPTH: usize = 64;
@@ -36,19 +39,25 @@ struct Member<'a> {
 impl<'a> Record<'a> {
     /// Parses one record (a JSON object) from `text`.
     pub fn parse(text: &'a str) -> Result<Self, RecordError> {
-        let mut raw = Vec::new();
-        index_object(text, &mut raw).map_err(RecordError::Json)?;
-        Ok(Record {
-            members: raw
-                .into_iter()
-                .map(|m| Member {
-                    key: m.key,
-                    raw: m.raw,
+        let mut spans = Vec::new();
+        let end = index_object_prefix(text.as_bytes(), &mut spans).map_err(RecordError::Json)?;
+        check_trailing(text.as_bytes(), end).map_err(RecordError::Json)?;
+        Ok(Self::from_spans(text, &spans))
+    }
+
+    /// The record whose members `spans` found in `text` (checked already).
+    pub(crate) fn from_spans(text: &'a str, spans: &[MemberSpan]) -> Self {
+        Record {
+            members: spans
+                .iter()
+                .map(|span| Member {
+                    key: member_name(text, span),
+                    raw: &text[span.value.clone()],
                     value: OnceCell::new(),
                     fields: OnceCell::new(),
                 })
                 .collect(),
-        })
+        }
     }
 
     /// Parses one record from UTF-8 bytes.

@@ -11,6 +11,7 @@ use super::bytes::find_string_end;
 pub const MAX_DEPTH: usize = 128;
 
 /// A top-level member: its name and its value's JSON text.
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct RawMember<'a> {
     pub key: Cow<'a, str>,
@@ -36,17 +37,61 @@ impl ShallowError {
     }
 }
 
+/// Where one top-level member lies: its name (inside the quotes), whether
+/// the name has escapes, and its value's text.
+#[derive(Debug, Clone)]
+pub struct MemberSpan {
+    pub key: std::ops::Range<usize>,
+    pub escaped: bool,
+    pub value: std::ops::Range<usize>,
+}
+
 /// Checks that `text` is exactly one JSON object (whitespace around it
 /// allowed) and appends its members, in document order, to `members`.
+#[cfg(test)]
 pub fn index_object<'a>(
     text: &'a str,
     members: &mut Vec<RawMember<'a>>,
 ) -> Result<(), ShallowError> {
-    let mut p = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut spans = Vec::new();
+    let end = index_object_prefix(text.as_bytes(), &mut spans)?;
+    check_trailing(text.as_bytes(), end)?;
+    members.extend(spans.iter().map(|span| RawMember {
+        key: member_name(text, span),
+        raw: &text[span.value.clone()],
+    }));
+    Ok(())
+}
+
+/// Fails unless only whitespace follows `end`.
+pub fn check_trailing(bytes: &[u8], end: usize) -> Result<(), ShallowError> {
+    let mut p = Parser { bytes, pos: end };
+    p.ws();
+    if p.pos != bytes.len() {
+        return Err(p.error("trailing characters"));
+    }
+    Ok(())
+}
+
+/// A member's name, unescaped when it has escapes.
+pub fn member_name<'a>(text: &'a str, span: &MemberSpan) -> Cow<'a, str> {
+    let name = &text[span.key.clone()];
+    if !span.escaped {
+        return Cow::Borrowed(name);
+    }
+    // Checked already: the quoted name is a valid JSON string.
+    let quoted = &text[span.key.start - 1..span.key.end + 1];
+    serde_json::from_str::<String>(quoted).map_or(Cow::Borrowed(name), Cow::Owned)
+}
+
+/// Checks the JSON object at the start of `bytes` (after whitespace), notes
+/// its members in `spans`, and returns the index just past its `}`. What
+/// follows is not looked at. UTF-8 is not checked here.
+pub fn index_object_prefix(
+    bytes: &[u8],
+    spans: &mut Vec<MemberSpan>,
+) -> Result<usize, ShallowError> {
+    let mut p = Parser { bytes, pos: 0 };
     p.ws();
     match p.peek() {
         Some(b'{') => {}
@@ -61,61 +106,42 @@ pub fn index_object<'a>(
     p.pos += 1;
     p.ws();
     if p.peek() == Some(b'}') {
+        return Ok(p.pos + 1);
+    }
+    loop {
+        if p.peek() != Some(b'"') {
+            return Err(p.error("expected a member name"));
+        }
+        let key_start = p.pos + 1;
+        let escaped = p.string()?;
+        let key = key_start..p.pos - 1;
+        p.ws();
+        if p.peek() != Some(b':') {
+            return Err(p.error("expected ':'"));
+        }
         p.pos += 1;
-    } else {
-        loop {
-            if p.peek() != Some(b'"') {
-                return Err(p.error("expected a member name"));
+        p.ws();
+        let value_start = p.pos;
+        p.value(1)?;
+        spans.push(MemberSpan {
+            key,
+            escaped,
+            value: value_start..p.pos,
+        });
+        p.ws();
+        match p.peek() {
+            Some(b',') => {
+                p.pos += 1;
+                p.ws();
             }
-            let key_start = p.pos;
-            let escaped = p.string()?;
-            let key_raw = &text[key_start..p.pos];
-            let key = if escaped {
-                Cow::Owned(serde_json::from_str::<String>(key_raw).map_err(|_| {
-                    ShallowError::Syntax {
-                        offset: key_start,
-                        reason: "invalid member name",
-                    }
-                })?)
-            } else {
-                Cow::Borrowed(&key_raw[1..key_raw.len() - 1])
-            };
-            p.ws();
-            if p.peek() != Some(b':') {
-                return Err(p.error("expected ':'"));
-            }
-            p.pos += 1;
-            p.ws();
-            let value_start = p.pos;
-            p.value(1)?;
-            members.push(RawMember {
-                key,
-                raw: &text[value_start..p.pos],
-            });
-            p.ws();
-            match p.peek() {
-                Some(b',') => {
-                    p.pos += 1;
-                    p.ws();
-                }
-                Some(b'}') => {
-                    p.pos += 1;
-                    break;
-                }
-                Some(_) => return Err(p.error("expected ',' or '}'")),
-                None => return Err(p.error("EOF while parsing an object")),
-            }
+            Some(b'}') => return Ok(p.pos + 1),
+            Some(_) => return Err(p.error("expected ',' or '}'")),
+            None => return Err(p.error("EOF while parsing an object")),
         }
     }
-    p.ws();
-    if p.pos != p.bytes.len() {
-        return Err(p.error("trailing characters"));
-    }
-    Ok(())
 }
 
 struct Parser<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
@@ -127,7 +153,7 @@ impl Parser<'_> {
 
     fn error(&self, reason: &'static str) -> ShallowError {
         ShallowError::Syntax {
-            offset: self.pos.min(self.text.len()),
+            offset: self.pos.min(self.bytes.len()),
             reason,
         }
     }
@@ -521,10 +547,10 @@ mod tests {
 
     #[test]
     fn walks_checked_text_through_objects() {
-        let text = r#"{"a": {"b" : {"c":"x,}]"}, "n":[1,{"c":2}], "s":"q\\"\\\\"}, "e\\u0041":1}"#;
+        let text = r#"{"a": {"b" : {"c":"x,}]"}, "n":[1,{"c":2}], "s":"q\"\\"}, "e\u0041":1}"#;
         check(text).expect("valid");
         assert_eq!(walk(text, "a.b.c"), Walk::Value(r#""x,}]""#));
-        assert_eq!(walk(text, "a.s"), Walk::Value(r#""q\\"\\\\""#));
+        assert_eq!(walk(text, "a.s"), Walk::Value(r#""q\"\\""#));
         assert_eq!(walk(text, "a.b"), Walk::Value(r#"{"c":"x,}]"}"#));
         assert_eq!(walk(text, "a.x"), Walk::Missing);
         assert_eq!(walk(text, "a.b.c.d"), Walk::Missing);
@@ -534,7 +560,7 @@ mod tests {
         let fields = object_fields(r#"{"a": 1, "b" : {"c":[2]} }"#).expect("object");
         assert_eq!(fields, vec![("a", "1"), ("b", r#"{"c":[2]}"#)]);
         assert_eq!(object_fields("{}"), Some(vec![]));
-        assert_eq!(object_fields(r#"{"\\u0041":1}"#), None);
+        assert_eq!(object_fields(r#"{"\u0041":1}"#), None);
         assert_eq!(object_fields("[1]"), None);
     }
 
