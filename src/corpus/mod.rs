@@ -354,7 +354,7 @@ impl<'a> Job<'a> {
             self.pool.templates[t as usize].write(&fill, &mut record);
             self.emit(file, &record)?;
             let global = planned.first + n as u64 + 1;
-            if every > 0 && global % every == 0 {
+            if every > 0 && global.is_multiple_of(every) {
                 let attack =
                     &self.attacks[((global / every - 1) % self.attacks.len() as u64) as usize];
                 rng.uuid(&mut id);
