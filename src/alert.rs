@@ -201,36 +201,29 @@ pub fn write_jsonl_for(
     detected_at: &str,
 ) -> serde_json::Result<()> {
     let id = alert_id(&rule.id, &record_key(record));
-    let view = AlertView {
-        id: &id,
-        rule: RuleView {
+    let rule_json = rule.alert_json.get_or_init(|| {
+        serde_json::to_string(&RuleView {
             id: &rule.id,
             title: &rule.title,
             severity: rule.severity.as_str(),
             tags: &rule.tags,
             source: rule.origin.label(),
-        },
-        event: EventView::from_record(record),
-        object,
-        count: 1,
-        related_event_ids: [],
-        detected_at,
-    };
-    serde_json::to_writer(&mut *out, &view)?;
-    out.push(b'\n');
+        })
+        .unwrap_or_default()
+    });
+    // Field by field, in `Alert`'s order.
+    out.extend_from_slice(b"{\"id\":");
+    serde_json::to_writer(&mut *out, &id)?;
+    out.extend_from_slice(b",\"rule\":");
+    out.extend_from_slice(rule_json.as_bytes());
+    out.extend_from_slice(b",\"event\":");
+    serde_json::to_writer(&mut *out, &EventView::from_record(record))?;
+    out.extend_from_slice(b",\"object\":");
+    serde_json::to_writer(&mut *out, &object)?;
+    out.extend_from_slice(b",\"count\":1,\"related_event_ids\":[],\"detected_at\":");
+    serde_json::to_writer(&mut *out, detected_at)?;
+    out.extend_from_slice(b"}\n");
     Ok(())
-}
-
-/// [`Alert`] borrowing everything (field names and order must match it).
-#[derive(Serialize)]
-struct AlertView<'a> {
-    id: &'a str,
-    rule: RuleView<'a>,
-    event: EventView<'a>,
-    object: Option<&'a ObjectRef>,
-    count: u64,
-    related_event_ids: [&'a str; 0],
-    detected_at: &'a str,
 }
 
 #[derive(Serialize)]

@@ -91,7 +91,7 @@ impl<'a> Record<'a> {
 
     /// The top-level member `key` (the first, if the name repeats).
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
-        let member = self.members.iter().find(|m| m.key == key)?;
+        let member = self.members.iter().find(|m| same_key(&m.key, key))?;
         Some(member.value())
     }
 
@@ -111,11 +111,11 @@ impl<'a> Record<'a> {
 
     /// A string field by dotted path (objects only, no arrays).
     pub fn str_at(&self, path: &str) -> Option<&str> {
-        let (head, rest) = match path.split_once('.') {
+        let (head, rest) = match split_dot(path) {
             Some((head, rest)) => (head, Some(rest)),
             None => (path, None),
         };
-        let member = self.members.iter().find(|m| m.key == head)?;
+        let member = self.members.iter().find(|m| same_key(&m.key, head))?;
         if let Some(rest) = rest
             && member.value.get().is_none()
             && !member.raw.is_empty()
@@ -187,7 +187,7 @@ impl<'a> Record<'a> {
     /// Every value at a dotted path; a path that crosses an array follows every
     /// element, so `a.items.b` reaches `b` in each member of `items`.
     pub fn values_at<'s>(&'s self, path: &str, out: &mut Vec<&'s Json<'a>>) {
-        let (head, rest) = match path.split_once('.') {
+        let (head, rest) = match split_dot(path) {
             Some((head, rest)) => (head, Some(rest)),
             None => (path, None),
         };
@@ -209,7 +209,7 @@ impl<'a> Member<'a> {
         let Some(fields) = self.fields.get_or_init(|| object_fields(self.raw)) else {
             return walk(self.raw, path);
         };
-        let (head, rest) = match path.split_once('.') {
+        let (head, rest) = match split_dot(path) {
             Some((head, rest)) => (head, Some(rest)),
             None => (path, None),
         };
@@ -237,6 +237,19 @@ fn parse_member(raw: &str) -> Json<'_> {
         // Only a number out of f64's range can fail here; it reads as null.
         _ => Json::parse(raw).unwrap_or(Json::Null),
     }
+}
+
+/// Key equality that rules out most keys by length and last byte before
+/// comparing them whole (records have a score of keys, many of one length).
+#[inline]
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().last() == b.as_bytes().last() && a == b
+}
+
+/// `path` split at its first dot (a byte search: paths are short).
+fn split_dot(path: &str) -> Option<(&str, &str)> {
+    let at = path.bytes().position(|b| b == b'.')?;
+    Some((&path[..at], &path[at + 1..]))
 }
 
 /// A scalar's value straight from its checked JSON text; `None` for objects,
@@ -292,7 +305,7 @@ fn kind_name(json: &Json) -> &'static str {
 }
 
 fn collect_path<'s, 'a>(node: &'s Json<'a>, path: &str, out: &mut Vec<&'s Json<'a>>) {
-    let (head, rest) = match path.split_once('.') {
+    let (head, rest) = match split_dot(path) {
         Some((head, rest)) => (head, Some(rest)),
         None => (path, None),
     };
@@ -351,9 +364,9 @@ impl Event for Record<'_> {
         if let Some(value) = self.get(path) {
             return Some(to_event_value(value));
         }
-        let (head, rest) = path.split_once('.')?;
+        let (head, rest) = split_dot(path)?;
         // Through objects to a scalar: read straight from the text.
-        let member = self.members.iter().find(|m| m.key == head)?;
+        let member = self.members.iter().find(|m| same_key(&m.key, head))?;
         if member.value.get().is_none() && !member.raw.is_empty() {
             match member.walk(rest) {
                 Walk::Missing => return None,

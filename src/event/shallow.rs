@@ -353,7 +353,18 @@ pub enum Walk<'a> {
 /// Follows `path` (dot-separated names) from the JSON text `raw`, which must
 /// already have been checked, through objects only.
 pub fn walk<'a>(mut raw: &'a str, path: &str) -> Walk<'a> {
-    for segment in path.split('.') {
+    let mut rest = Some(path);
+    while let Some(path) = rest {
+        let segment = match path.bytes().position(|b| b == b'.') {
+            Some(at) => {
+                rest = Some(&path[at + 1..]);
+                &path[..at]
+            }
+            None => {
+                rest = None;
+                path
+            }
+        };
         match raw.as_bytes().first() {
             Some(b'{') => {}
             Some(b'[') => return Walk::NeedTree,

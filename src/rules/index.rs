@@ -60,8 +60,8 @@ fn union(a: Option<Values>, b: Option<Values>) -> Option<Values> {
 /// Which rules each `eventName` / `eventSource` value can reach.
 #[derive(Debug, Default)]
 pub struct RuleIndex {
-    by_name: HashMap<String, Vec<u32>>,
-    by_source: HashMap<String, Vec<u32>>,
+    by_name: FnvMap<Vec<u32>>,
+    by_source: FnvMap<Vec<u32>>,
     always: Vec<u32>,
     all: Vec<u32>,
 }
@@ -105,13 +105,14 @@ impl RuleIndex {
             out.extend_from_slice(&self.all);
             return;
         };
+        let mut buf = [0u8; 128];
         if let Some(name) = name
-            && let Some(rules) = self.by_name.get(&name)
+            && let Some(rules) = self.by_name.get(lowercase(&name, &mut buf).as_ref())
         {
             out.extend_from_slice(rules);
         }
         if let Some(source) = source
-            && let Some(rules) = self.by_source.get(&source)
+            && let Some(rules) = self.by_source.get(lowercase(&source, &mut buf).as_ref())
         {
             out.extend_from_slice(rules);
         }
@@ -120,15 +121,54 @@ impl RuleIndex {
     }
 }
 
-/// The lowercased value of an indexed field: `Some(None)` when absent or
-/// null, `None` when it is a container (not indexable).
-fn key_of(value: Option<&Json>) -> Option<Option<String>> {
+/// `text` lowercased: in `buf` when it is short ASCII (the usual case),
+/// else in a new string.
+fn lowercase<'b>(text: &str, buf: &'b mut [u8; 128]) -> std::borrow::Cow<'b, str> {
+    let bytes = text.as_bytes();
+    if bytes.len() <= buf.len() && bytes.is_ascii() {
+        let out = &mut buf[..bytes.len()];
+        out.copy_from_slice(bytes);
+        out.make_ascii_lowercase();
+        if let Ok(lower) = std::str::from_utf8(out) {
+            return std::borrow::Cow::Borrowed(lower);
+        }
+    }
+    std::borrow::Cow::Owned(text.to_lowercase())
+}
+
+/// FNV-1a: the index's keys are short names, hashed once per record each.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
+
+/// The value of an indexed field, not yet lowercased: `Some(None)` when
+/// absent or null, `None` when it is a container (not indexable).
+fn key_of<'r>(value: Option<&'r Json>) -> Option<Option<std::borrow::Cow<'r, str>>> {
     match value {
         None | Some(Json::Null) => Some(None),
-        Some(Json::Str(s)) => Some(Some(s.to_lowercase())),
-        Some(Json::Int(n)) => Some(Some(n.to_string())),
-        Some(Json::Float(f)) => Some(Some(f.to_string())),
-        Some(Json::Bool(b)) => Some(Some(b.to_string())),
+        Some(Json::Str(s)) => Some(Some(std::borrow::Cow::Borrowed(s.as_ref()))),
+        Some(Json::Int(n)) => Some(Some(n.to_string().into())),
+        Some(Json::Float(f)) => Some(Some(f.to_string().into())),
+        Some(Json::Bool(b)) => Some(Some(b.to_string().into())),
         Some(Json::Array(_) | Json::Object(_)) => None,
     }
 }

@@ -207,6 +207,7 @@ fn compile(
         emit: true,
         sigma: std::sync::Arc::new(rule.clone()),
         compiled,
+        alert_json: std::sync::OnceLock::new(),
     })
 }
 

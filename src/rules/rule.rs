@@ -101,6 +101,9 @@ pub struct Rule {
     /// The rule as parsed, for the correlation engine.
     pub(crate) sigma: std::sync::Arc<rsigma_parser::SigmaRule>,
     pub(crate) compiled: CompiledRule,
+    /// The alert's `rule` object as JSON, made on first use (`scan` writes
+    /// it once per match).
+    pub(crate) alert_json: std::sync::OnceLock<String>,
 }
 
 /// A record a rule must fire on (or must not), kept in the rule itself under

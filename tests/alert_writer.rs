@@ -1,0 +1,50 @@
+//! `scan` writes alerts without building them (`alert::write_jsonl_for`); its
+//! bytes must be exactly the contract's `Alert` serialised, for every record
+//! of the datasets and every rule that matches one, plus awkward hand-made ones.
+
+mod common;
+
+use trailwatch::alert::{Alert, ObjectRef, write_jsonl_for};
+use trailwatch::event::Record;
+use trailwatch::rules::load_rule_set;
+
+#[test]
+fn the_fast_writer_writes_the_contract_byte_for_byte() {
+    let (rules, errors) = load_rule_set(true, &[common::sigma_dir()]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut records: Vec<String> = common::all_records()
+        .into_iter()
+        .map(|(_, v)| v.to_string())
+        .collect();
+    // Escapes, missing fields, a missing eventID, non-ASCII, nulls.
+    records.push(r#"{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","userIdentity":{"type":"IAMUser","userName":"a\"b\\c\u00e9"},"sourceIPAddress":null}"#.into());
+    records.push(r#"{"eventID":"x\ty","eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com","responseElements":{"ConsoleLogin":"Failure"},"userAgent":"Mozilla ☃"}"#.into());
+    let object = ObjectRef {
+        bucket: "b".into(),
+        key: "AWSLogs/1/CloudTrail/k\"ey.json.gz".into(),
+    };
+    let mut scratch = Vec::new();
+    let mut checked = 0;
+    for text in &records {
+        let record = Record::parse(text).expect("record");
+        for object in [None, Some(&object)] {
+            rules.for_each_match(&record, &mut scratch, |rule| {
+                let mut fast = Vec::new();
+                write_jsonl_for(&mut fast, rule, &record, object, "2026-11-22T00:00:00Z")
+                    .expect("writes");
+                let alert =
+                    Alert::for_match(rule, &record, object.cloned(), "2026-11-22T00:00:00Z");
+                let mut slow = serde_json::to_vec(&alert).expect("serialises");
+                slow.push(b'\n');
+                assert_eq!(
+                    String::from_utf8_lossy(&fast),
+                    String::from_utf8_lossy(&slow),
+                    "rule {}",
+                    rule.id
+                );
+                checked += 1;
+            });
+        }
+    }
+    assert!(checked > 1000, "only {checked} alerts compared");
+}
