@@ -107,7 +107,11 @@ fn the_state_is_committed_with_the_object() {
             records: 2,
             error: None,
             alerts: &[],
-            correlation: Some(&state),
+            correlation: Some(trailwatch::state::CorrelationCommit {
+                state: &state.state,
+                seen_new: &state.seen,
+                forget_before: None,
+            }),
         })
         .expect("commit");
     drop(store);

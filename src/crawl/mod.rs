@@ -645,19 +645,20 @@ impl Crawler {
         let failed = error.clone();
         let rules = Arc::clone(&self.rules);
         let commit = move |s: &StateStore| {
-            let commit = |alerts: &[crate::alert::Detected],
-                          correlation: Option<&serde_json::Value>| {
-                s.commit_object(&ObjectCommit {
-                    cursor: &cursor,
-                    key: &key,
-                    key_time: &key_time,
-                    status,
-                    records,
-                    error: error.clone(),
-                    alerts,
-                    correlation,
-                })
-            };
+            let commit =
+                |alerts: &[crate::alert::Detected],
+                 correlation: Option<crate::state::CorrelationCommit<'_>>| {
+                    s.commit_object(&ObjectCommit {
+                        cursor: &cursor,
+                        key: &key,
+                        key_time: &key_time,
+                        status,
+                        records,
+                        error: error.clone(),
+                        alerts,
+                        correlation,
+                    })
+                };
             // With stateful rules, their pending alerts and their state are
             // committed with the object, under the correlator's lock, so that
             // what is committed and what the engine holds never drift apart.
@@ -665,8 +666,16 @@ impl Crawler {
                 let mut all = alerts.clone();
                 let pending = c.pending().len();
                 all.extend(c.pending().iter().cloned());
-                let state = c.export();
-                let n = commit(&all, Some(&state))?;
+                let state = c.export_state();
+                let delta = c.seen_delta();
+                let n = commit(
+                    &all,
+                    Some(crate::state::CorrelationCommit {
+                        state: &state,
+                        seen_new: &delta.new,
+                        forget_before: delta.forget_before,
+                    }),
+                )?;
                 c.committed(pending);
                 Ok(n)
             });

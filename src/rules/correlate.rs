@@ -42,9 +42,15 @@ pub struct Correlator {
     /// Ids and names of the detection rules the correlations use.
     feeds: HashSet<String>,
     meta: HashMap<String, Meta>,
-    /// Events already fed (eventID and rule -> event time): a record read
-    /// twice (an object re-read after a crash) is not counted twice.
-    seen: HashMap<String, i64>,
+    /// Events already fed (a hash of rule and eventID -> event time): a
+    /// record read twice (an object re-read after a crash, or delivered
+    /// twice) is not counted twice.
+    seen: HashMap<i64, i64>,
+    /// What `seen` gained since the last commit, and the time before which
+    /// it forgot, for the state store (which keeps `seen` as rows, so that a
+    /// commit writes what changed, not all of it).
+    seen_new: Vec<(i64, i64)>,
+    forget_before: Option<i64>,
     /// How long `seen` remembers: the longest window, and a day at least.
     horizon: i64,
     /// `seen`'s size at which it is pruned next.
@@ -54,12 +60,45 @@ pub struct Correlator {
     pending: Vec<Detected>,
 }
 
-/// What is kept in the state store.
+/// What is kept in the state store's `kv` row (`seen` has its own table).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Saved {
     engine: serde_json::Value,
-    seen: HashMap<String, i64>,
     pending: Vec<(Alert, AlertContext)>,
+}
+
+/// The stateful rules' state: the engine's windows and the alerts not yet
+/// committed (`state`), and the events already counted (`seen`: the hash of
+/// rule and eventID, and the event's time), sorted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub state: serde_json::Value,
+    pub seen: Vec<(i64, i64)>,
+}
+
+/// What `seen` gained since the last commit, and the time before which its
+/// entries were forgotten.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeenDelta {
+    pub new: Vec<(i64, i64)>,
+    pub forget_before: Option<i64>,
+}
+
+/// The key of an event fed to a rule: FNV-1a over `rule \0 eventID` (stable
+/// across versions, as it is stored; eventIDs are AWS's UUIDs, so 64 bits
+/// keep collisions out of reach).
+fn seen_key(rule: &str, event_id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in rule
+        .as_bytes()
+        .iter()
+        .chain(&[0u8])
+        .chain(event_id.as_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
 }
 
 impl std::fmt::Debug for Correlator {
@@ -200,6 +239,8 @@ impl Correlator {
                 feeds,
                 meta,
                 seen: HashMap::new(),
+                seen_new: Vec::new(),
+                forget_before: None,
                 horizon,
                 prune_at: PRUNE_FLOOR,
                 pending: Vec::new(),
@@ -232,11 +273,12 @@ impl Correlator {
             .unix_timestamp();
         let mut fresh = Vec::new();
         for rule in matched {
-            let key = format!("{}\0{}", rule.id, record.event_id().unwrap_or(""));
+            let key = seen_key(&rule.id, record.event_id().unwrap_or(""));
             if record.event_id().is_some() && self.seen.contains_key(&key) {
                 continue;
             }
             self.seen.insert(key, at);
+            self.seen_new.push((key, at));
             fresh.push(*rule);
         }
         let found = self.evaluate(record, &fresh, at, object, detected_at);
@@ -249,6 +291,8 @@ impl Correlator {
     fn forget_before(&mut self, cutoff: i64) {
         if self.seen.len() >= self.prune_at {
             self.seen.retain(|_, t| *t >= cutoff);
+            self.seen_new.retain(|(_, t)| *t >= cutoff);
+            self.forget_before = Some(self.forget_before.map_or(cutoff, |f| f.max(cutoff)));
             self.prune_at = (self.seen.len() * 2).max(PRUNE_FLOOR);
         }
     }
@@ -337,9 +381,20 @@ impl Correlator {
         &self.pending
     }
 
-    /// Forgets the first `n` pending alerts, once committed.
+    /// Forgets the first `n` pending alerts and the changes to `seen`, once
+    /// committed.
     pub fn committed(&mut self, n: usize) {
         self.pending.drain(..n.min(self.pending.len()));
+        self.seen_new.clear();
+        self.forget_before = None;
+    }
+
+    /// What `seen` gained and forgot since the last commit.
+    pub fn seen_delta(&self) -> SeenDelta {
+        SeenDelta {
+            new: self.seen_new.clone(),
+            forget_before: self.forget_before,
+        }
     }
 
     /// Takes every pending alert (when nothing is persisted, as in `scan`).
@@ -347,13 +402,12 @@ impl Correlator {
         std::mem::take(&mut self.pending)
     }
 
-    /// Everything to keep in the state store: the engine's windows, the
-    /// events already counted, the alerts not yet committed.
-    pub fn export(&self) -> serde_json::Value {
+    /// The engine's windows and the alerts not yet committed (the state
+    /// store's `kv` row).
+    pub fn export_state(&self) -> serde_json::Value {
         let saved = Saved {
             engine: serde_json::to_value(self.engine.export_state())
                 .unwrap_or(serde_json::Value::Null),
-            seen: self.seen.clone(),
             pending: self
                 .pending
                 .iter()
@@ -363,9 +417,19 @@ impl Correlator {
         serde_json::to_value(saved).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Everything: the state and all of `seen`.
+    pub fn export(&self) -> Snapshot {
+        let mut seen: Vec<(i64, i64)> = self.seen.iter().map(|(k, t)| (*k, *t)).collect();
+        seen.sort_unstable();
+        Snapshot {
+            state: self.export_state(),
+            seen,
+        }
+    }
+
     /// Restores what `export` gave; false when it does not fit these rules.
-    pub fn import(&mut self, state: serde_json::Value) -> bool {
-        let Ok(saved) = serde_json::from_value::<Saved>(state) else {
+    pub fn import(&mut self, from: Snapshot) -> bool {
+        let Ok(saved) = serde_json::from_value::<Saved>(from.state) else {
             return false;
         };
         let Ok(snapshot) = serde_json::from_value(saved.engine) else {
@@ -374,7 +438,9 @@ impl Correlator {
         if !self.engine.import_state(snapshot) {
             return false;
         }
-        self.seen = saved.seen;
+        self.seen = from.seen.into_iter().collect();
+        self.seen_new.clear();
+        self.forget_before = None;
         self.pending = saved
             .pending
             .into_iter()

@@ -10,7 +10,7 @@ mod rule;
 
 pub use allow::Allow;
 pub use builtin::builtin_rules;
-pub use correlate::Correlator;
+pub use correlate::{Correlator, SeenDelta, Snapshot};
 pub use index::RuleIndex;
 pub use load::{Correlation, Loaded, load_dir, load_text, rule_files};
 pub use rule::{Example, Rule, RuleError, RuleOrigin, Severity};

@@ -68,7 +68,16 @@ pub struct ObjectCommit<'a> {
     pub error: Option<String>,
     pub alerts: &'a [Detected],
     /// The stateful rules' state after this object, kept with it.
-    pub correlation: Option<&'a serde_json::Value>,
+    pub correlation: Option<CorrelationCommit<'a>>,
+}
+
+/// The stateful rules' state as one object leaves it: the engine's windows
+/// and pending alerts, and what changed among the events already counted.
+#[derive(Debug, Clone, Copy)]
+pub struct CorrelationCommit<'a> {
+    pub state: &'a serde_json::Value,
+    pub seen_new: &'a [(i64, i64)],
+    pub forget_before: Option<i64>,
 }
 
 /// An alert in the outbox, at its position.
@@ -266,27 +275,47 @@ impl StateStore {
             ],
         )
         .map_err(|e| self.err(e))?;
-        if let Some(state) = c.correlation {
+        if let Some(corr) = c.correlation {
             tx.execute(
                 "INSERT OR REPLACE INTO kv (key, value) VALUES ('correlation', ?1)",
-                [state.to_string()],
+                [corr.state.to_string()],
             )
             .map_err(|e| self.err(e))?;
+            if let Some(before) = corr.forget_before {
+                tx.execute("DELETE FROM correlation_seen WHERE at < ?1", [before])
+                    .map_err(|e| self.err(e))?;
+            }
+            let mut insert = tx
+                .prepare_cached("INSERT OR REPLACE INTO correlation_seen (key, at) VALUES (?1, ?2)")
+                .map_err(|e| self.err(e))?;
+            for (key, at) in corr.seen_new {
+                insert.execute([key, at]).map_err(|e| self.err(e))?;
+            }
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(inserted)
     }
 
     /// The stateful rules' state as last committed.
-    pub fn correlation_state(&self) -> Result<Option<serde_json::Value>> {
-        let text: Option<String> = self
-            .conn()
+    pub fn correlation_state(&self) -> Result<Option<crate::rules::Snapshot>> {
+        let conn = self.conn();
+        let text: Option<String> = conn
             .query_row("SELECT value FROM kv WHERE key = 'correlation'", [], |r| {
                 r.get(0)
             })
             .optional()
             .map_err(|e| self.err(e))?;
-        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        let Some(state) = text.and_then(|t| serde_json::from_str(&t).ok()) else {
+            return Ok(None);
+        };
+        let mut query = conn
+            .prepare("SELECT key, at FROM correlation_seen ORDER BY key")
+            .map_err(|e| self.err(e))?;
+        let seen = query
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<(i64, i64)>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(Some(crate::rules::Snapshot { state, seen }))
     }
 
     /// Forgets processed keys older than `before` (outside every lookback

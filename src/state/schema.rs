@@ -75,6 +75,16 @@ CREATE TABLE targets (
 );
 ";
 
+/// Version 2: the events the stateful rules already counted, as rows (a
+/// commit adds what is new instead of rewriting all of them).
+const V2: &str = "
+CREATE TABLE correlation_seen (
+    key INTEGER PRIMARY KEY,          -- hash of rule and eventID
+    at  INTEGER NOT NULL              -- the event's time (Unix seconds)
+);
+CREATE INDEX correlation_seen_at ON correlation_seen (at);
+";
+
 /// Creates or upgrades the schema. The version is read inside a write
 /// transaction, so two processes opening a new file at once (the daemon and
 /// `trailwatch trails`) do not both create it.
@@ -84,6 +94,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     if version < 1 {
         tx.execute_batch(V1)?;
         tx.execute_batch("PRAGMA user_version = 1")?;
+    }
+    if version < 2 {
+        tx.execute_batch(V2)?;
+        tx.execute_batch("PRAGMA user_version = 2")?;
     }
     tx.commit()
 }
