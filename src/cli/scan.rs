@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::{EXIT_FAILED, EXIT_USAGE, Format, RuleSources, load_rules};
@@ -52,7 +51,13 @@ struct Failure {
 struct Done {
     index: usize,
     output: Vec<u8>,
-    report: Option<ObjectReport>,
+    report: Option<FileReport>,
+}
+
+/// How reading one file went.
+struct FileReport {
+    path: PathBuf,
+    report: ObjectReport,
 }
 
 /// Output a worker sends on before the file ends.
@@ -78,11 +83,14 @@ pub fn run(args: ScanArgs) -> ExitCode {
 
     let started = Instant::now();
     let mut failures = Vec::new();
-    let files = collect_inputs(&args.paths, &mut failures);
+    let inputs = std::sync::Mutex::new(Inputs::new(&args.paths));
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, files.len().max(1));
+        .max(1);
+    // Each file is read once: events need remembering (against duplicates
+    // delivered twice) only as long as the longest correlation window.
+    rules.with_correlator(|c| c.set_dedupe_horizon(3600));
 
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut totals = Totals::default();
@@ -91,19 +99,18 @@ pub fn run(args: ScanArgs) -> ExitCode {
         output_open = sinks::table::write_header(&mut stdout).is_ok();
     }
 
-    let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let (tx, rx) = crossbeam_channel::bounded::<Done>(threads * 2);
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, files, rules) = (&next, &files, &rules);
-            scope.spawn(move || worker(next, files, rules, cap, format, tx));
+            let (inputs, rules) = (&inputs, &rules);
+            scope.spawn(move || worker(inputs, rules, cap, format, tx));
         }
         drop(tx);
         // Print in input order, whatever order the workers finish in. The
         // file at the head streams straight through; the others' output
         // waits, so memory is bounded by what `threads - 1` files raise.
-        let mut waiting: BTreeMap<usize, (Vec<Vec<u8>>, Option<ObjectReport>)> = BTreeMap::new();
+        let mut waiting: BTreeMap<usize, (Vec<Vec<u8>>, Option<FileReport>)> = BTreeMap::new();
         let mut head = 0;
         for done in rx {
             if done.index != head {
@@ -116,11 +123,11 @@ pub fn run(args: ScanArgs) -> ExitCode {
                 output_open = stdout.write_all(&done.output).is_ok();
             }
             let mut finished = done.report;
-            while let Some(report) = finished.take() {
+            while let Some(FileReport { path, report }) = finished.take() {
                 totals.add(&report);
                 if let Some(e) = &report.error {
                     failures.push(Failure {
-                        path: files[head].display().to_string(),
+                        path: path.display().to_string(),
                         reason: e.to_string(),
                     });
                 }
@@ -139,6 +146,12 @@ pub fn run(args: ScanArgs) -> ExitCode {
     });
     let _ = stdout.flush();
     drop(stdout);
+    failures.append(
+        &mut inputs
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .failures,
+    );
 
     let elapsed = started.elapsed().as_secs_f64();
     let mut err = std::io::stderr().lock();
@@ -166,8 +179,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
 }
 
 fn worker(
-    next: &AtomicUsize,
-    files: &[PathBuf],
+    inputs: &std::sync::Mutex<Inputs>,
     rules: &RuleSet,
     cap: u64,
     format: Format,
@@ -175,10 +187,10 @@ fn worker(
 ) {
     let detected_at = now_rfc3339();
     loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some(path) = files.get(index) else { return };
+        let next = inputs.lock().unwrap_or_else(|p| p.into_inner()).next();
+        let Some((index, path)) = next else { return };
         let mut output = Vec::new();
-        let report = match std::fs::File::open(path) {
+        let report = match std::fs::File::open(&path) {
             Ok(file) => detect_object(file, rules, None, cap, &detected_at, |rule, record| {
                 match format {
                     Format::Jsonl => {
@@ -218,7 +230,7 @@ fn worker(
             .send(Done {
                 index,
                 output,
-                report: Some(report),
+                report: Some(FileReport { path, report }),
             })
             .is_err()
         {
@@ -244,46 +256,72 @@ impl Totals {
     }
 }
 
-/// Files named on the command line, and the CloudTrail-looking files under
-/// directories named there, in a stable order. Digest and Insight files are
-/// left out.
-fn collect_inputs(paths: &[PathBuf], failures: &mut Vec<Failure>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_file() {
-            files.push(path.clone());
-        } else if path.is_dir() {
-            let mut found = Vec::new();
-            walk(path, &mut found, failures);
-            found.sort();
-            files.extend(found);
-        } else {
-            failures.push(Failure {
-                path: path.display().to_string(),
-                reason: "no such file or directory".into(),
-            });
-        }
-    }
-    files
+/// The files to scan, found as workers ask for them: files named on the
+/// command line, and the CloudTrail-looking files under directories named
+/// there (Digest and Insight files left out), each directory's entries in
+/// sorted order so that the output order is stable. Only the listings on the
+/// current path are held, not the whole tree, however many files it has.
+struct Inputs {
+    roots: std::collections::VecDeque<PathBuf>,
+    stack: Vec<std::vec::IntoIter<PathBuf>>,
+    next_index: usize,
+    failures: Vec<Failure>,
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, failures: &mut Vec<Failure>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            failures.push(Failure {
+impl Inputs {
+    fn new(paths: &[PathBuf]) -> Self {
+        Inputs {
+            roots: paths.iter().cloned().collect(),
+            stack: Vec::new(),
+            next_index: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    /// The next file, with its position in the output order.
+    fn next(&mut self) -> Option<(usize, PathBuf)> {
+        loop {
+            if let Some(listing) = self.stack.last_mut() {
+                match listing.next() {
+                    Some(path) if path.is_dir() => self.push_dir(&path),
+                    Some(path) if is_cloudtrail_file(&path) => return Some(self.numbered(path)),
+                    Some(_) => {}
+                    None => {
+                        self.stack.pop();
+                    }
+                }
+                continue;
+            }
+            let root = self.roots.pop_front()?;
+            if root.is_file() {
+                return Some(self.numbered(root));
+            } else if root.is_dir() {
+                self.push_dir(&root);
+            } else {
+                self.failures.push(Failure {
+                    path: root.display().to_string(),
+                    reason: "no such file or directory".into(),
+                });
+            }
+        }
+    }
+
+    fn numbered(&mut self, path: PathBuf) -> (usize, PathBuf) {
+        self.next_index += 1;
+        (self.next_index - 1, path)
+    }
+
+    fn push_dir(&mut self, dir: &Path) {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut listing: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                listing.sort();
+                self.stack.push(listing.into_iter());
+            }
+            Err(e) => self.failures.push(Failure {
                 path: dir.display().to_string(),
                 reason: format!("cannot read directory: {e}"),
-            });
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out, failures);
-        } else if is_cloudtrail_file(&path) {
-            out.push(path);
+            }),
         }
     }
 }

@@ -53,6 +53,12 @@ pub struct Correlator {
     forget_before: Option<i64>,
     /// How long `seen` remembers: the longest window, and a day at least.
     horizon: i64,
+    longest_window: i64,
+    /// The latest event time fed, and when expired windows were last let go:
+    /// the engine itself does so only once it holds 100,000 groups, so over a
+    /// long run they would pile up until then.
+    max_at: i64,
+    evicted_at: i64,
     /// `seen`'s size at which it is pruned next.
     prune_at: usize,
     /// Correlation alerts not yet committed: they are exported with the
@@ -227,12 +233,12 @@ impl Correlator {
             });
             return (None, errors);
         }
-        let horizon = accepted
+        let longest_window = accepted
             .iter()
             .map(|c| c.rule.timespan.seconds as i64)
             .max()
-            .unwrap_or(0)
-            .max(86_400);
+            .unwrap_or(0);
+        let horizon = longest_window.max(86_400);
         (
             Some(Correlator {
                 engine,
@@ -242,11 +248,27 @@ impl Correlator {
                 seen_new: Vec::new(),
                 forget_before: None,
                 horizon,
+                longest_window,
+                max_at: i64::MIN,
+                evicted_at: i64::MIN,
                 prune_at: PRUNE_FLOOR,
                 pending: Vec::new(),
             }),
             errors,
         )
+    }
+
+    /// The longest correlation window, in seconds.
+    pub fn longest_window(&self) -> i64 {
+        self.longest_window
+    }
+
+    /// How long events already counted are remembered (against double
+    /// counting a record read twice). The daemon keeps the default, a day at
+    /// least, since it may re-read objects that late; `scan` reads each file
+    /// once and needs only the longest window.
+    pub fn set_dedupe_horizon(&mut self, seconds: i64) {
+        self.horizon = seconds.max(self.longest_window);
     }
 
     /// Whether a correlation uses this detection rule.
@@ -284,6 +306,20 @@ impl Correlator {
         let found = self.evaluate(record, &fresh, at, object, detected_at);
         self.pending.extend(found);
         self.forget_before(at - self.horizon);
+        self.evict_windows(at);
+    }
+
+    /// Lets go of windows that ended more than the horizon before the latest
+    /// event (a late event within the horizon still finds its window), once
+    /// per longest window of event time.
+    fn evict_windows(&mut self, at: i64) {
+        self.max_at = self.max_at.max(at);
+        if self.evicted_at == i64::MIN {
+            self.evicted_at = self.max_at;
+        } else if self.max_at - self.evicted_at >= self.longest_window.max(300) {
+            self.engine.evict_expired(self.max_at - self.horizon);
+            self.evicted_at = self.max_at;
+        }
     }
 
     /// Forgets events older than the horizon, when `seen` has doubled since
