@@ -110,7 +110,7 @@ fn the_state_is_committed_with_the_object() {
             correlation: Some(trailwatch::state::CorrelationCommit {
                 state: &state.state,
                 seen_new: &state.seen,
-                forget_before: None,
+                forget_outside: None,
             }),
         })
         .expect("commit");

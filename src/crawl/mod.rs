@@ -673,7 +673,7 @@ impl Crawler {
                     Some(crate::state::CorrelationCommit {
                         state: &state,
                         seen_new: &delta.new,
-                        forget_before: delta.forget_before,
+                        forget_outside: delta.forget_outside,
                     }),
                 )?;
                 c.committed(pending);

@@ -46,18 +46,17 @@ pub struct Correlator {
     /// record read twice (an object re-read after a crash, or delivered
     /// twice) is not counted twice.
     seen: HashMap<i64, i64>,
-    /// What `seen` gained since the last commit, and the time before which
-    /// it forgot, for the state store (which keeps `seen` as rows, so that a
+    /// What `seen` gained since the last commit, and the range of times
+    /// outside which it forgot, for the state store (which keeps `seen` as rows, so that a
     /// commit writes what changed, not all of it).
     seen_new: Vec<(i64, i64)>,
-    forget_before: Option<i64>,
+    forget_outside: Option<(i64, i64)>,
     /// How long `seen` remembers: the longest window, and a day at least.
     horizon: i64,
     longest_window: i64,
-    /// The latest event time fed, and when expired windows were last let go:
-    /// the engine itself does so only once it holds 100,000 groups, so over a
-    /// long run they would pile up until then.
-    max_at: i64,
+    /// The event time at which expired windows were last let go: the engine
+    /// itself does so only once it holds 100,000 groups, so over a long run
+    /// they would pile up until then.
     evicted_at: i64,
     /// `seen`'s size at which it is pruned next.
     prune_at: usize,
@@ -82,12 +81,12 @@ pub struct Snapshot {
     pub seen: Vec<(i64, i64)>,
 }
 
-/// What `seen` gained since the last commit, and the time before which its
-/// entries were forgotten.
+/// What `seen` gained since the last commit, and the range of event times
+/// outside which its entries were forgotten.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SeenDelta {
     pub new: Vec<(i64, i64)>,
-    pub forget_before: Option<i64>,
+    pub forget_outside: Option<(i64, i64)>,
 }
 
 /// The key of an event fed to a rule: FNV-1a over `rule \0 eventID` (stable
@@ -246,10 +245,9 @@ impl Correlator {
                 meta,
                 seen: HashMap::new(),
                 seen_new: Vec::new(),
-                forget_before: None,
+                forget_outside: None,
                 horizon,
                 longest_window,
-                max_at: i64::MIN,
                 evicted_at: i64::MIN,
                 prune_at: PRUNE_FLOOR,
                 pending: Vec::new(),
@@ -305,30 +303,34 @@ impl Correlator {
         }
         let found = self.evaluate(record, &fresh, at, object, detected_at);
         self.pending.extend(found);
-        self.forget_before(at - self.horizon);
+        self.forget_far_from(at);
         self.evict_windows(at);
     }
 
-    /// Lets go of windows that ended more than the horizon before the latest
-    /// event (a late event within the horizon still finds its window), once
-    /// per longest window of event time.
+    /// Lets go of windows that ended more than the horizon before this
+    /// event, once per longest window of event time. Relative to this event,
+    /// not the latest seen: input out of time order (scan reads a tree region
+    /// by region) keeps the windows it may still fill.
     fn evict_windows(&mut self, at: i64) {
-        self.max_at = self.max_at.max(at);
-        if self.evicted_at == i64::MIN {
-            self.evicted_at = self.max_at;
-        } else if self.max_at - self.evicted_at >= self.longest_window.max(300) {
-            self.engine.evict_expired(self.max_at - self.horizon);
-            self.evicted_at = self.max_at;
+        if self.evicted_at == i64::MIN || at < self.evicted_at {
+            self.evicted_at = at;
+        } else if at - self.evicted_at >= self.longest_window.max(300) {
+            self.engine.evict_expired(at - self.horizon);
+            self.evicted_at = at;
         }
     }
 
-    /// Forgets events older than the horizon, when `seen` has doubled since
-    /// the last time (so that the cost stays linear in the events fed).
-    fn forget_before(&mut self, cutoff: i64) {
+    /// Forgets events more than the horizon away from `at`, either way (a
+    /// tree read region by region goes back in time at each region), when
+    /// `seen` has doubled since the last time (so that the cost stays
+    /// linear in the events fed).
+    fn forget_far_from(&mut self, at: i64) {
         if self.seen.len() >= self.prune_at {
-            self.seen.retain(|_, t| *t >= cutoff);
-            self.seen_new.retain(|(_, t)| *t >= cutoff);
-            self.forget_before = Some(self.forget_before.map_or(cutoff, |f| f.max(cutoff)));
+            let (lo, hi) = (at - self.horizon, at.saturating_add(self.horizon));
+            self.seen.retain(|_, t| (lo..=hi).contains(t));
+            self.seen_new.retain(|(_, t)| (lo..=hi).contains(t));
+            // Rows outside the newest range go; a later prune's range wins.
+            self.forget_outside = Some((lo, hi));
             self.prune_at = (self.seen.len() * 2).max(PRUNE_FLOOR);
         }
     }
@@ -422,14 +424,14 @@ impl Correlator {
     pub fn committed(&mut self, n: usize) {
         self.pending.drain(..n.min(self.pending.len()));
         self.seen_new.clear();
-        self.forget_before = None;
+        self.forget_outside = None;
     }
 
     /// What `seen` gained and forgot since the last commit.
     pub fn seen_delta(&self) -> SeenDelta {
         SeenDelta {
             new: self.seen_new.clone(),
-            forget_before: self.forget_before,
+            forget_outside: self.forget_outside,
         }
     }
 
@@ -476,7 +478,7 @@ impl Correlator {
         }
         self.seen = from.seen.into_iter().collect();
         self.seen_new.clear();
-        self.forget_before = None;
+        self.forget_outside = None;
         self.pending = saved
             .pending
             .into_iter()

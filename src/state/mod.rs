@@ -77,7 +77,7 @@ pub struct ObjectCommit<'a> {
 pub struct CorrelationCommit<'a> {
     pub state: &'a serde_json::Value,
     pub seen_new: &'a [(i64, i64)],
-    pub forget_before: Option<i64>,
+    pub forget_outside: Option<(i64, i64)>,
 }
 
 /// An alert in the outbox, at its position.
@@ -281,9 +281,12 @@ impl StateStore {
                 [corr.state.to_string()],
             )
             .map_err(|e| self.err(e))?;
-            if let Some(before) = corr.forget_before {
-                tx.execute("DELETE FROM correlation_seen WHERE at < ?1", [before])
-                    .map_err(|e| self.err(e))?;
+            if let Some((lo, hi)) = corr.forget_outside {
+                tx.execute(
+                    "DELETE FROM correlation_seen WHERE at < ?1 OR at > ?2",
+                    [lo, hi],
+                )
+                .map_err(|e| self.err(e))?;
             }
             let mut insert = tx
                 .prepare_cached("INSERT OR REPLACE INTO correlation_seen (key, at) VALUES (?1, ?2)")
