@@ -10,9 +10,11 @@ The objects are a CloudTrail-style tree from scripts/sample_tree.py (records
 from ../shared/datasets with fresh event ids, `--records-per-object` each),
 uploaded once to the bucket `tw-bench-logs` on LocalStack (skipped when it
 already holds them). trailwatch reads it as a static trail (no discovery).
-Prints objects/s and records/s per concurrency, and the CPU time trailwatch
-used (user+sys), which tells whether the crawl was bound by CPU or waited on
-the emulator.
+Prints objects/s and records/s per concurrency, the CPU time trailwatch used
+(user+sys), and the CPU time the emulator used meanwhile (every process of
+LocalStack's session, from /proc): with both beside the wall time and the
+machine's cores, it tells whether the crawl was bound by trailwatch's CPU, by
+the emulator, or by neither (waiting on I/O).
 """
 
 from __future__ import annotations
@@ -80,6 +82,24 @@ def ensure_objects(objects: int, per_object: int, datasets: str) -> int:
         shutil.rmtree(tree, ignore_errors=True)
 
 
+def emulator_cpu() -> float | None:
+    """CPU seconds used so far by LocalStack's session (up.sh starts it in its own)."""
+    try:
+        pid = (REPO / "localstack/run/localstack.pid").read_text().split()[0]
+        session = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3]
+    except (OSError, IndexError):
+        return None
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[3] == session:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(binary: str, concurrency: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="tw-bench-"))
     try:
@@ -108,18 +128,22 @@ path = "alerts.jsonl"
                    AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
                    AWS_SHARED_CREDENTIALS_FILE="/dev/null")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        emulator_before = emulator_cpu()
         start = time.monotonic()
         out = subprocess.run([binary, "once", "--config", str(config)], env=env,
                              capture_output=True, text=True)
         wall = time.monotonic() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        emulator_after = emulator_cpu()
         if out.returncode != 0:
             sys.exit(f"once failed:\n{out.stderr}")
         m = re.search(r"(\d+) objects processed .*?, (\d+) records, (\d+) new alerts", out.stderr)
         objects, records, alerts = (int(x) for x in m.groups())
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        emulator = (emulator_after - emulator_before
+                    if emulator_before is not None and emulator_after is not None else float("nan"))
         return {"concurrency": concurrency, "objects": objects, "records": records,
-                "alerts": alerts, "wall": wall, "cpu": cpu}
+                "alerts": alerts, "wall": wall, "cpu": cpu, "emulator": emulator}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -134,12 +158,16 @@ def main() -> int:
     args = p.parse_args()
     have = ensure_objects(args.objects, args.records_per_object, args.datasets)
     print(f"bucket {BUCKET}: {have} log objects on LocalStack")
-    print(f"{'concurrency':>11} {'objects':>8} {'records':>9} {'wall s':>7} {'objects/s':>10} {'records/s':>10} {'cpu s':>6} {'cpu/wall':>8}")
+    cores = os.cpu_count() or 1
+    print(f"{'concurrency':>11} {'objects':>8} {'records':>9} {'wall s':>7} {'objects/s':>10} "
+          f"{'records/s':>10} {'tw cpu s':>8} {'emu cpu s':>9} {'busy':>5}")
     for c in [int(x) for x in args.concurrency.split(",")]:
         r = run_once(args.binary, c)
+        busy = (r["cpu"] + r["emulator"]) / (r["wall"] * cores)
         print(f"{c:>11} {r['objects']:>8} {r['records']:>9} {r['wall']:>7.2f} "
               f"{r['objects'] / r['wall']:>10.1f} {r['records'] / r['wall']:>10.0f} "
-              f"{r['cpu']:>6.2f} {r['cpu'] / r['wall']:>8.2f}")
+              f"{r['cpu']:>8.2f} {r['emulator']:>9.2f} {busy:>5.0%}")
+    print(f"busy: the CPU time of trailwatch and the emulator over wall time x {cores} cores")
     return 0
 
 
