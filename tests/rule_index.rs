@@ -1,6 +1,7 @@
-//! The eventName/eventSource index must find exactly the matches of testing
-//! every rule: a property test over dataset records with their name and
-//! source rewritten (case changes, other names, non-string values, absent).
+//! The eventName/eventSource/userIdentity.type index must find exactly the
+//! matches of testing every rule: a property test over dataset records with
+//! their name, source and principal type rewritten (case changes, other
+//! names, non-string values, absent).
 
 mod common;
 
@@ -32,7 +33,13 @@ fn ids_full(set: &RuleSet, record: &Record) -> Vec<String> {
 fn field_values(records: &[Value], field: &str) -> Vec<String> {
     let mut v: Vec<String> = records
         .iter()
-        .filter_map(|r| r[field].as_str().map(str::to_owned))
+        .filter_map(|r| {
+            field
+                .split('.')
+                .fold(Some(r), |v, k| v.and_then(|v| v.get(k)))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .collect();
     v.sort();
     v.dedup();
@@ -81,11 +88,12 @@ proptest! {
 
     #[test]
     fn indexed_equals_full_scan(
-        (base, name, source) in {
+        (base, name, source, principal) in {
             let records: Vec<Value> = common::all_records().into_iter().map(|(_, r)| r).collect();
             let names = field_values(&records, "eventName");
             let sources = field_values(&records, "eventSource");
-            (proptest::sample::select(records), rewrite(names), rewrite(sources))
+            let types = field_values(&records, "userIdentity.type");
+            (proptest::sample::select(records), rewrite(names), rewrite(sources), rewrite(types))
         }
     ) {
         let set = rules_cached();
@@ -96,6 +104,17 @@ proptest! {
                     if let Some(o) = record.as_object_mut() { o.remove(field); }
                 }
                 Some(v) => record[field] = v,
+                None => {}
+            }
+        }
+        if let Some(identity) = record.get_mut("userIdentity").and_then(Value::as_object_mut) {
+            match principal {
+                Some(Value::String(s)) if s == "__remove__" => {
+                    identity.remove("type");
+                }
+                Some(v) => {
+                    identity.insert("type".into(), v);
+                }
                 None => {}
             }
         }

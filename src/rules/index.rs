@@ -1,6 +1,7 @@
 //! The rule index: from a rule's compiled detection, the `eventName` (or, failing
-//! that, `eventSource`) values a record must have for the rule to match, so
-//! that a record is tested only against rules that can match it.
+//! that, `eventSource`, or else `userIdentity.type`) values a record must have
+//! for the rule to match, so that a record is tested only against rules that
+//! can match it.
 //!
 //! The analysis is conservative: when it cannot prove a requirement, the rule
 //! is tested against every record. A property test checks that the indexed
@@ -12,6 +13,8 @@ use rsigma_eval::{CompiledDetection, CompiledMatcher, CompiledRule};
 use rsigma_parser::{ConditionExpr, Quantifier, SelectorPattern};
 
 use super::rule::Rule;
+use rsigma_eval::event::{Event, EventValue};
+
 use crate::event::{Json, Record};
 
 type Values = BTreeSet<String>;
@@ -21,6 +24,8 @@ type Values = BTreeSet<String>;
 struct Requirement {
     names: Option<Values>,
     sources: Option<Values>,
+    /// `userIdentity.type`: what root-account and role rules key on.
+    types: Option<Values>,
 }
 
 impl Requirement {
@@ -28,6 +33,7 @@ impl Requirement {
         Requirement {
             names: intersect(self.names, other.names),
             sources: intersect(self.sources, other.sources),
+            types: intersect(self.types, other.types),
         }
     }
 
@@ -35,6 +41,7 @@ impl Requirement {
         Requirement {
             names: union(self.names, other.names),
             sources: union(self.sources, other.sources),
+            types: union(self.types, other.types),
         }
     }
 }
@@ -62,6 +69,7 @@ fn union(a: Option<Values>, b: Option<Values>) -> Option<Values> {
 pub struct RuleIndex {
     by_name: FnvMap<Vec<u32>>,
     by_source: FnvMap<Vec<u32>>,
+    by_type: FnvMap<Vec<u32>>,
     always: Vec<u32>,
     all: Vec<u32>,
 }
@@ -80,6 +88,10 @@ impl RuleIndex {
             } else if let Some(sources) = req.sources {
                 for source in sources {
                     index.by_source.entry(source).or_default().push(i);
+                }
+            } else if let Some(types) = req.types {
+                for t in types {
+                    index.by_type.entry(t).or_default().push(i);
                 }
             } else {
                 index.always.push(i);
@@ -116,8 +128,22 @@ impl RuleIndex {
         {
             out.extend_from_slice(rules);
         }
+        if !self.by_type.is_empty() {
+            // Only a plain string can equal one of the indexed values; an
+            // array or object there could match in ways not modelled.
+            match record.get_field("userIdentity.type") {
+                None | Some(EventValue::Null) => {}
+                Some(EventValue::Str(t)) => {
+                    if let Some(rules) = self.by_type.get(lowercase(&t, &mut buf).as_ref()) {
+                        out.extend_from_slice(rules);
+                    }
+                }
+                Some(_) => out.extend(self.by_type.values().flatten()),
+            }
+        }
         out.extend_from_slice(&self.always);
         out.sort_unstable();
+        out.dedup();
     }
 }
 
@@ -248,6 +274,7 @@ fn detection_requirement(detection: &CompiledDetection) -> Requirement {
                 match field {
                     Some("eventName") => req.names = intersect(req.names, values),
                     Some("eventSource") => req.sources = intersect(req.sources, values),
+                    Some("userIdentity.type") => req.types = intersect(req.types, values),
                     _ => {}
                 }
             }
