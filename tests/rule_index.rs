@@ -36,7 +36,7 @@ fn field_values(records: &[Value], field: &str) -> Vec<String> {
         .filter_map(|r| {
             field
                 .split('.')
-                .fold(Some(r), |v, k| v.and_then(|v| v.get(k)))
+                .try_fold(r, |v, k| v.get(k))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         })
