@@ -1,6 +1,7 @@
 //! Allowlists: per rule, field conditions under which a match is expected
 //! and is not an alert (the CI role that rotates service users' keys).
 
+use super::index::wildcard_match;
 use crate::event::{Json, Record};
 
 /// One allowlist entry: when every condition holds, the listed rules stay quiet.
@@ -32,24 +33,9 @@ impl Allow {
                     Json::Bool(b) => b.to_string(),
                     _ => return false,
                 };
-                values.iter().any(|pattern| wildcard(pattern, &text))
+                values.iter().any(|pattern| wildcard_match(pattern, &text))
             })
         })
-    }
-}
-
-/// `*` matches any run of characters; everything else must be equal.
-fn wildcard(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            let Some(tail) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=tail.len())
-                .filter(|&i| tail.is_char_boundary(i))
-                .any(|i| wildcard(rest, &tail[i..]))
-        }
     }
 }
 

@@ -93,17 +93,9 @@ pub struct SeenDelta {
 /// across versions, as it is stored; eventIDs are AWS's UUIDs, so 64 bits
 /// keep collisions out of reach).
 fn seen_key(rule: &str, event_id: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in rule
-        .as_bytes()
-        .iter()
-        .chain(&[0u8])
-        .chain(event_id.as_bytes())
-    {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
+    use super::index::{FNV_OFFSET, fnv1a};
+    let h = fnv1a(FNV_OFFSET, rule.as_bytes());
+    fnv1a(fnv1a(h, &[0]), event_id.as_bytes()) as i64
 }
 
 impl std::fmt::Debug for Correlator {
@@ -485,5 +477,19 @@ impl Correlator {
             .map(|(alert, context)| Detected { alert, context })
             .collect();
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The keys are stored in the state store: they must never change.
+    /// Computed independently (FNV-1a 64 of `aws-access-denied \0 e1` in Python).
+    #[test]
+    fn seen_keys_are_stable() {
+        assert_eq!(
+            super::seen_key("aws-access-denied", "e1"),
+            -7_072_197_006_818_108_883
+        );
+        assert_ne!(super::seen_key("ab", "c"), super::seen_key("a", "bc"));
     }
 }

@@ -171,17 +171,20 @@ impl std::hash::Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
+        let state = if self.0 == 0 { FNV_OFFSET } else { self.0 };
+        self.0 = fnv1a(state, bytes);
     }
+}
+
+/// FNV-1a's starting state.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `state` (stable across versions:
+/// the correlator stores such hashes).
+pub(crate) fn fnv1a(state: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(state, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 type FnvMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
@@ -321,8 +324,9 @@ fn all_of(parts: &[CompiledMatcher]) -> Option<Values> {
     parts.iter().map(exact_values).fold(None, intersect)
 }
 
-/// Sigma's `selection*` patterns: `*` matches any run of characters.
-fn wildcard_match(pattern: &str, name: &str) -> bool {
+/// `*` matches any run of characters; everything else must be equal (Sigma's
+/// `selection*` patterns, and allowlist values).
+pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == name,
         Some((head, rest)) => {
