@@ -206,6 +206,7 @@ fn compile(
         examples,
         emit: true,
         sigma: std::sync::Arc::new(rule.clone()),
+        program: super::eval::Program::compile(&compiled),
         compiled,
         alert_json: std::sync::OnceLock::new(),
     })

@@ -4,6 +4,7 @@
 mod allow;
 mod builtin;
 mod correlate;
+mod eval;
 mod index;
 mod load;
 mod rule;

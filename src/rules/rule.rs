@@ -101,6 +101,8 @@ pub struct Rule {
     /// The rule as parsed, for the correlation engine.
     pub(crate) sigma: std::sync::Arc<rsigma_parser::SigmaRule>,
     pub(crate) compiled: CompiledRule,
+    /// `compiled` as a yes-or-no program (see `eval.rs`), when it can be one.
+    pub(crate) program: Option<super::eval::Program>,
     /// The alert's `rule` object as JSON, made on first use (`scan` writes
     /// it once per match).
     pub(crate) alert_json: std::sync::OnceLock<String>,
@@ -125,7 +127,21 @@ pub struct Example {
 impl Rule {
     /// Whether the record matches this rule.
     pub fn matches(&self, event: &impl rsigma_eval::Event) -> bool {
+        match &self.program {
+            Some(program) => program.matches(event),
+            None => self.matches_reference(event),
+        }
+    }
+
+    /// Whether the record matches, by rsigma's own `evaluate_rule`: the
+    /// reference `matches` is tested against.
+    pub fn matches_reference(&self, event: &impl rsigma_eval::Event) -> bool {
         rsigma_eval::evaluate_rule(&self.compiled, event).is_some()
+    }
+
+    /// Whether `matches` runs this evaluator's own program (false: rsigma's).
+    pub fn has_program(&self) -> bool {
+        self.program.is_some()
     }
 }
 
