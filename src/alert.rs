@@ -200,7 +200,46 @@ pub fn write_jsonl_for(
     object: Option<&ObjectRef>,
     detected_at: &str,
 ) -> serde_json::Result<()> {
-    let id = alert_id(&rule.id, &record_key(record));
+    write_jsonl_alerts(out, &[rule], record, object, detected_at)
+}
+
+/// Writes the alerts of one record, one line per rule in `rules`, as
+/// `write_jsonl_for` would one by one; the parts that depend only on the
+/// record are made once.
+pub fn write_jsonl_alerts(
+    out: &mut Vec<u8>,
+    rules: &[&Rule],
+    record: &Record,
+    object: Option<&ObjectRef>,
+    detected_at: &str,
+) -> serde_json::Result<()> {
+    let Some((first, rest)) = rules.split_first() else {
+        return Ok(());
+    };
+    let key = record_key(record);
+    // The first line is written in full; the others copy its tail.
+    let line_start = out.len();
+    write_head(out, first, &key);
+    let tail_start = out.len();
+    out.extend_from_slice(b",\"event\":");
+    write_event(out, record);
+    out.extend_from_slice(b",\"object\":");
+    serde_json::to_writer(&mut *out, &object)?;
+    out.extend_from_slice(b",\"count\":1,\"related_event_ids\":[],\"detected_at\":");
+    write_str(out, Some(detected_at));
+    out.extend_from_slice(b"}\n");
+    let tail = tail_start - line_start..out.len() - line_start;
+    for rule in rest {
+        let at = out.len();
+        write_head(out, rule, &key);
+        out.extend_from_within(line_start + tail.start..line_start + tail.end);
+        debug_assert!(out.len() > at);
+    }
+    Ok(())
+}
+
+/// `{"id":…,"rule":{…}`: the part of an alert line that depends on the rule.
+fn write_head(out: &mut Vec<u8>, rule: &Rule, key: &str) {
     let rule_json = rule.alert_json.get_or_init(|| {
         serde_json::to_string(&RuleView {
             id: &rule.id,
@@ -211,19 +250,51 @@ pub fn write_jsonl_for(
         })
         .unwrap_or_default()
     });
-    // Field by field, in `Alert`'s order.
     out.extend_from_slice(b"{\"id\":");
-    serde_json::to_writer(&mut *out, &id)?;
+    write_str(out, Some(&alert_id(&rule.id, key)));
     out.extend_from_slice(b",\"rule\":");
     out.extend_from_slice(rule_json.as_bytes());
-    out.extend_from_slice(b",\"event\":");
-    serde_json::to_writer(&mut *out, &EventView::from_record(record))?;
-    out.extend_from_slice(b",\"object\":");
-    serde_json::to_writer(&mut *out, &object)?;
-    out.extend_from_slice(b",\"count\":1,\"related_event_ids\":[],\"detected_at\":");
-    serde_json::to_writer(&mut *out, detected_at)?;
-    out.extend_from_slice(b"}\n");
-    Ok(())
+}
+
+/// The alert's `event` object, field by field in `AlertEvent`'s order.
+fn write_event(out: &mut Vec<u8>, record: &Record) {
+    let fields: [(&[u8], Option<&str>); 11] = [
+        (b"{\"id\":", record.event_id()),
+        (b",\"name\":", record.event_name()),
+        (b",\"source\":", record.event_source()),
+        (b",\"time\":", record.event_time()),
+        (b",\"account_id\":", record.account_id()),
+        (b",\"region\":", record.region()),
+        (b",\"principal\":", record.principal()),
+        (b",\"principal_type\":", record.principal_type()),
+        (b",\"source_ip\":", record.source_ip()),
+        (b",\"user_agent\":", record.user_agent()),
+        (b",\"error_code\":", record.error_code()),
+    ];
+    for (name, value) in fields {
+        out.extend_from_slice(name);
+        write_str(out, value);
+    }
+    out.push(b'}');
+}
+
+/// A string as serde_json writes it (`null` for `None`): copied whole when
+/// nothing in it needs escaping, which is nearly always.
+fn write_str(out: &mut Vec<u8>, value: Option<&str>) {
+    let Some(s) = value else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    let bytes = s.as_bytes();
+    if crate::event::find_string_end(bytes, 0, true) == bytes.len() {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    } else {
+        // Writing a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 #[derive(Serialize)]
@@ -233,39 +304,6 @@ struct RuleView<'a> {
     severity: &'a str,
     tags: &'a [String],
     source: &'a str,
-}
-
-#[derive(Serialize)]
-struct EventView<'a> {
-    id: Option<&'a str>,
-    name: Option<&'a str>,
-    source: Option<&'a str>,
-    time: Option<&'a str>,
-    account_id: Option<&'a str>,
-    region: Option<&'a str>,
-    principal: Option<&'a str>,
-    principal_type: Option<&'a str>,
-    source_ip: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    error_code: Option<&'a str>,
-}
-
-impl<'a> EventView<'a> {
-    fn from_record(record: &'a Record) -> Self {
-        EventView {
-            id: record.event_id(),
-            name: record.event_name(),
-            source: record.event_source(),
-            time: record.event_time(),
-            account_id: record.account_id(),
-            region: record.region(),
-            principal: record.principal(),
-            principal_type: record.principal_type(),
-            source_ip: record.source_ip(),
-            user_agent: record.user_agent(),
-            error_code: record.error_code(),
-        }
-    }
 }
 
 /// What a call acted on: the first identifying request parameter, else all

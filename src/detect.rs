@@ -19,16 +19,17 @@ pub struct ObjectReport {
     pub error: Option<DecodeError>,
 }
 
-/// Decodes `input` and calls `on_alert` for every match of a rule that
-/// alerts; the caller builds what it needs from the rule and the record
-/// (`Alert::detected` for the outbox, `alert::write_jsonl_for` for `scan`).
+/// Decodes `input` and calls `on_alerts` for every record that matches rules
+/// that alert, with those rules in rule order; the caller builds what it needs
+/// from them and the record (`Alert::detected` for the outbox,
+/// `alert::write_jsonl_alerts` for `scan`).
 pub fn detect_object(
     input: impl Read,
     rules: &RuleSet,
     object: Option<&ObjectRef>,
     max_decompressed_bytes: u64,
     detected_at: &str,
-    mut on_alert: impl FnMut(&Rule, &Record),
+    mut on_alerts: impl FnMut(&[&Rule], &Record),
 ) -> ObjectReport {
     let mut report = ObjectReport::default();
     let mut reader = match RecordReader::new(input, max_decompressed_bytes) {
@@ -40,18 +41,19 @@ pub fn detect_object(
     };
     let mut scratch = Vec::new();
     let mut matched = Vec::new();
+    let mut alerting: Vec<&Rule> = Vec::new();
     loop {
         match reader.next_record() {
             Ok(Some(record)) => {
                 report.records += 1;
                 matched.clear();
                 rules.for_each_match(&record, &mut scratch, |rule| matched.push(rule));
-                for rule in &matched {
-                    // A rule a correlation uses with `generate: false` only feeds it.
-                    if rule.emit {
-                        report.alerts += 1;
-                        on_alert(rule, &record);
-                    }
+                // A rule a correlation uses with `generate: false` only feeds it.
+                alerting.clear();
+                alerting.extend(matched.iter().copied().filter(|r| r.emit));
+                if !alerting.is_empty() {
+                    report.alerts += alerting.len() as u64;
+                    on_alerts(&alerting, &record);
                 }
                 if !matched.is_empty() {
                     // Stateful rules: their alerts wait in the correlator until

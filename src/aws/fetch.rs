@@ -84,13 +84,15 @@ pub async fn fetch_and_detect(
             Some(&object),
             max_decompressed_bytes,
             &detected_at,
-            |rule, record| {
-                alerts.push(Alert::detected(
-                    rule,
-                    record,
-                    Some(object.clone()),
-                    &detected_at,
-                ))
+            |rules, record| {
+                for rule in rules {
+                    alerts.push(Alert::detected(
+                        rule,
+                        record,
+                        Some(object.clone()),
+                        &detected_at,
+                    ))
+                }
             },
         );
         Fetched { report, alerts }

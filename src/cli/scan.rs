@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::{EXIT_FAILED, EXIT_USAGE, Format, RuleSources, load_rules};
-use crate::alert::{Alert, now_rfc3339, write_jsonl_for};
+use crate::alert::{Alert, now_rfc3339, write_jsonl_alerts};
 use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, is_log_object};
 use crate::detect::{ObjectReport, detect_object};
 use crate::rules::RuleSet;
@@ -191,14 +191,17 @@ fn worker(
         let Some((index, path)) = next else { return };
         let mut output = Vec::new();
         let report = match std::fs::File::open(&path) {
-            Ok(file) => detect_object(file, rules, None, cap, &detected_at, |rule, record| {
+            Ok(file) => detect_object(file, rules, None, cap, &detected_at, |matched, record| {
                 match format {
                     Format::Jsonl => {
-                        let _ = write_jsonl_for(&mut output, rule, record, None, &detected_at);
+                        let _ =
+                            write_jsonl_alerts(&mut output, matched, record, None, &detected_at);
                     }
                     Format::Table => {
-                        let alert = Alert::for_match(rule, record, None, &detected_at);
-                        let _ = sinks::table::write_alert(&mut output, &alert);
+                        for rule in matched {
+                            let alert = Alert::for_match(rule, record, None, &detected_at);
+                            let _ = sinks::table::write_alert(&mut output, &alert);
+                        }
                     }
                 }
                 if output.len() >= CHUNK_BYTES {
