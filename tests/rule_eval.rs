@@ -112,6 +112,12 @@ enum Rewrite {
     Array,
     Empty,
     Wildcardish,
+    /// Letters whose lowercase differs in length or is ASCII (İ, K as the
+    /// Kelvin sign), around and inside the value.
+    Unicode,
+    /// Uppercased, with every K the Kelvin sign, whose lowercase is `k`.
+    Kelvin,
+    Long,
 }
 
 fn apply(value: &mut Value, rewrite: &Rewrite) {
@@ -126,11 +132,24 @@ fn apply(value: &mut Value, rewrite: &Rewrite) {
         Rewrite::Array => json!([s, "other"]),
         Rewrite::Empty => json!(""),
         Rewrite::Wildcardish => json!(format!("*{s}?")),
+        Rewrite::Unicode => {
+            let mid = s
+                .char_indices()
+                .nth(s.chars().count() / 2)
+                .map_or(0, |(i, _)| i);
+            json!(format!(
+                "\u{130}{}\u{212a}{}É",
+                &s[..mid].to_uppercase(),
+                &s[mid..]
+            ))
+        }
+        Rewrite::Kelvin => json!(s.to_uppercase().replace('K', "\u{212a}")),
+        Rewrite::Long => json!(format!("{}{s}{}", "X".repeat(300), "y".repeat(10))),
     };
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
     #[test]
     fn rewritten_records_get_the_same_answer(
@@ -142,7 +161,7 @@ proptest! {
                     (any::<proptest::sample::Index>(), prop_oneof![
                         Just(Rewrite::Upper), Just(Rewrite::Lower), Just(Rewrite::Null),
                         Just(Rewrite::Number), Just(Rewrite::Array), Just(Rewrite::Empty),
-                        Just(Rewrite::Wildcardish),
+                        Just(Rewrite::Wildcardish), Just(Rewrite::Unicode), Just(Rewrite::Kelvin), Just(Rewrite::Long),
                     ]),
                     1..6,
                 ),
@@ -245,5 +264,53 @@ fn each_kind_of_condition_gives_the_expected_answer() {
                 "rsigma: {detection} on {text}"
             );
         }
+    }
+}
+
+#[test]
+fn values_that_are_not_ascii_are_lowercased_as_unicode_does() {
+    // The Kelvin sign lowercases to an ASCII `k`; `İ` to two characters.
+    let cases = [
+        (
+            "  sel:\n    userAgent|contains: kali\n  condition: sel",
+            "\u{212a}ALI-linux",
+            true,
+        ),
+        (
+            "  sel:\n    userAgent|startswith: kali\n  condition: sel",
+            "\u{212a}ALI",
+            true,
+        ),
+        (
+            "  sel:\n    userAgent|endswith: kali\n  condition: sel",
+            "X-\u{212a}ALI",
+            true,
+        ),
+        (
+            "  sel:\n    userAgent: kali\n  condition: sel",
+            "\u{212a}ALI",
+            true,
+        ),
+        (
+            "  sel:\n    userAgent: kali\n  condition: sel",
+            "\u{130}KALI",
+            false,
+        ),
+        (
+            "  sel:\n    userAgent|contains:\n      - pacu\n      - kali\n      - prowler\n      - cloudfox\n  condition: sel",
+            "tool \u{212a}ali",
+            true,
+        ),
+    ];
+    for (detection, agent, want) in cases {
+        let rule = rule(detection);
+        let text = json!({"eventName": "ListUsers", "userAgent": agent}).to_string();
+        let record = Record::parse(&text).expect("a record");
+        assert_eq!(
+            rule.matches_reference(&record),
+            want,
+            "rsigma: {detection} on {agent}"
+        );
+        assert_eq!(rule.matches(&record), want, "{detection} on {agent}");
     }
 }

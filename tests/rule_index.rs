@@ -1,6 +1,6 @@
-//! The eventName/eventSource/userIdentity.type index must find exactly the
-//! matches of testing every rule: a property test over dataset records with
-//! their name, source and principal type rewritten (case changes, other
+//! The eventName/eventSource/userIdentity.type/errorCode index must find
+//! exactly the matches of testing every rule: a property test over dataset
+//! records with their name, source, principal type and error code rewritten (case changes, other
 //! names, non-string values, absent).
 
 mod common;
@@ -88,17 +88,24 @@ proptest! {
 
     #[test]
     fn indexed_equals_full_scan(
-        (base, name, source, principal) in {
+        (base, name, source, principal, error) in {
             let records: Vec<Value> = common::all_records().into_iter().map(|(_, r)| r).collect();
             let names = field_values(&records, "eventName");
             let sources = field_values(&records, "eventSource");
             let types = field_values(&records, "userIdentity.type");
-            (proptest::sample::select(records), rewrite(names), rewrite(sources), rewrite(types))
+            let errors = field_values(&records, "errorCode");
+            (
+                proptest::sample::select(records),
+                rewrite(names),
+                rewrite(sources),
+                rewrite(types),
+                rewrite(errors),
+            )
         }
     ) {
         let set = rules_cached();
         let mut record = base;
-        for (field, new) in [("eventName", name), ("eventSource", source)] {
+        for (field, new) in [("eventName", name), ("eventSource", source), ("errorCode", error)] {
             match new {
                 Some(Value::String(s)) if s == "__remove__" => {
                     if let Some(o) = record.as_object_mut() { o.remove(field); }

@@ -38,7 +38,7 @@ pub fn list(sources: &RuleSources) -> ExitCode {
     }
     let unindexed: Vec<&str> = set.unindexed().map(|r| r.id.as_str()).collect();
     eprintln!(
-        "{} rules; {} without an eventName/eventSource constraint, tested on every record{}{}",
+        "{} rules; {} without an eventName, eventSource, userIdentity.type or errorCode constraint, tested on every record{}{}",
         set.len(),
         unindexed.len(),
         if unindexed.is_empty() { "" } else { ": " },

@@ -23,6 +23,53 @@ const MAX_DEPTH: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
     members: Vec<Member<'a>>,
+    /// Where the first member of each of the `KNOWN` names is (`ABSENT`:
+    /// nowhere), so that the fields every record is asked for are found
+    /// without a search.
+    known: [u16; KNOWN.len()],
+}
+
+/// The top-level names the index, the rules and the alerts read from every
+/// record.
+const KNOWN: [&str; 12] = [
+    "eventID",
+    "eventName",
+    "eventSource",
+    "eventTime",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "recipientAccountId",
+    "userIdentity",
+    "requestParameters",
+    "eventType",
+];
+
+const ABSENT: u16 = u16::MAX;
+
+/// The position of `name` in `KNOWN`.
+#[inline]
+fn known_slot(name: &str) -> Option<usize> {
+    // By length first: one comparison at most, for most names.
+    let slot = match name.len() {
+        7 => 0,
+        9 => match (name.as_bytes()[0], name.as_bytes()[6]) {
+            (b'a', _) => 4,
+            (b'u', _) => 6,
+            (_, b'a') => 1,
+            (_, b'i') => 3,
+            (_, b'o') => 7,
+            _ => 11,
+        },
+        11 => 2,
+        15 => 5,
+        18 => 8,
+        12 => 9,
+        17 => 10,
+        _ => return None,
+    };
+    same_key(KNOWN[slot], name).then_some(slot)
 }
 
 #[derive(Debug, Clone)]
@@ -47,8 +94,8 @@ impl<'a> Record<'a> {
 
     /// The record whose members `spans` found in `text` (checked already).
     pub(crate) fn from_spans(text: &'a str, spans: &[MemberSpan]) -> Self {
-        Record {
-            members: spans
+        Self::with_members(
+            spans
                 .iter()
                 .map(|span| Member {
                     key: member_name(text, span),
@@ -57,7 +104,32 @@ impl<'a> Record<'a> {
                     fields: OnceCell::new(),
                 })
                 .collect(),
+        )
+    }
+
+    fn with_members(members: Vec<Member<'a>>) -> Self {
+        let mut known = [ABSENT; KNOWN.len()];
+        // Past `ABSENT - 1` members the names are searched for instead.
+        for (i, member) in members.iter().enumerate().take(usize::from(ABSENT)) {
+            if let Some(slot) = known_slot(&member.key)
+                && known[slot] == ABSENT
+            {
+                known[slot] = i as u16;
+            }
         }
+        Record { members, known }
+    }
+
+    /// The first top-level member named `key`.
+    #[inline]
+    fn member(&self, key: &str) -> Option<&Member<'a>> {
+        if self.members.len() < usize::from(ABSENT)
+            && let Some(slot) = known_slot(key)
+        {
+            let at = self.known[slot];
+            return (at != ABSENT).then(|| &self.members[usize::from(at)]);
+        }
+        self.members.iter().find(|m| same_key(&m.key, key))
     }
 
     /// Parses one record from UTF-8 bytes.
@@ -74,8 +146,8 @@ impl<'a> Record<'a> {
     /// Wraps an already parsed value; it must be a JSON object.
     pub fn from_json(root: Json<'a>) -> Result<Self, RecordError> {
         match root {
-            Json::Object(members) => Ok(Record {
-                members: members
+            Json::Object(members) => Ok(Record::with_members(
+                members
                     .into_iter()
                     .map(|(key, value)| Member {
                         key,
@@ -84,14 +156,14 @@ impl<'a> Record<'a> {
                         fields: OnceCell::from(None),
                     })
                     .collect(),
-            }),
+            )),
             other => Err(RecordError::NotAnObject(kind_name(&other))),
         }
     }
 
     /// The top-level member `key` (the first, if the name repeats).
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
-        let member = self.members.iter().find(|m| same_key(&m.key, key))?;
+        let member = self.member(key)?;
         Some(member.value())
     }
 
@@ -115,7 +187,7 @@ impl<'a> Record<'a> {
             Some((head, rest)) => (head, Some(rest)),
             None => (path, None),
         };
-        let member = self.members.iter().find(|m| same_key(&m.key, head))?;
+        let member = self.member(head)?;
         if let Some(rest) = rest
             && member.value.get().is_none()
             && !member.raw.is_empty()
@@ -213,7 +285,7 @@ impl<'a> Member<'a> {
             Some((head, rest)) => (head, Some(rest)),
             None => (path, None),
         };
-        match fields.iter().find(|(k, _)| *k == head) {
+        match fields.iter().find(|(k, _)| same_key(k, head)) {
             None => Walk::Missing,
             Some((_, raw)) => match rest {
                 None => Walk::Value(raw),
@@ -243,7 +315,24 @@ fn parse_member(raw: &str) -> Json<'_> {
 /// comparing them whole (records have a score of keys, many of one length).
 #[inline]
 fn same_key(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.as_bytes().last() == b.as_bytes().last() && a == b
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        // Two overlapping words cover the whole name.
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
+    }
+    a.last() == b.last() && a == b
+}
+
+/// Eight bytes of `s` from `at` as a number (`s` has them).
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// `path` split at its first dot (a byte search: paths are short).
@@ -366,7 +455,7 @@ impl Event for Record<'_> {
         }
         let (head, rest) = split_dot(path)?;
         // Through objects to a scalar: read straight from the text.
-        let member = self.members.iter().find(|m| same_key(&m.key, head))?;
+        let member = self.member(head)?;
         if member.value.get().is_none() && !member.raw.is_empty() {
             match member.walk(rest) {
                 Walk::Missing => return None,
@@ -493,6 +582,39 @@ mod tests {
             Some("arn:aws:sts::111122223333:assumed-role/r/s")
         );
         assert_eq!(record.error_code(), None);
+    }
+
+    #[test]
+    fn known_names_find_their_slot_and_no_other_name_does() {
+        for (slot, name) in KNOWN.iter().enumerate() {
+            assert_eq!(known_slot(name), Some(slot), "{name}");
+        }
+        for name in [
+            "eventid",
+            "eventNamE",
+            "eventXame",
+            "userAgenT",
+            "",
+            "errorCodes",
+            "a",
+        ] {
+            assert_eq!(known_slot(name), None, "{name}");
+        }
+        assert!(same_key("eventName", "eventName"));
+        assert!(!same_key("eventName", "eventTime"));
+        assert!(!same_key("sessionContextX", "sessionContextY"));
+        assert!(same_key("ab", "ab") && !same_key("ab", "ac"));
+    }
+
+    #[test]
+    fn a_repeated_name_reads_as_its_first_member_escaped_or_not() {
+        let record = Record::parse(
+            r#"{"event\u004eame": "First", "eventName": "Second", "userAgent": "ua"}"#,
+        )
+        .expect("valid record");
+        assert_eq!(record.event_name(), Some("First"));
+        assert_eq!(record.user_agent(), Some("ua"));
+        assert_eq!(record.event_source(), None);
     }
 
     #[test]

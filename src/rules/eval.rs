@@ -9,21 +9,45 @@
 //!
 //! A [`Program`] is the rule's condition with each detection name resolved,
 //! once at load time, to the detection it names; the detections are rsigma's
-//! own compiled ones, and each item is tested by rsigma's own matchers, in the
-//! same way as its evaluator's boolean pass. Rules with array-scoped
-//! detections (which that public API cannot evaluate) have no program and
-//! use `evaluate_rule`. A test compares the two on every dataset record.
+//! compiled ones, tested item by item as its evaluator's boolean pass does,
+//! with the matchers of `matcher.rs` (rsigma's, without the allocations).
+//! Rules with array-scoped detections (which that public API cannot
+//! evaluate) have no program and use `evaluate_rule`. A test compares the
+//! two on every dataset record.
 
 use rsigma_eval::event::Event;
 use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledMatcher, CompiledRule};
 use rsigma_parser::{ConditionExpr, Quantifier};
 
+use super::matcher::Match;
+
 /// A rule's condition over its detections, ready to run.
 #[derive(Debug, Clone)]
 pub(crate) struct Program {
-    detections: Vec<CompiledDetection>,
+    detections: Vec<Detection>,
     /// The rule's conditions: it matches when any of them holds.
     conditions: Vec<Cond>,
+}
+
+/// rsigma's `CompiledDetection`, less the array-scoped kinds.
+#[derive(Debug, Clone)]
+enum Detection {
+    AllOf(Vec<Item>),
+    AnyOf(Vec<Detection>),
+    And(Vec<Detection>),
+    Keywords(CompiledMatcher),
+}
+
+/// One `field|modifiers: values` item.
+#[derive(Debug, Clone)]
+struct Item {
+    field: Option<String>,
+    exists: Option<bool>,
+    matcher: Match,
+    /// The matcher is `null`, which a missing field also satisfies.
+    null: bool,
+    /// rsigma's matcher, for an item with no field (a keyword search).
+    keyword: Option<CompiledMatcher>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +77,7 @@ impl Program {
         let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
         Some(Program {
             conditions: rule.conditions.iter().map(|c| resolve(c, &names)).collect(),
-            detections: named.into_iter().map(|(_, d)| d.clone()).collect(),
+            detections: named.into_iter().map(|(_, d)| detection(d)).collect(),
         })
     }
 
@@ -119,30 +143,55 @@ fn resolve(expr: &ConditionExpr, names: &[&str]) -> Cond {
     }
 }
 
-fn detection_matches(detection: &CompiledDetection, event: &impl Event) -> bool {
+/// `detection` (one that `supported` accepts) in the evaluator's terms.
+fn detection(detection: &CompiledDetection) -> Detection {
     match detection {
-        CompiledDetection::AllOf(items) => items.iter().all(|item| item_matches(item, event)),
-        CompiledDetection::AnyOf(list) => list.iter().any(|d| detection_matches(d, event)),
-        CompiledDetection::And(list) => list.iter().all(|d| detection_matches(d, event)),
-        CompiledDetection::Keywords(matcher) => matcher.matches_keyword(event),
-        // Refused by `supported`; never reached.
-        CompiledDetection::ArrayMatch { .. } | CompiledDetection::Conditional { .. } => false,
+        CompiledDetection::AllOf(items) => Detection::AllOf(items.iter().map(item).collect()),
+        CompiledDetection::AnyOf(list) => {
+            Detection::AnyOf(list.iter().map(self::detection).collect())
+        }
+        CompiledDetection::And(list) => Detection::And(list.iter().map(self::detection).collect()),
+        CompiledDetection::Keywords(matcher) => Detection::Keywords(matcher.clone()),
+        // Refused by `supported`: an array-scoped detection never matches here.
+        CompiledDetection::ArrayMatch { .. } | CompiledDetection::Conditional { .. } => {
+            Detection::AnyOf(Vec::new())
+        }
     }
 }
 
-/// One `field|modifiers: values` item, as rsigma tests it.
-fn item_matches(item: &CompiledDetectionItem, event: &impl Event) -> bool {
+fn item(item: &CompiledDetectionItem) -> Item {
+    Item {
+        field: item.field.clone(),
+        exists: item.exists,
+        matcher: Match::compile(&item.matcher),
+        null: matches!(item.matcher, CompiledMatcher::Null),
+        keyword: item.field.is_none().then(|| item.matcher.clone()),
+    }
+}
+
+fn detection_matches(detection: &Detection, event: &impl Event) -> bool {
+    match detection {
+        Detection::AllOf(items) => items.iter().all(|item| item_matches(item, event)),
+        Detection::AnyOf(list) => list.iter().any(|d| detection_matches(d, event)),
+        Detection::And(list) => list.iter().all(|d| detection_matches(d, event)),
+        Detection::Keywords(matcher) => matcher.matches_keyword(event),
+    }
+}
+
+/// One item, as rsigma tests it.
+fn item_matches(item: &Item, event: &impl Event) -> bool {
     if let Some(expect_exists) = item.exists {
         return match &item.field {
             Some(field) => event.get_field(field).is_some_and(|v| !v.is_null()) == expect_exists,
             None => !expect_exists,
         };
     }
-    match &item.field {
-        Some(field) => match event.get_field(field) {
+    match (&item.field, &item.keyword) {
+        (Some(field), _) => match event.get_field(field) {
             Some(value) => item.matcher.matches(&value, event),
-            None => matches!(item.matcher, CompiledMatcher::Null),
+            None => item.null,
         },
-        None => item.matcher.matches_keyword(event),
+        (None, Some(keyword)) => keyword.matches_keyword(event),
+        (None, None) => false,
     }
 }

@@ -1,6 +1,6 @@
 //! The rule index: from a rule's compiled detection, the `eventName` (or, failing
-//! that, `eventSource`, or else `userIdentity.type`) values a record must have
-//! for the rule to match, so that a record is tested only against rules that
+//! that, `eventSource`, else `userIdentity.type`, else `errorCode`) values a
+//! record must have for the rule to match, so that a record is tested only against rules that
 //! can match it.
 //!
 //! The analysis is conservative: when it cannot prove a requirement, the rule
@@ -26,6 +26,8 @@ struct Requirement {
     sources: Option<Values>,
     /// `userIdentity.type`: what root-account and role rules key on.
     types: Option<Values>,
+    /// `errorCode`: what rules about refused calls key on.
+    errors: Option<Values>,
 }
 
 impl Requirement {
@@ -34,6 +36,7 @@ impl Requirement {
             names: intersect(self.names, other.names),
             sources: intersect(self.sources, other.sources),
             types: intersect(self.types, other.types),
+            errors: intersect(self.errors, other.errors),
         }
     }
 
@@ -42,6 +45,7 @@ impl Requirement {
             names: union(self.names, other.names),
             sources: union(self.sources, other.sources),
             types: union(self.types, other.types),
+            errors: union(self.errors, other.errors),
         }
     }
 }
@@ -70,6 +74,7 @@ pub struct RuleIndex {
     by_name: FnvMap<Vec<u32>>,
     by_source: FnvMap<Vec<u32>>,
     by_type: FnvMap<Vec<u32>>,
+    by_error: FnvMap<Vec<u32>>,
     always: Vec<u32>,
     all: Vec<u32>,
 }
@@ -92,6 +97,10 @@ impl RuleIndex {
             } else if let Some(types) = req.types {
                 for t in types {
                     index.by_type.entry(t).or_default().push(i);
+                }
+            } else if let Some(errors) = req.errors {
+                for e in errors {
+                    index.by_error.entry(e).or_default().push(i);
                 }
             } else {
                 index.always.push(i);
@@ -139,6 +148,17 @@ impl RuleIndex {
                     }
                 }
                 Some(_) => out.extend(self.by_type.values().flatten()),
+            }
+        }
+        if !self.by_error.is_empty() {
+            match key_of(record.get("errorCode")) {
+                Some(None) => {}
+                Some(Some(code)) => {
+                    if let Some(rules) = self.by_error.get(lowercase(&code, &mut buf).as_ref()) {
+                        out.extend_from_slice(rules);
+                    }
+                }
+                None => out.extend(self.by_error.values().flatten()),
             }
         }
         out.extend_from_slice(&self.always);
@@ -278,6 +298,7 @@ fn detection_requirement(detection: &CompiledDetection) -> Requirement {
                     Some("eventName") => req.names = intersect(req.names, values),
                     Some("eventSource") => req.sources = intersect(req.sources, values),
                     Some("userIdentity.type") => req.types = intersect(req.types, values),
+                    Some("errorCode") => req.errors = intersect(req.errors, values),
                     _ => {}
                 }
             }

@@ -7,6 +7,7 @@ mod correlate;
 mod eval;
 mod index;
 mod load;
+mod matcher;
 mod rule;
 
 pub use allow::Allow;

@@ -1,0 +1,242 @@
+//! The evaluator's value matchers: rsigma's compiled matchers, with the string
+//! comparisons done without allocating.
+//!
+//! rsigma compares case-insensitively by lowercasing the record's value into
+//! a new `String` (`to_lowercase`) for every comparison; CloudTrail values are
+//! ASCII nearly always, and an ASCII value can be compared byte by byte, or
+//! lowercased on the stack. Values that are not ASCII take rsigma's own path,
+//! so the answer is the same for every value; the other matcher kinds are
+//! rsigma's own. `tests/rule_eval.rs` holds the whole evaluator to rsigma's.
+
+use std::borrow::Cow;
+
+use aho_corasick::AhoCorasick;
+use rsigma_eval::CompiledMatcher;
+use rsigma_eval::event::{Event, EventValue};
+use rsigma_eval::matcher::{GroupMode, ascii_lowercase_cow};
+
+/// Values up to this long are lowercased on the stack.
+const STACK_BYTES: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Exact,
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+impl Op {
+    fn test(self, hay: &[u8], needle: &[u8]) -> bool {
+        match self {
+            Op::Exact => hay == needle,
+            Op::Contains => memchr::memmem::find(hay, needle).is_some(),
+            Op::StartsWith => hay.starts_with(needle),
+            Op::EndsWith => hay.ends_with(needle),
+        }
+    }
+}
+
+/// A compiled matcher, ready to test one value.
+#[derive(Debug, Clone)]
+pub(crate) enum Match {
+    /// A string comparison; with `ci`, `value` is lowercased already.
+    Str {
+        op: Op,
+        value: String,
+        ci: bool,
+    },
+    /// Any of several substrings (rsigma's Aho-Corasick set).
+    Substrings {
+        automaton: AhoCorasick,
+        ci: bool,
+    },
+    AnyOf(Vec<Match>),
+    AllOf(Vec<Match>),
+    Not(Box<Match>),
+    /// Case-insensitive children tested on the value lowercased once.
+    Lowered {
+        children: Vec<Match>,
+        all: bool,
+    },
+    /// Any other kind, tested by rsigma.
+    Other(CompiledMatcher),
+}
+
+impl Match {
+    pub(crate) fn compile(matcher: &CompiledMatcher) -> Match {
+        match matcher {
+            CompiledMatcher::Exact {
+                value,
+                case_insensitive,
+            } => Match::string(Op::Exact, value, *case_insensitive),
+            CompiledMatcher::Contains {
+                value,
+                case_insensitive,
+            } => Match::string(Op::Contains, value, *case_insensitive),
+            CompiledMatcher::StartsWith {
+                value,
+                case_insensitive,
+            } => Match::string(Op::StartsWith, value, *case_insensitive),
+            CompiledMatcher::EndsWith {
+                value,
+                case_insensitive,
+            } => Match::string(Op::EndsWith, value, *case_insensitive),
+            CompiledMatcher::AhoCorasickSet {
+                automaton,
+                case_insensitive,
+                ..
+            } => Match::Substrings {
+                automaton: automaton.clone(),
+                ci: *case_insensitive,
+            },
+            CompiledMatcher::AnyOf(list) => Match::AnyOf(list.iter().map(Match::compile).collect()),
+            CompiledMatcher::AllOf(list) => Match::AllOf(list.iter().map(Match::compile).collect()),
+            CompiledMatcher::Not(inner) => Match::Not(Box::new(Match::compile(inner))),
+            CompiledMatcher::CaseInsensitiveGroup { children, mode } => {
+                let children: Vec<Match> = children.iter().map(Match::compile).collect();
+                if children.iter().all(Match::pre_lowerable) {
+                    Match::Lowered {
+                        children,
+                        all: matches!(mode, GroupMode::All),
+                    }
+                } else {
+                    Match::Other(matcher.clone())
+                }
+            }
+            other => Match::Other(other.clone()),
+        }
+    }
+
+    fn string(op: Op, value: &str, ci: bool) -> Match {
+        Match::Str {
+            op,
+            value: value.to_owned(),
+            ci,
+        }
+    }
+
+    /// Whether the value matches, as rsigma's `CompiledMatcher::matches`.
+    pub(crate) fn matches(&self, value: &EventValue, event: &impl Event) -> bool {
+        match self {
+            Match::Str { op, value: v, ci } => str_value(value, &|s| {
+                if *ci {
+                    ci_test(*op, s, v)
+                } else {
+                    op.test(s.as_bytes(), v.as_bytes())
+                }
+            }),
+            Match::Substrings { automaton, ci } => str_value(value, &|s| {
+                if *ci {
+                    with_ascii_lowered(s, |lowered| automaton.is_match(lowered))
+                } else {
+                    automaton.is_match(s)
+                }
+            }),
+            Match::AnyOf(list) => list.iter().any(|m| m.matches(value, event)),
+            Match::AllOf(list) => list.iter().all(|m| m.matches(value, event)),
+            Match::Not(inner) => !inner.matches(value, event),
+            Match::Lowered { children, all } => str_value(value, &|s| {
+                with_ascii_lowered(s, |lowered| {
+                    if *all {
+                        children.iter().all(|c| c.matches_lowered(lowered))
+                    } else {
+                        children.iter().any(|c| c.matches_lowered(lowered))
+                    }
+                })
+            }),
+            Match::Other(m) => m.matches(value, event),
+        }
+    }
+
+    /// The kinds rsigma can test on a value lowercased beforehand.
+    fn pre_lowerable(&self) -> bool {
+        match self {
+            Match::Str { ci, .. } | Match::Substrings { ci, .. } => *ci,
+            Match::AnyOf(list) | Match::AllOf(list) => list.iter().all(Match::pre_lowerable),
+            Match::Lowered { children, .. } => children.iter().all(Match::pre_lowerable),
+            Match::Not(inner) => inner.pre_lowerable(),
+            Match::Other(CompiledMatcher::Regex(_)) => true,
+            Match::Other(_) => false,
+        }
+    }
+
+    /// As rsigma's `matches_pre_lowered`: `lowered` is lowercased already.
+    fn matches_lowered(&self, lowered: &str) -> bool {
+        match self {
+            Match::Str { op, value, .. } => op.test(lowered.as_bytes(), value.as_bytes()),
+            Match::Substrings { automaton, .. } => automaton.is_match(lowered),
+            Match::AnyOf(list) => list.iter().any(|m| m.matches_lowered(lowered)),
+            Match::AllOf(list) => list.iter().all(|m| m.matches_lowered(lowered)),
+            Match::Not(inner) => !inner.matches_lowered(lowered),
+            Match::Lowered { children, all } => {
+                if *all {
+                    children.iter().all(|c| c.matches_lowered(lowered))
+                } else {
+                    children.iter().any(|c| c.matches_lowered(lowered))
+                }
+            }
+            Match::Other(CompiledMatcher::Regex(re)) => re.is_match(lowered),
+            // Refused by `pre_lowerable`.
+            Match::Other(_) => false,
+        }
+    }
+}
+
+/// rsigma's string coercion: numbers and booleans as their text, any
+/// element of an array, nothing else.
+fn str_value(value: &EventValue, pred: &dyn Fn(&str) -> bool) -> bool {
+    match value {
+        EventValue::Str(s) => pred(s),
+        EventValue::Int(n) => pred(&n.to_string()),
+        EventValue::Float(f) => pred(&f.to_string()),
+        EventValue::Bool(b) => pred(if *b { "true" } else { "false" }),
+        EventValue::Array(items) => items.iter().any(|v| str_value(v, pred)),
+        _ => false,
+    }
+}
+
+/// `op` on `s.to_lowercase()` and the lowercased `value`, without making the
+/// lowercase copy when `s` is ASCII.
+fn ci_test(op: Op, s: &str, value: &str) -> bool {
+    if !s.is_ascii() {
+        return op.test(s.to_lowercase().as_bytes(), value.as_bytes());
+    }
+    let (hay, needle) = (s.as_bytes(), value.as_bytes());
+    match op {
+        Op::Exact => hay.len() == needle.len() && eq_lowered(hay, needle),
+        Op::StartsWith => hay.len() >= needle.len() && eq_lowered(&hay[..needle.len()], needle),
+        Op::EndsWith => {
+            hay.len() >= needle.len() && eq_lowered(&hay[hay.len() - needle.len()..], needle)
+        }
+        Op::Contains => with_ascii_lowered(s, |lowered| op.test(lowered.as_bytes(), needle)),
+    }
+}
+
+/// `hay` lowercased equals `lowered` (same length).
+fn eq_lowered(hay: &[u8], lowered: &[u8]) -> bool {
+    hay.iter()
+        .zip(lowered)
+        .all(|(a, b)| a.to_ascii_lowercase() == *b)
+}
+
+/// Calls `f` with rsigma's `ascii_lowercase_cow(s)`, made on the stack when
+/// `s` is short ASCII.
+fn with_ascii_lowered<T>(s: &str, f: impl FnOnce(&str) -> T) -> T {
+    let bytes = s.as_bytes();
+    if !bytes.iter().any(u8::is_ascii_uppercase) && s.is_ascii() {
+        return f(s);
+    }
+    if bytes.len() <= STACK_BYTES && s.is_ascii() {
+        let mut buf = [0u8; STACK_BYTES];
+        let out = &mut buf[..bytes.len()];
+        out.copy_from_slice(bytes);
+        out.make_ascii_lowercase();
+        // ASCII in, ASCII out: always UTF-8.
+        if let Ok(lowered) = std::str::from_utf8(out) {
+            return f(lowered);
+        }
+    }
+    let lowered: Cow<'_, str> = ascii_lowercase_cow(s);
+    f(&lowered)
+}
