@@ -107,6 +107,13 @@ pub fn correlation_alert_id(rule_id: &str, group_key: &str, window_start: &str) 
 }
 
 fn hashed_id(parts: &[&str]) -> String {
+    let id = hashed_id_bytes(parts);
+    // Hex digits and `tw-`: ASCII.
+    String::from_utf8_lossy(&id).into_owned()
+}
+
+/// `tw-` and the first 16 hex digits of SHA-256 over `parts` joined by `\0`.
+fn hashed_id_bytes(parts: &[&str]) -> [u8; 19] {
     let mut hasher = Sha256::new();
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
@@ -115,18 +122,24 @@ fn hashed_id(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     let digest = hasher.finalize();
-    format!("tw-{}", hex::encode(&digest[..8]))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = *b"tw-0000000000000000";
+    for (i, byte) in digest[..8].iter().enumerate() {
+        id[3 + 2 * i] = HEX[usize::from(byte >> 4)];
+        id[4 + 2 * i] = HEX[usize::from(byte & 0xf)];
+    }
+    id
 }
 
 /// A stable identity for a record without `eventID` (rare; synthetic data):
 /// a hash of its JSON text, so the alert id is still deterministic.
-fn record_key(record: &Record) -> String {
+fn record_key<'r>(record: &'r Record) -> std::borrow::Cow<'r, str> {
     match record.event_id() {
-        Some(id) => id.to_owned(),
+        Some(id) => std::borrow::Cow::Borrowed(id),
         None => {
             let text = serde_json::to_string(&record.to_value()).unwrap_or_default();
             let digest = Sha256::digest(text.as_bytes());
-            format!("sha256:{}", hex::encode(digest))
+            std::borrow::Cow::Owned(format!("sha256:{}", hex::encode(digest)))
         }
     }
 }
@@ -250,8 +263,9 @@ fn write_head(out: &mut Vec<u8>, rule: &Rule, key: &str) {
         })
         .unwrap_or_default()
     });
-    out.extend_from_slice(b"{\"id\":");
-    write_str(out, Some(&alert_id(&rule.id, key)));
+    out.extend_from_slice(b"{\"id\":\"");
+    out.extend_from_slice(&hashed_id_bytes(&[&rule.id, key]));
+    out.push(b'"');
     out.extend_from_slice(b",\"rule\":");
     out.extend_from_slice(rule_json.as_bytes());
 }

@@ -63,6 +63,26 @@ struct FileReport {
 /// Output a worker sends on before the file ends.
 const CHUNK_BYTES: usize = 256 * 1024;
 
+/// Output buffers the printer hands back once it has written them, so that
+/// workers reuse them instead of growing a new one for every file.
+struct Spare {
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+impl Spare {
+    fn next(&self) -> Vec<u8> {
+        self.rx
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4))
+    }
+}
+
+/// Hands `buf` back to the workers, unless enough are spare already.
+fn recycle(spare: &crossbeam_channel::Sender<Vec<u8>>, mut buf: Vec<u8>) {
+    buf.clear();
+    let _ = spare.try_send(buf);
+}
+
 pub fn run(args: ScanArgs) -> ExitCode {
     let rules = match load_rules(&args.sources) {
         Ok(rules) => rules,
@@ -101,10 +121,14 @@ pub fn run(args: ScanArgs) -> ExitCode {
 
     std::thread::scope(|scope| {
         let (tx, rx) = crossbeam_channel::bounded::<Done>(threads * 2);
+        let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(threads * 4);
         for _ in 0..threads {
             let tx = tx.clone();
+            let spare = Spare {
+                rx: spare_rx.clone(),
+            };
             let (inputs, rules) = (&inputs, &rules);
-            scope.spawn(move || worker(inputs, rules, cap, format, tx));
+            scope.spawn(move || worker(inputs, rules, cap, format, tx, spare));
         }
         drop(tx);
         // Print in input order, whatever order the workers finish in. The
@@ -122,6 +146,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
             if output_open {
                 output_open = stdout.write_all(&done.output).is_ok();
             }
+            recycle(&spare_tx, done.output);
             let mut finished = done.report;
             while let Some(FileReport { path, report }) = finished.take() {
                 totals.add(&report);
@@ -137,6 +162,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
                         if output_open {
                             output_open = stdout.write_all(&chunk).is_ok();
                         }
+                        recycle(&spare_tx, chunk);
                     }
                     // Without its report, the rest of it will come straight here.
                     finished = report;
@@ -184,12 +210,13 @@ fn worker(
     cap: u64,
     format: Format,
     tx: crossbeam_channel::Sender<Done>,
+    spare: Spare,
 ) {
     let detected_at = now_rfc3339();
     loop {
         let next = inputs.lock().unwrap_or_else(|p| p.into_inner()).next();
         let Some((index, path)) = next else { return };
-        let mut output = Vec::new();
+        let mut output = spare.next();
         let report = match std::fs::File::open(&path) {
             Ok(file) => detect_object(file, rules, None, cap, &detected_at, |matched, record| {
                 match format {
@@ -207,7 +234,7 @@ fn worker(
                 if output.len() >= CHUNK_BYTES {
                     let _ = tx.send(Done {
                         index,
-                        output: std::mem::take(&mut output),
+                        output: std::mem::replace(&mut output, spare.next()),
                         report: None,
                     });
                 }
