@@ -180,6 +180,7 @@ impl Correlator {
                 if let Some(&i) = known.get(r) {
                     used.insert(i);
                     feeds.insert(rules[i].id.clone());
+                    rules[i].feeds = true;
                     if !c.rule.generate {
                         rules[i].emit = false;
                     }

@@ -205,6 +205,7 @@ fn compile(
         line: start_line,
         examples,
         emit: true,
+        feeds: false,
         sigma: std::sync::Arc::new(rule.clone()),
         program: super::eval::Program::compile(&compiled),
         compiled,

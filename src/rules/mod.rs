@@ -182,11 +182,14 @@ impl RuleSet {
         let Some(correlator) = &self.correlator else {
             return;
         };
+        if !matched.iter().any(|r| r.feeds) {
+            return;
+        }
         let mut c = correlator.lock().unwrap_or_else(|p| p.into_inner());
         let feeding: Vec<&Rule> = matched
             .iter()
             .copied()
-            .filter(|r| c.feeds_on(&r.id))
+            .filter(|r| r.feeds && c.feeds_on(&r.id))
             .collect();
         if !feeding.is_empty() {
             c.process(record, &feeding, object, detected_at);

@@ -98,6 +98,8 @@ pub struct Rule {
     /// Whether a match is an alert of its own: a rule that a correlation
     /// uses with `generate: false` (Sigma's default) only feeds it.
     pub emit: bool,
+    /// Whether a correlation counts this rule's matches.
+    pub(crate) feeds: bool,
     /// The rule as parsed, for the correlation engine.
     pub(crate) sigma: std::sync::Arc<rsigma_parser::SigmaRule>,
     pub(crate) compiled: CompiledRule,
