@@ -6,7 +6,7 @@ use std::io::Read;
 
 use crate::alert::ObjectRef;
 use crate::decode::{DecodeError, RecordReader};
-use crate::event::Record;
+use crate::event::{MemberStore, Record};
 use crate::rules::{Rule, RuleSet};
 
 /// What reading one object produced.
@@ -42,8 +42,9 @@ pub fn detect_object(
     let mut scratch = Vec::new();
     let mut matched = Vec::new();
     let mut alerting: Vec<&Rule> = Vec::new();
+    let mut store = MemberStore::default();
     loop {
-        match reader.next_record() {
+        match reader.next_record_in(&mut store) {
             Ok(Some(record)) => {
                 report.records += 1;
                 matched.clear();
@@ -60,6 +61,7 @@ pub fn detect_object(
                     // the caller commits (or takes) them.
                     rules.correlate(&record, &matched, object, detected_at);
                 }
+                store.recycle(record);
             }
             Ok(None) => break,
             Err(e) => {

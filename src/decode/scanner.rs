@@ -7,7 +7,7 @@ use std::io::{self, BufRead, Read};
 use super::DecodeError;
 use super::source::{self, CapExceeded, SourceInfo, SourceIoError};
 use crate::event::shallow::{MemberSpan, index_object_prefix};
-use crate::event::{Record, RecordError, find_string_end};
+use crate::event::{MemberStore, Record, RecordError, find_string_end};
 
 /// One record larger than this is refused (CloudTrail's are a few KiB).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
@@ -84,6 +84,15 @@ impl<'r> RecordReader<'r> {
     /// The next record, `None` at the end. After an error it returns `None`:
     /// the records before the fault have already been yielded.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, DecodeError> {
+        self.next_record_in(&mut MemberStore::default())
+    }
+
+    /// As `next_record`, with the record's members in the room `store`
+    /// keeps (hand each record back with `MemberStore::recycle`).
+    pub fn next_record_in(
+        &mut self,
+        store: &mut MemberStore,
+    ) -> Result<Option<Record<'_>>, DecodeError> {
         if self.in_place > 0 {
             self.input.consume(self.in_place);
             self.in_place = 0;
@@ -108,7 +117,7 @@ impl<'r> RecordReader<'r> {
                     }
                 };
                 return match std::str::from_utf8(&chunk[..len.min(chunk.len())]) {
-                    Ok(text) => Ok(Some(Record::from_spans(text, &self.spans))),
+                    Ok(text) => Ok(Some(Record::from_spans_in(text, &self.spans, store))),
                     Err(e) => {
                         self.state = State::Done;
                         Err(DecodeError::Json {

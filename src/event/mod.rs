@@ -7,5 +7,5 @@ pub(crate) mod shallow;
 
 pub use bytes::find_string_end;
 pub use json::Json;
-pub use record::{Record, RecordError};
+pub use record::{MemberStore, Record, RecordError};
 pub use shallow::ShallowError;

@@ -9,8 +9,8 @@ use std::cell::OnceCell;
 
 use super::json::Json;
 use super::shallow::{
-    MemberSpan, ShallowError, Walk, check_trailing, index_object_prefix, member_name,
-    object_fields, walk,
+    MemberSpan, NO_SPAN, ShallowError, Walk, check_trailing, index_object_prefix, member_name,
+    siblings, walk, walk_spans,
 };
 
 /// Nesting deeper than this is not walked (defends the keyword search).
@@ -23,10 +23,37 @@ const MAX_DEPTH: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
     members: Vec<Member<'a>>,
+    /// The record's text and where each member of each object lies in it
+    /// (empty for a record built from a parsed value).
+    text: &'a str,
+    spans: Cow<'a, [MemberSpan]>,
     /// Where the first member of each of the `KNOWN` names is (`ABSENT`:
     /// nowhere), so that the fields every record is asked for are found
     /// without a search.
     known: [u16; KNOWN.len()],
+}
+
+/// Room for a record's members, kept from one record to the next so that
+/// reading a record does not allocate (see `RecordReader::next_record_in`).
+#[derive(Debug, Default)]
+pub struct MemberStore(Vec<Member<'static>>);
+
+impl MemberStore {
+    /// Keeps the room `record` used, for the next one.
+    pub fn recycle(&mut self, record: Record<'_>) {
+        let mut members = record.members;
+        members.clear();
+        // An empty vector's room, retyped: collecting a vector's own
+        // iterator into one of the same layout reuses its allocation.
+        self.0 = members.into_iter().filter_map(|_| None).collect();
+    }
+
+    fn take<'a>(&mut self) -> Vec<Member<'a>> {
+        std::mem::take(&mut self.0)
+            .into_iter()
+            .filter_map(|_| None)
+            .collect()
+    }
 }
 
 /// The top-level names the index, the rules and the alerts read from every
@@ -73,14 +100,12 @@ fn known_slot(name: &str) -> Option<usize> {
 }
 
 #[derive(Debug, Clone)]
-struct Member<'a> {
+pub(crate) struct Member<'a> {
     key: Cow<'a, str>,
     raw: &'a str,
     value: OnceCell<Json<'a>>,
-    /// The names and value texts of an object member's own members, noted
-    /// the first time a dotted path goes through it (`None`: not an object,
-    /// or a name with escapes).
-    fields: OnceCell<Option<Vec<(&'a str, &'a str)>>>,
+    /// Its place in the record's spans (`NO_SPAN`: none).
+    span: u32,
 }
 
 impl<'a> Record<'a> {
@@ -89,25 +114,35 @@ impl<'a> Record<'a> {
         let mut spans = Vec::new();
         let end = index_object_prefix(text.as_bytes(), &mut spans).map_err(RecordError::Json)?;
         check_trailing(text.as_bytes(), end).map_err(RecordError::Json)?;
-        Ok(Self::from_spans(text, &spans))
+        Ok(Self::build(
+            text,
+            Cow::Owned(spans),
+            &mut MemberStore::default(),
+        ))
     }
 
-    /// The record whose members `spans` found in `text` (checked already).
-    pub(crate) fn from_spans(text: &'a str, spans: &[MemberSpan]) -> Self {
-        Self::with_members(
-            spans
-                .iter()
-                .map(|span| Member {
-                    key: member_name(text, span),
-                    raw: &text[span.value.clone()],
-                    value: OnceCell::new(),
-                    fields: OnceCell::new(),
-                })
-                .collect(),
-        )
+    /// The record whose members `spans` found in `text` (checked already),
+    /// in the room a record handed back to `store` left.
+    pub(crate) fn from_spans_in(
+        text: &'a str,
+        spans: &'a [MemberSpan],
+        store: &mut MemberStore,
+    ) -> Self {
+        Self::build(text, Cow::Borrowed(spans), store)
     }
 
-    fn with_members(members: Vec<Member<'a>>) -> Self {
+    fn build(text: &'a str, spans: Cow<'a, [MemberSpan]>, store: &mut MemberStore) -> Self {
+        let mut members = store.take();
+        members.extend(siblings(&spans, 0).map(|(at, span)| Member {
+            key: member_name(text, span),
+            raw: &text[span.value.clone()],
+            value: OnceCell::new(),
+            span: at,
+        }));
+        Self::with_members(members, text, spans)
+    }
+
+    fn with_members(members: Vec<Member<'a>>, text: &'a str, spans: Cow<'a, [MemberSpan]>) -> Self {
         let mut known = [ABSENT; KNOWN.len()];
         // Past `ABSENT - 1` members the names are searched for instead.
         for (i, member) in members.iter().enumerate().take(usize::from(ABSENT)) {
@@ -117,7 +152,12 @@ impl<'a> Record<'a> {
                 known[slot] = i as u16;
             }
         }
-        Record { members, known }
+        Record {
+            members,
+            known,
+            text,
+            spans,
+        }
     }
 
     /// The first top-level member named `key`.
@@ -153,9 +193,11 @@ impl<'a> Record<'a> {
                         key,
                         raw: "",
                         value: OnceCell::from(value),
-                        fields: OnceCell::from(None),
+                        span: NO_SPAN,
                     })
                     .collect(),
+                "",
+                Cow::Borrowed(&[]),
             )),
             other => Err(RecordError::NotAnObject(kind_name(&other))),
         }
@@ -192,7 +234,7 @@ impl<'a> Record<'a> {
             && member.value.get().is_none()
             && !member.raw.is_empty()
         {
-            match member.walk(rest) {
+            match self.walk_member(member, rest) {
                 Walk::Missing => return None,
                 Walk::Value(raw) => {
                     let bytes = raw.as_bytes();
@@ -256,6 +298,14 @@ impl<'a> Record<'a> {
             .or_else(|| self.str_at("userIdentity.principalId"))
     }
 
+    /// Follows `path` below `member` through the record's spans.
+    fn walk_member(&self, member: &Member<'a>, path: &str) -> Walk<'a> {
+        if member.span == NO_SPAN {
+            return walk(member.raw, path);
+        }
+        walk_spans(self.text, &self.spans, member.span, path)
+    }
+
     /// Every value at a dotted path; a path that crosses an array follows every
     /// element, so `a.items.b` reaches `b` in each member of `items`.
     pub fn values_at<'s>(&'s self, path: &str, out: &mut Vec<&'s Json<'a>>) {
@@ -274,24 +324,6 @@ impl<'a> Record<'a> {
 impl<'a> Member<'a> {
     fn value(&self) -> &Json<'a> {
         self.value.get_or_init(|| parse_member(self.raw))
-    }
-
-    /// Follows `path` below this member through its text.
-    fn walk(&self, path: &str) -> Walk<'a> {
-        let Some(fields) = self.fields.get_or_init(|| object_fields(self.raw)) else {
-            return walk(self.raw, path);
-        };
-        let (head, rest) = match split_dot(path) {
-            Some((head, rest)) => (head, Some(rest)),
-            None => (path, None),
-        };
-        match fields.iter().find(|(k, _)| same_key(k, head)) {
-            None => Walk::Missing,
-            Some((_, raw)) => match rest {
-                None => Walk::Value(raw),
-                Some(rest) => walk(raw, rest),
-            },
-        }
     }
 }
 
@@ -457,7 +489,7 @@ impl Event for Record<'_> {
         // Through objects to a scalar: read straight from the text.
         let member = self.member(head)?;
         if member.value.get().is_none() && !member.raw.is_empty() {
-            match member.walk(rest) {
+            match self.walk_member(member, rest) {
                 Walk::Missing => return None,
                 Walk::Value(raw) => {
                     if let Some(value) = raw_scalar(raw) {
@@ -615,6 +647,27 @@ mod tests {
         assert_eq!(record.event_name(), Some("First"));
         assert_eq!(record.user_agent(), Some("ua"));
         assert_eq!(record.event_source(), None);
+    }
+
+    #[test]
+    fn a_recycled_record_leaves_its_room_to_the_next() {
+        let mut store = MemberStore::default();
+        let mut spans = Vec::new();
+        let first = r#"{"eventName": "A", "eventSource": "s", "userAgent": "u"}"#;
+        let end = index_object_prefix(first.as_bytes(), &mut spans).expect("valid");
+        assert_eq!(end, first.len());
+        let record = Record::from_spans_in(first, &spans, &mut store);
+        let room = record.members.as_ptr() as usize;
+        assert_eq!(record.event_name(), Some("A"));
+        store.recycle(record);
+        assert!(store.0.capacity() >= 3);
+        let second = String::from(r#"{"eventName": "B"}"#);
+        spans.clear();
+        index_object_prefix(second.as_bytes(), &mut spans).expect("valid");
+        let record = Record::from_spans_in(&second, &spans, &mut store);
+        assert_eq!(record.members.as_ptr() as usize, room);
+        assert_eq!(record.event_name(), Some("B"));
+        assert_eq!(record.user_agent(), None);
     }
 
     #[test]

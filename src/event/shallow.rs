@@ -1,7 +1,9 @@
 //! One pass over a record that checks all of it is valid JSON and notes where
-//! each top-level member's value lies, without building anything below the
-//! top level. Rules read a few fields of each record; the values they read
-//! are parsed when first asked for (see `Record`), the others never are.
+//! each member of each object lies (the members of objects inside arrays
+//! excepted), without building anything. Rules read a few fields of each
+//! record; a dotted path is followed through these notes, and the values
+//! rules read are parsed when first asked for (see `Record`), the others
+//! never are.
 
 use std::borrow::Cow;
 
@@ -37,13 +39,31 @@ impl ShallowError {
     }
 }
 
-/// Where one top-level member lies: its name (inside the quotes), whether
-/// the name has escapes, and its value's text.
+/// Where one member lies: its name (inside the quotes), whether the name has
+/// escapes, and its value's text; the next member of the same object, and,
+/// when the value is an object, its first member (indices into the spans;
+/// `NO_SPAN` for none). The record's own members come first, from index 0.
 #[derive(Debug, Clone)]
 pub struct MemberSpan {
     pub key: std::ops::Range<usize>,
     pub escaped: bool,
     pub value: std::ops::Range<usize>,
+    pub next: u32,
+    pub first: u32,
+}
+
+/// No member.
+pub const NO_SPAN: u32 = u32::MAX;
+
+/// The members of the object whose first member is at `first`, in order.
+pub fn siblings(spans: &[MemberSpan], first: u32) -> impl Iterator<Item = (u32, &MemberSpan)> {
+    let mut at = first;
+    std::iter::from_fn(move || {
+        let span = spans.get(at as usize)?;
+        let this = at;
+        at = span.next;
+        Some((this, span))
+    })
 }
 
 /// Checks that `text` is exactly one JSON object (whitespace around it
@@ -56,7 +76,7 @@ pub fn index_object<'a>(
     let mut spans = Vec::new();
     let end = index_object_prefix(text.as_bytes(), &mut spans)?;
     check_trailing(text.as_bytes(), end)?;
-    members.extend(spans.iter().map(|span| RawMember {
+    members.extend(siblings(&spans, 0).map(|(_, span)| RawMember {
         key: member_name(text, span),
         raw: &text[span.value.clone()],
     }));
@@ -85,12 +105,14 @@ pub fn member_name<'a>(text: &'a str, span: &MemberSpan) -> Cow<'a, str> {
 }
 
 /// Checks the JSON object at the start of `bytes` (after whitespace), notes
-/// its members in `spans`, and returns the index just past its `}`. What
-/// follows is not looked at. UTF-8 is not checked here.
+/// its members and theirs in `spans` (which must be empty), and returns the
+/// index just past its `}`. What follows is not looked at. UTF-8 is not
+/// checked here.
 pub fn index_object_prefix(
     bytes: &[u8],
     spans: &mut Vec<MemberSpan>,
 ) -> Result<usize, ShallowError> {
+    debug_assert!(spans.is_empty());
     let mut p = Parser { bytes, pos: 0 };
     p.ws();
     match p.peek() {
@@ -103,42 +125,8 @@ pub fn index_object_prefix(
         Some(_) => return Err(p.error("expected a JSON value")),
         None => return Err(p.error("EOF while parsing a value")),
     }
-    p.pos += 1;
-    p.ws();
-    if p.peek() == Some(b'}') {
-        return Ok(p.pos + 1);
-    }
-    loop {
-        if p.peek() != Some(b'"') {
-            return Err(p.error("expected a member name"));
-        }
-        let key_start = p.pos + 1;
-        let escaped = p.string()?;
-        let key = key_start..p.pos - 1;
-        p.ws();
-        if p.peek() != Some(b':') {
-            return Err(p.error("expected ':'"));
-        }
-        p.pos += 1;
-        p.ws();
-        let value_start = p.pos;
-        p.value(1)?;
-        spans.push(MemberSpan {
-            key,
-            escaped,
-            value: value_start..p.pos,
-        });
-        p.ws();
-        match p.peek() {
-            Some(b',') => {
-                p.pos += 1;
-                p.ws();
-            }
-            Some(b'}') => return Ok(p.pos + 1),
-            Some(_) => return Err(p.error("expected ',' or '}'")),
-            None => return Err(p.error("EOF while parsing an object")),
-        }
-    }
+    p.members(0, spans)?;
+    Ok(p.pos)
 }
 
 struct Parser<'a> {
@@ -161,6 +149,80 @@ impl Parser<'_> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
+        }
+    }
+
+    /// At an object's `{`: checks it, moving past its `}`, and notes its
+    /// members (and those of the objects among their values) in `spans`;
+    /// the index of its first member, or `NO_SPAN`. `depth` is the
+    /// object's nesting (0 for the record).
+    fn members(&mut self, depth: usize, spans: &mut Vec<MemberSpan>) -> Result<u32, ShallowError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.error("nesting too deep"));
+        }
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(NO_SPAN);
+        }
+        let mut first = NO_SPAN;
+        let mut prev = NO_SPAN;
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a member name"));
+            }
+            let key_start = self.pos + 1;
+            let escaped = self.string()?;
+            let key = key_start..self.pos - 1;
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.error("expected ':'"));
+            }
+            self.pos += 1;
+            self.ws();
+            let Ok(at) = u32::try_from(spans.len()) else {
+                return Err(self.error("too many members"));
+            };
+            if at == NO_SPAN {
+                return Err(self.error("too many members"));
+            }
+            spans.push(MemberSpan {
+                key,
+                escaped,
+                value: self.pos..self.pos,
+                next: NO_SPAN,
+                first: NO_SPAN,
+            });
+            match spans.get_mut(prev as usize) {
+                Some(before) => before.next = at,
+                None => first = at,
+            }
+            prev = at;
+            let value_start = self.pos;
+            let inner = if self.peek() == Some(b'{') {
+                self.members(depth + 1, spans)?
+            } else {
+                self.value(depth + 1)?;
+                NO_SPAN
+            };
+            if let Some(span) = spans.get_mut(at as usize) {
+                span.value = value_start..self.pos;
+                span.first = inner;
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(first);
+                }
+                Some(_) => return Err(self.error("expected ',' or '}'")),
+                None => return Err(self.error("EOF while parsing an object")),
+            }
         }
     }
 
@@ -350,6 +412,50 @@ pub enum Walk<'a> {
     NeedTree,
 }
 
+/// Follows `path` (dot-separated names) from the member at `at` through the
+/// members `index_object_prefix` noted in `text`.
+pub fn walk_spans<'a>(text: &'a str, spans: &[MemberSpan], at: u32, path: &str) -> Walk<'a> {
+    let Some(mut span) = spans.get(at as usize) else {
+        return Walk::Missing;
+    };
+    let mut rest = path;
+    loop {
+        let (head, tail) = match rest.bytes().position(|b| b == b'.') {
+            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
+            None => (rest, None),
+        };
+        if span.first == NO_SPAN {
+            // A scalar or an empty object has no members; an array's are
+            // not noted.
+            return match text.as_bytes().get(span.value.start) {
+                Some(b'[') => Walk::NeedTree,
+                _ => Walk::Missing,
+            };
+        }
+        let Some((_, member)) = siblings(spans, span.first).find(|(_, m)| named(text, m, head))
+        else {
+            return Walk::Missing;
+        };
+        match tail {
+            None => return Walk::Value(&text[member.value.clone()]),
+            Some(tail) => {
+                span = member;
+                rest = tail;
+            }
+        }
+    }
+}
+
+/// Whether the member's name is `name`.
+fn named(text: &str, span: &MemberSpan, name: &str) -> bool {
+    let key = &text[span.key.clone()];
+    if span.escaped {
+        member_name(text, span) == name
+    } else {
+        key.len() == name.len() && key == name
+    }
+}
+
 /// Follows `path` (dot-separated names) from the JSON text `raw`, which must
 /// already have been checked, through objects only.
 pub fn walk<'a>(mut raw: &'a str, path: &str) -> Walk<'a> {
@@ -376,36 +482,6 @@ pub fn walk<'a>(mut raw: &'a str, path: &str) -> Walk<'a> {
         }
     }
     Walk::Value(raw)
-}
-
-/// The names and value texts of the checked object text `raw`; `None` when
-/// it is not an object or a name has escapes.
-pub fn object_fields(raw: &str) -> Option<Vec<(&str, &str)>> {
-    let b = raw.as_bytes();
-    if b.first() != Some(&b'{') {
-        return None;
-    }
-    let mut fields = Vec::with_capacity(8);
-    let mut pos = skip_ws(b, 1);
-    if b.get(pos) != Some(&b'"') {
-        return Some(fields);
-    }
-    loop {
-        let name_start = pos + 1;
-        let name_end = find_string_end(b, name_start, false);
-        if b.get(name_end) != Some(&b'"') {
-            return None;
-        }
-        pos = skip_ws(b, name_end + 1) + 1;
-        pos = skip_ws(b, pos);
-        let end = skip_value(b, pos);
-        fields.push((&raw[name_start..name_end], &raw[pos..end]));
-        pos = skip_ws(b, end);
-        if b.get(pos) != Some(&b',') {
-            return Some(fields);
-        }
-        pos = skip_ws(b, pos + 1);
-    }
 }
 
 /// The value of member `key` in the checked object text `raw`.
@@ -568,11 +644,31 @@ mod tests {
         assert_eq!(walk(text, "a.n.c"), Walk::NeedTree);
         assert_eq!(walk(text, "eA"), Walk::NeedTree);
         assert_eq!(walk("{}", "a"), Walk::Missing);
-        let fields = object_fields(r#"{"a": 1, "b" : {"c":[2]} }"#).expect("object");
-        assert_eq!(fields, vec![("a", "1"), ("b", r#"{"c":[2]}"#)]);
-        assert_eq!(object_fields("{}"), Some(vec![]));
-        assert_eq!(object_fields(r#"{"\u0041":1}"#), None);
-        assert_eq!(object_fields("[1]"), None);
+    }
+
+    #[test]
+    fn walks_the_noted_members_as_the_text() {
+        let text = r#"{"a": {"b" : {"c":"x,}]"}, "n":[1,{"c":2}], "s":"q\"\\", "e":{}}, "f\u0041":{"g\u0042":3}, "a":{"b":9}}"#;
+        let mut spans = Vec::new();
+        let end = index_object_prefix(text.as_bytes(), &mut spans).expect("valid");
+        assert_eq!(end, text.len());
+        let top: Vec<&str> = siblings(&spans, 0)
+            .map(|(_, m)| &text[m.key.clone()])
+            .collect();
+        assert_eq!(top, ["a", "f\\u0041", "a"]);
+        for path in ["b.c", "s", "b", "x", "b.c.d", "n.c", "n", "e", "e.x"] {
+            assert_eq!(
+                walk_spans(text, &spans, 0, path),
+                walk(&text[spans[0].value.clone()], path),
+                "{path}"
+            );
+        }
+        // Escaped names are compared unescaped.
+        assert_eq!(
+            walk_spans(text, &spans, spans[0].next, "gB"),
+            Walk::Value("3")
+        );
+        assert_eq!(walk_spans(text, &spans, 99, "b"), Walk::Missing);
     }
 
     #[test]
