@@ -40,6 +40,9 @@ pub struct MemberStore(Vec<Member<'static>>);
 
 impl MemberStore {
     /// Keeps the room `record` used, for the next one.
+    // `filter_map` here changes the element type (the lifetime), which
+    // `filter` cannot.
+    #[allow(clippy::unnecessary_filter_map)]
     pub fn recycle(&mut self, record: Record<'_>) {
         let mut members = record.members;
         members.clear();
@@ -48,6 +51,7 @@ impl MemberStore {
         self.0 = members.into_iter().filter_map(|_| None).collect();
     }
 
+    #[allow(clippy::unnecessary_filter_map)]
     fn take<'a>(&mut self) -> Vec<Member<'a>> {
         std::mem::take(&mut self.0)
             .into_iter()
