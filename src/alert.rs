@@ -272,22 +272,34 @@ fn write_head(out: &mut Vec<u8>, rule: &Rule, key: &str) {
 
 /// The alert's `event` object, field by field in `AlertEvent`'s order.
 fn write_event(out: &mut Vec<u8>, record: &Record) {
-    let fields: [(&[u8], Option<&str>); 11] = [
-        (b"{\"id\":", record.event_id()),
-        (b",\"name\":", record.event_name()),
-        (b",\"source\":", record.event_source()),
-        (b",\"time\":", record.event_time()),
-        (b",\"account_id\":", record.account_id()),
-        (b",\"region\":", record.region()),
-        (b",\"principal\":", record.principal()),
-        (b",\"principal_type\":", record.principal_type()),
-        (b",\"source_ip\":", record.source_ip()),
-        (b",\"user_agent\":", record.user_agent()),
-        (b",\"error_code\":", record.error_code()),
+    let fields: [(&[u8], Option<(&str, bool)>); 11] = [
+        (b"{\"id\":", record.str_at_checked("eventID")),
+        (b",\"name\":", record.str_at_checked("eventName")),
+        (b",\"source\":", record.str_at_checked("eventSource")),
+        (b",\"time\":", record.str_at_checked("eventTime")),
+        (b",\"account_id\":", record.account_id_checked()),
+        (b",\"region\":", record.str_at_checked("awsRegion")),
+        (b",\"principal\":", record.principal_checked()),
+        (
+            b",\"principal_type\":",
+            record.str_at_checked("userIdentity.type"),
+        ),
+        (b",\"source_ip\":", record.str_at_checked("sourceIPAddress")),
+        (b",\"user_agent\":", record.str_at_checked("userAgent")),
+        (b",\"error_code\":", record.str_at_checked("errorCode")),
     ];
     for (name, value) in fields {
         out.extend_from_slice(name);
-        write_str(out, value);
+        match value {
+            // Read from the record without escapes: its JSON text as it is.
+            Some((s, true)) => {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            }
+            Some((s, false)) => write_str(out, Some(s)),
+            None => out.extend_from_slice(b"null"),
+        }
     }
     out.push(b'}');
 }

@@ -79,6 +79,18 @@ const KNOWN: [&str; 12] = [
 
 const ABSENT: u16 = u16::MAX;
 
+/// Where a record's account is, in order of preference.
+const ACCOUNT_PATHS: [&str; 2] = ["recipientAccountId", "userIdentity.accountId"];
+
+/// Where a record's principal is, in order of preference.
+const PRINCIPAL_PATHS: [&str; 5] = [
+    "userIdentity.arn",
+    "userIdentity.sessionContext.sessionIssuer.arn",
+    "userIdentity.userName",
+    "userIdentity.invokedBy",
+    "userIdentity.principalId",
+];
+
 /// The position of `name` in `KNOWN`.
 #[inline]
 fn known_slot(name: &str) -> Option<usize> {
@@ -229,16 +241,24 @@ impl<'a> Record<'a> {
 
     /// A string field by dotted path (objects only, no arrays).
     pub fn str_at(&self, path: &str) -> Option<&str> {
+        self.str_at_checked(path).map(|(s, _)| s)
+    }
+
+    /// As `str_at`, and whether the string is its own JSON text (between
+    /// the quotes): true when it was read from the record without escapes,
+    /// so that writing it as JSON again escapes nothing.
+    pub(crate) fn str_at_checked(&self, path: &str) -> Option<(&str, bool)> {
         let (head, rest) = match split_dot(path) {
             Some((head, rest)) => (head, Some(rest)),
             None => (path, None),
         };
         let member = self.member(head)?;
-        if let Some(rest) = rest
-            && member.value.get().is_none()
-            && !member.raw.is_empty()
-        {
-            match self.walk_member(member, rest) {
+        if member.value.get().is_none() && !member.raw.is_empty() {
+            let found = match rest {
+                None => Walk::Value(member.raw),
+                Some(rest) => self.walk_member(member, rest),
+            };
+            match found {
                 Walk::Missing => return None,
                 Walk::Value(raw) => {
                     let bytes = raw.as_bytes();
@@ -246,7 +266,7 @@ impl<'a> Record<'a> {
                         return None;
                     }
                     if memchr::memchr(b'\\', bytes).is_none() {
-                        return Some(&raw[1..raw.len() - 1]);
+                        return Some((&raw[1..raw.len() - 1], true));
                     }
                 }
                 Walk::NeedTree => {}
@@ -256,7 +276,7 @@ impl<'a> Record<'a> {
         for segment in rest.into_iter().flat_map(|r| r.split('.')) {
             node = node.get(segment)?;
         }
-        node.as_str()
+        node.as_str().map(|s| (s, false))
     }
 
     pub fn event_id(&self) -> Option<&str> {
@@ -289,17 +309,26 @@ impl<'a> Record<'a> {
 
     /// The account the call was made in: `recipientAccountId`, else the caller's.
     pub fn account_id(&self) -> Option<&str> {
-        self.str_at("recipientAccountId")
-            .or_else(|| self.str_at("userIdentity.accountId"))
+        self.account_id_checked().map(|(s, _)| s)
     }
 
     /// Who made the call: the ARN, else the role behind a session, else a name.
     pub fn principal(&self) -> Option<&str> {
-        self.str_at("userIdentity.arn")
-            .or_else(|| self.str_at("userIdentity.sessionContext.sessionIssuer.arn"))
-            .or_else(|| self.str_at("userIdentity.userName"))
-            .or_else(|| self.str_at("userIdentity.invokedBy"))
-            .or_else(|| self.str_at("userIdentity.principalId"))
+        self.principal_checked().map(|(s, _)| s)
+    }
+
+    /// `account_id`, as `str_at_checked` says it.
+    pub(crate) fn account_id_checked(&self) -> Option<(&str, bool)> {
+        self.first_str_checked(&ACCOUNT_PATHS)
+    }
+
+    /// `principal`, as `str_at_checked` says it.
+    pub(crate) fn principal_checked(&self) -> Option<(&str, bool)> {
+        self.first_str_checked(&PRINCIPAL_PATHS)
+    }
+
+    fn first_str_checked(&self, paths: &[&str]) -> Option<(&str, bool)> {
+        paths.iter().find_map(|p| self.str_at_checked(p))
     }
 
     /// Follows `path` below `member` through the record's spans.
@@ -583,6 +612,21 @@ mod tests {
         );
         assert_eq!(record.get_field("errorCode"), Some(EventValue::Null));
         assert_eq!(record.get_field("errorMessage"), None);
+    }
+
+    #[test]
+    fn a_flat_name_with_dots_wins_over_the_nested_path() {
+        let flat = Record::parse(r#"{"a": {"b": "nested"}, "a.b": "flat"}"#).expect("valid");
+        assert_eq!(
+            flat.get_field("a.b"),
+            Some(EventValue::Str(Cow::Borrowed("flat")))
+        );
+        let nested = Record::parse(r#"{"a": {"b": "nested"}, "ab": "x"}"#).expect("valid");
+        assert_eq!(
+            nested.get_field("a.b"),
+            Some(EventValue::Str(Cow::Borrowed("nested")))
+        );
+        assert_eq!(nested.get_field("a.c"), None);
     }
 
     #[test]
