@@ -270,9 +270,12 @@ fn write_head(out: &mut Vec<u8>, rule: &Rule, key: &str) {
     out.extend_from_slice(rule_json.as_bytes());
 }
 
+/// A string field and whether it is its own JSON text (`str_at_checked`).
+type Checked<'r> = Option<(&'r str, bool)>;
+
 /// The alert's `event` object, field by field in `AlertEvent`'s order.
 fn write_event(out: &mut Vec<u8>, record: &Record) {
-    let fields: [(&[u8], Option<(&str, bool)>); 11] = [
+    let fields: [(&[u8], Checked); 11] = [
         (b"{\"id\":", record.str_at_checked("eventID")),
         (b",\"name\":", record.str_at_checked("eventName")),
         (b",\"source\":", record.str_at_checked("eventSource")),
