@@ -314,3 +314,21 @@ fn values_that_are_not_ascii_are_lowercased_as_unicode_does() {
         assert_eq!(rule.matches(&record), want, "{detection} on {agent}");
     }
 }
+
+#[test]
+fn a_regex_with_a_required_literal_still_needs_the_whole_pattern() {
+    let rule = rule("  sel:\n    userIdentity.arn|re: '.+:assumed-role/aws:.+'\n  condition: sel");
+    let cases = [
+        ("arn:aws:sts::1:assumed-role/aws:ec2-instance/i-1", true),
+        (":assumed-role/aws:x", false),
+        ("arn:aws:sts::1:assumed-role/aws:", false),
+        ("arn:aws:sts::1:assumed-role/admin/s", false),
+        ("arn:aws:sts::1:ASSUMED-ROLE/aws:x", false),
+    ];
+    for (arn, want) in cases {
+        let text = json!({"eventName": "ListUsers", "userIdentity": {"arn": arn}}).to_string();
+        let record = Record::parse(&text).expect("a record");
+        assert_eq!(rule.matches_reference(&record), want, "rsigma: {arn}");
+        assert_eq!(rule.matches(&record), want, "{arn}");
+    }
+}

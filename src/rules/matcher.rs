@@ -51,6 +51,12 @@ pub(crate) enum Match {
         automaton: AhoCorasick,
         ci: bool,
     },
+    /// A regular expression, and a substring every match must contain
+    /// (looked for first: a substring search is much cheaper).
+    Regex {
+        re: regex::Regex,
+        required: Option<Box<memchr::memmem::Finder<'static>>>,
+    },
     AnyOf(Vec<Match>),
     AllOf(Vec<Match>),
     Not(Box<Match>),
@@ -89,6 +95,11 @@ impl Match {
             } => Match::Substrings {
                 automaton: automaton.clone(),
                 ci: *case_insensitive,
+            },
+            CompiledMatcher::Regex(re) => Match::Regex {
+                re: re.clone(),
+                required: required_literal(re.as_str())
+                    .map(|lit| Box::new(memchr::memmem::Finder::new(lit.as_bytes()).into_owned())),
             },
             CompiledMatcher::AnyOf(list) => Match::AnyOf(list.iter().map(Match::compile).collect()),
             CompiledMatcher::AllOf(list) => Match::AllOf(list.iter().map(Match::compile).collect()),
@@ -133,6 +144,7 @@ impl Match {
                     automaton.is_match(s)
                 }
             }),
+            Match::Regex { re, required } => str_value(value, &|s| regex_matches(re, required, s)),
             Match::AnyOf(list) => list.iter().any(|m| m.matches(value, event)),
             Match::AllOf(list) => list.iter().all(|m| m.matches(value, event)),
             Match::Not(inner) => !inner.matches(value, event),
@@ -156,7 +168,7 @@ impl Match {
             Match::AnyOf(list) | Match::AllOf(list) => list.iter().all(Match::pre_lowerable),
             Match::Lowered { children, .. } => children.iter().all(Match::pre_lowerable),
             Match::Not(inner) => inner.pre_lowerable(),
-            Match::Other(CompiledMatcher::Regex(_)) => true,
+            Match::Regex { .. } => true,
             Match::Other(_) => false,
         }
     }
@@ -176,11 +188,59 @@ impl Match {
                     children.iter().any(|c| c.matches_lowered(lowered))
                 }
             }
-            Match::Other(CompiledMatcher::Regex(re)) => re.is_match(lowered),
+            Match::Regex { re, required } => regex_matches(re, required, lowered),
             // Refused by `pre_lowerable`.
             Match::Other(_) => false,
         }
     }
+}
+
+fn regex_matches(
+    re: &regex::Regex,
+    required: &Option<Box<memchr::memmem::Finder<'static>>>,
+    s: &str,
+) -> bool {
+    if let Some(finder) = required
+        && finder.find(s.as_bytes()).is_none()
+    {
+        return false;
+    }
+    re.is_match(s)
+}
+
+/// The literal text every match of `pattern` contains, for the simple shape
+/// `^? (.* | .+)? literal (.* | .+)? $?` with no flags, groups, classes or
+/// alternation (SigmaHQ's `'.+:assumed-role/aws:.+'`); `None` otherwise.
+fn required_literal(pattern: &str) -> Option<String> {
+    let mut rest = pattern.strip_prefix('^').unwrap_or(pattern);
+    rest = rest
+        .strip_prefix(".*")
+        .or_else(|| rest.strip_prefix(".+"))
+        .unwrap_or(rest);
+    let mut literal = String::new();
+    let mut chars = rest.chars();
+    loop {
+        let tail = chars.as_str();
+        if tail.is_empty() || matches!(tail, "$" | ".*" | ".+" | ".*$" | ".+$") {
+            break;
+        }
+        match chars.next()? {
+            '\\' => {
+                // An escaped punctuation mark is itself; other escapes are
+                // classes, anchors (`\\<`, `\\>` too) or codes.
+                let c = chars.next()?;
+                if !c.is_ascii_punctuation() || matches!(c, '<' | '>') {
+                    return None;
+                }
+                literal.push(c);
+            }
+            '.' | '+' | '*' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' => {
+                return None;
+            }
+            c => literal.push(c),
+        }
+    }
+    (!literal.is_empty()).then_some(literal)
 }
 
 /// rsigma's string coercion: numbers and booleans as their text, any
@@ -239,4 +299,31 @@ fn with_ascii_lowered<T>(s: &str, f: impl FnOnce(&str) -> T) -> T {
     }
     let lowered: Cow<'_, str> = ascii_lowercase_cow(s);
     f(&lowered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_required_literal_is_found_only_in_simple_shapes() {
+        let cases = [
+            (".+:assumed-role/aws:.+", Some(":assumed-role/aws:")),
+            ("^abc$", Some("abc")),
+            (".*a\\.b", Some("a.b")),
+            ("abc.*$", Some("abc")),
+            ("ab?c", None),
+            ("a|b", None),
+            ("(?i)abc", None),
+            ("^[0-9]{12}$", None),
+            ("a\\db", None),
+            ("\\<word", None),
+            ("x+", None),
+            (".*", None),
+            ("", None),
+        ];
+        for (pattern, want) in cases {
+            assert_eq!(required_literal(pattern).as_deref(), want, "{pattern}");
+        }
+    }
 }
