@@ -3,7 +3,9 @@
 //! counted against a cap.
 
 use std::cell::Cell;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
+
+use super::pooled::PooledBufReader;
 use std::rc::Rc;
 
 use flate2::bufread::MultiGzDecoder;
@@ -95,7 +97,7 @@ pub(crate) fn open<'r>(
     };
     let (prefix, raw) = read_prefix(counting)?;
     let gzip = prefix == GZIP_MAGIC;
-    let raw = BufReader::with_capacity(BUF_SIZE, io::Cursor::new(prefix).chain(raw));
+    let raw = PooledBufReader::with_capacity(BUF_SIZE, io::Cursor::new(prefix).chain(raw));
     let decompressed: Box<dyn Read + 'r> = if gzip {
         Box::new(MultiGzDecoder::new(raw))
     } else {
@@ -107,7 +109,7 @@ pub(crate) fn open<'r>(
         cap,
     };
     Ok((
-        Box::new(BufReader::with_capacity(BUF_SIZE, capped)),
+        Box::new(PooledBufReader::with_capacity(BUF_SIZE, capped)),
         SourceInfo { gzip, raw_bytes },
     ))
 }

@@ -126,7 +126,7 @@ impl RuleIndex {
             out.extend_from_slice(&self.all);
             return;
         };
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; 64];
         if let Some(name) = name
             && let Some(rules) = self.by_name.get(lowercase(&name, &mut buf).as_ref())
         {
@@ -169,7 +169,7 @@ impl RuleIndex {
 
 /// `text` lowercased: in `buf` when it is short ASCII (the usual case),
 /// else in a new string.
-fn lowercase<'b>(text: &str, buf: &'b mut [u8; 128]) -> std::borrow::Cow<'b, str> {
+fn lowercase<'b>(text: &str, buf: &'b mut [u8; 64]) -> std::borrow::Cow<'b, str> {
     let bytes = text.as_bytes();
     if bytes.len() <= buf.len() && bytes.is_ascii() {
         let out = &mut buf[..bytes.len()];

@@ -15,8 +15,11 @@ use rsigma_eval::CompiledMatcher;
 use rsigma_eval::event::{Event, EventValue};
 use rsigma_eval::matcher::{GroupMode, ascii_lowercase_cow};
 
-/// Values up to this long are lowercased on the stack.
-const STACK_BYTES: usize = 256;
+thread_local! {
+    /// Where values are lowercased: kept from call to call, so that neither
+    /// an allocation nor a zeroed buffer is paid for each one.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -280,25 +283,33 @@ fn eq_lowered(hay: &[u8], lowered: &[u8]) -> bool {
         .all(|(a, b)| a.to_ascii_lowercase() == *b)
 }
 
-/// Calls `f` with rsigma's `ascii_lowercase_cow(s)`, made on the stack when
-/// `s` is short ASCII.
+/// Calls `f` with rsigma's `ascii_lowercase_cow(s)`, made in the thread's
+/// scratch buffer when `s` is ASCII.
 fn with_ascii_lowered<T>(s: &str, f: impl FnOnce(&str) -> T) -> T {
     let bytes = s.as_bytes();
-    if !bytes.iter().any(u8::is_ascii_uppercase) && s.is_ascii() {
+    if !s.is_ascii() {
+        let lowered: Cow<'_, str> = ascii_lowercase_cow(s);
+        return f(&lowered);
+    }
+    if !bytes.iter().any(u8::is_ascii_uppercase) {
         return f(s);
     }
-    if bytes.len() <= STACK_BYTES && s.is_ascii() {
-        let mut buf = [0u8; STACK_BYTES];
-        let out = &mut buf[..bytes.len()];
-        out.copy_from_slice(bytes);
-        out.make_ascii_lowercase();
-        // ASCII in, ASCII out: always UTF-8.
-        if let Ok(lowered) = std::str::from_utf8(out) {
-            return f(lowered);
+    // The buffer is busy only if `f` itself lowercases something: then
+    // a new string.
+    let outcome = SCRATCH.with(move |scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            buf.extend_from_slice(bytes);
+            buf.make_ascii_lowercase();
+            // ASCII in, ASCII out: always UTF-8.
+            match std::str::from_utf8(&buf) {
+                Ok(lowered) => Ok(f(lowered)),
+                Err(_) => Err(f),
+            }
         }
-    }
-    let lowered: Cow<'_, str> = ascii_lowercase_cow(s);
-    f(&lowered)
+        Err(_) => Err(f),
+    });
+    outcome.unwrap_or_else(|f| f(&s.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
