@@ -85,7 +85,11 @@ pub fn index_object<'a>(
 
 /// Fails unless only whitespace follows `end`.
 pub fn check_trailing(bytes: &[u8], end: usize) -> Result<(), ShallowError> {
-    let mut p = Parser { bytes, pos: end };
+    let mut p = Parser {
+        bytes,
+        pos: end,
+        fault: None,
+    };
     p.ws();
     if p.pos != bytes.len() {
         return Err(p.error("trailing characters"));
@@ -113,7 +117,11 @@ pub fn index_object_prefix(
     spans: &mut Vec<MemberSpan>,
 ) -> Result<usize, ShallowError> {
     debug_assert!(spans.is_empty());
-    let mut p = Parser { bytes, pos: 0 };
+    let mut p = Parser {
+        bytes,
+        pos: 0,
+        fault: None,
+    };
     p.ws();
     match p.peek() {
         Some(b'{') => {}
@@ -125,14 +133,25 @@ pub fn index_object_prefix(
         Some(_) => return Err(p.error("expected a JSON value")),
         None => return Err(p.error("EOF while parsing a value")),
     }
-    p.members(0, spans)?;
-    Ok(p.pos)
+    match p.members(0, spans) {
+        Ok(_) => Ok(p.pos),
+        Err(Fault) => Err(p
+            .fault
+            .take()
+            .unwrap_or_else(|| p.error("malformed JSON"))),
+    }
 }
 
 struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Why the text is not JSON, once found.
+    fault: Option<ShallowError>,
 }
+
+/// The text is not JSON: the parser's `fault` says why. (A unit error keeps
+/// the parse functions' results in registers.)
+struct Fault;
 
 impl Parser<'_> {
     fn peek(&self) -> Option<u8> {
@@ -146,6 +165,13 @@ impl Parser<'_> {
         }
     }
 
+    /// Notes why and where the text is not JSON; the caller returns `Err`.
+    #[cold]
+    fn fail(&mut self, reason: &'static str) -> Fault {
+        self.fault = Some(self.error(reason));
+        Fault
+    }
+
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
@@ -156,9 +182,9 @@ impl Parser<'_> {
     /// members (and those of the objects among their values) in `spans`;
     /// the index of its first member, or `NO_SPAN`. `depth` is the
     /// object's nesting (0 for the record).
-    fn members(&mut self, depth: usize, spans: &mut Vec<MemberSpan>) -> Result<u32, ShallowError> {
+    fn members(&mut self, depth: usize, spans: &mut Vec<MemberSpan>) -> Result<u32, Fault> {
         if depth >= MAX_DEPTH {
-            return Err(self.error("nesting too deep"));
+            return Err(self.fail("nesting too deep"));
         }
         self.pos += 1;
         self.ws();
@@ -170,22 +196,22 @@ impl Parser<'_> {
         let mut prev = NO_SPAN;
         loop {
             if self.peek() != Some(b'"') {
-                return Err(self.error("expected a member name"));
+                return Err(self.fail("expected a member name"));
             }
             let key_start = self.pos + 1;
             let escaped = self.string()?;
             let key = key_start..self.pos - 1;
             self.ws();
             if self.peek() != Some(b':') {
-                return Err(self.error("expected ':'"));
+                return Err(self.fail("expected ':'"));
             }
             self.pos += 1;
             self.ws();
             let Ok(at) = u32::try_from(spans.len()) else {
-                return Err(self.error("too many members"));
+                return Err(self.fail("too many members"));
             };
             if at == NO_SPAN {
-                return Err(self.error("too many members"));
+                return Err(self.fail("too many members"));
             }
             spans.push(MemberSpan {
                 key,
@@ -220,14 +246,14 @@ impl Parser<'_> {
                     self.pos += 1;
                     return Ok(first);
                 }
-                Some(_) => return Err(self.error("expected ',' or '}'")),
-                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.fail("expected ',' or '}'")),
+                None => return Err(self.fail("EOF while parsing an object")),
             }
         }
     }
 
     /// Skips one value, checking it; `depth` is the nesting of the value.
-    fn value(&mut self, depth: usize) -> Result<(), ShallowError> {
+    fn value(&mut self, depth: usize) -> Result<(), Fault> {
         match self.peek() {
             Some(b'"') => self.string().map(|_| ()),
             Some(b'{') => self.container(depth, b'}', true),
@@ -236,14 +262,14 @@ impl Parser<'_> {
             Some(b'f') => self.literal(b"false"),
             Some(b'n') => self.literal(b"null"),
             Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.error("expected a JSON value")),
-            None => Err(self.error("EOF while parsing a value")),
+            Some(_) => Err(self.fail("expected a JSON value")),
+            None => Err(self.fail("EOF while parsing a value")),
         }
     }
 
-    fn container(&mut self, depth: usize, close: u8, object: bool) -> Result<(), ShallowError> {
+    fn container(&mut self, depth: usize, close: u8, object: bool) -> Result<(), Fault> {
         if depth >= MAX_DEPTH {
-            return Err(self.error("nesting too deep"));
+            return Err(self.fail("nesting too deep"));
         }
         self.pos += 1;
         self.ws();
@@ -254,12 +280,12 @@ impl Parser<'_> {
         loop {
             if object {
                 if self.peek() != Some(b'"') {
-                    return Err(self.error("expected a member name"));
+                    return Err(self.fail("expected a member name"));
                 }
                 self.string()?;
                 self.ws();
                 if self.peek() != Some(b':') {
-                    return Err(self.error("expected ':'"));
+                    return Err(self.fail("expected ':'"));
                 }
                 self.pos += 1;
                 self.ws();
@@ -275,15 +301,15 @@ impl Parser<'_> {
                     self.pos += 1;
                     return Ok(());
                 }
-                Some(_) if object => return Err(self.error("expected ',' or '}'")),
-                Some(_) => return Err(self.error("expected ',' or ']'")),
-                None => return Err(self.error("EOF while parsing a container")),
+                Some(_) if object => return Err(self.fail("expected ',' or '}'")),
+                Some(_) => return Err(self.fail("expected ',' or ']'")),
+                None => return Err(self.fail("EOF while parsing a container")),
             }
         }
     }
 
     /// Skips a string at its opening quote; true when it has escapes.
-    fn string(&mut self) -> Result<bool, ShallowError> {
+    fn string(&mut self) -> Result<bool, Fault> {
         self.pos += 1;
         let mut escaped = false;
         loop {
@@ -298,14 +324,14 @@ impl Parser<'_> {
                     self.escape()?;
                 }
                 // Control characters must be escaped.
-                Some(_) => return Err(self.error("control character in a string")),
-                None => return Err(self.error("EOF while parsing a string")),
+                Some(_) => return Err(self.fail("control character in a string")),
+                None => return Err(self.fail("EOF while parsing a string")),
             }
         }
     }
 
     /// At a backslash: checks one escape sequence and moves past it.
-    fn escape(&mut self) -> Result<(), ShallowError> {
+    fn escape(&mut self) -> Result<(), Fault> {
         self.pos += 1;
         match self.peek() {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
@@ -319,27 +345,27 @@ impl Parser<'_> {
                     0xD800..=0xDBFF => {
                         // A leading surrogate needs a trailing one.
                         if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
-                            return Err(self.error("lone leading surrogate in hex escape"));
+                            return Err(self.fail("lone leading surrogate in hex escape"));
                         }
                         self.pos += 2;
                         match self.hex4()? {
                             0xDC00..=0xDFFF => Ok(()),
-                            _ => Err(self.error("lone leading surrogate in hex escape")),
+                            _ => Err(self.fail("lone leading surrogate in hex escape")),
                         }
                     }
-                    0xDC00..=0xDFFF => Err(self.error("lone trailing surrogate in hex escape")),
+                    0xDC00..=0xDFFF => Err(self.fail("lone trailing surrogate in hex escape")),
                     _ => Ok(()),
                 }
             }
-            Some(_) => Err(self.error("invalid escape")),
-            None => Err(self.error("EOF while parsing a string")),
+            Some(_) => Err(self.fail("invalid escape")),
+            None => Err(self.fail("EOF while parsing a string")),
         }
     }
 
-    fn hex4(&mut self) -> Result<u32, ShallowError> {
+    fn hex4(&mut self) -> Result<u32, Fault> {
         let Some(digits) = self.bytes.get(self.pos..self.pos + 4) else {
             self.pos = self.bytes.len();
-            return Err(self.error("EOF while parsing a string"));
+            return Err(self.fail("EOF while parsing a string"));
         };
         let mut unit = 0;
         for &d in digits {
@@ -347,7 +373,7 @@ impl Parser<'_> {
                 b'0'..=b'9' => d - b'0',
                 b'a'..=b'f' => d - b'a' + 10,
                 b'A'..=b'F' => d - b'A' + 10,
-                _ => return Err(self.error("invalid escape")),
+                _ => return Err(self.fail("invalid escape")),
             };
             unit = unit * 16 + u32::from(v);
         }
@@ -355,29 +381,29 @@ impl Parser<'_> {
         Ok(unit)
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<(), ShallowError> {
+    fn literal(&mut self, word: &[u8]) -> Result<(), Fault> {
         if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
             self.pos += word.len();
             Ok(())
         } else {
-            Err(self.error("expected a JSON value"))
+            Err(self.fail("expected a JSON value"))
         }
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
-    fn number(&mut self) -> Result<(), ShallowError> {
+    fn number(&mut self) -> Result<(), Fault> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => self.digits(),
-            _ => return Err(self.error("invalid number")),
+            _ => return Err(self.fail("invalid number")),
         }
         if self.peek() == Some(b'.') {
             self.pos += 1;
             if !matches!(self.peek(), Some(b'0'..=b'9')) {
-                return Err(self.error("invalid number"));
+                return Err(self.fail("invalid number"));
             }
             self.digits();
         }
@@ -387,7 +413,7 @@ impl Parser<'_> {
                 self.pos += 1;
             }
             if !matches!(self.peek(), Some(b'0'..=b'9')) {
-                return Err(self.error("invalid number"));
+                return Err(self.fail("invalid number"));
             }
             self.digits();
         }
