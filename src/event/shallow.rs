@@ -309,6 +309,7 @@ impl Parser<'_> {
     }
 
     /// Skips a string at its opening quote; true when it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Result<bool, Fault> {
         self.pos += 1;
         let mut escaped = false;
@@ -331,6 +332,7 @@ impl Parser<'_> {
     }
 
     /// At a backslash: checks one escape sequence and moves past it.
+    #[inline(never)]
     fn escape(&mut self) -> Result<(), Fault> {
         self.pos += 1;
         match self.peek() {
