@@ -135,10 +135,7 @@ pub fn index_object_prefix(
     }
     match p.members(0, spans) {
         Ok(_) => Ok(p.pos),
-        Err(Fault) => Err(p
-            .fault
-            .take()
-            .unwrap_or_else(|| p.error("malformed JSON"))),
+        Err(Fault) => Err(p.fault.take().unwrap_or_else(|| p.error("malformed JSON"))),
     }
 }
 

@@ -53,6 +53,9 @@ pub(crate) enum Match {
     Substrings {
         automaton: AhoCorasick,
         ci: bool,
+        /// The same needles as a DFA that ignores ASCII case (with `ci`):
+        /// an ASCII value is searched as it is, without a lowercase copy.
+        ascii: Option<Box<AhoCorasick>>,
     },
     /// A regular expression, and a substring every match must contain
     /// (looked for first: a substring search is much cheaper).
@@ -94,10 +97,16 @@ impl Match {
             CompiledMatcher::AhoCorasickSet {
                 automaton,
                 case_insensitive,
-                ..
+                needles,
             } => Match::Substrings {
                 automaton: automaton.clone(),
                 ci: *case_insensitive,
+                ascii: AhoCorasick::builder()
+                    .ascii_case_insensitive(*case_insensitive)
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .build(needles)
+                    .ok()
+                    .map(Box::new),
             },
             CompiledMatcher::Regex(re) => Match::Regex {
                 re: re.clone(),
@@ -140,12 +149,16 @@ impl Match {
                     op.test(s.as_bytes(), v.as_bytes())
                 }
             }),
-            Match::Substrings { automaton, ci } => str_value(value, &|s| {
-                if *ci {
-                    with_ascii_lowered(s, |lowered| automaton.is_match(lowered))
-                } else {
-                    automaton.is_match(s)
-                }
+            Match::Substrings {
+                automaton,
+                ci,
+                ascii,
+            } => str_value(value, &|s| match ascii {
+                // Needles are lowercased already: ignoring ASCII case on an
+                // ASCII value is lowercasing it.
+                Some(dfa) if !*ci || s.is_ascii() => dfa.is_match(s),
+                _ if *ci => with_ascii_lowered(s, |lowered| automaton.is_match(lowered)),
+                _ => automaton.is_match(s),
             }),
             Match::Regex { re, required } => str_value(value, &|s| regex_matches(re, required, s)),
             Match::AnyOf(list) => list.iter().any(|m| m.matches(value, event)),
