@@ -10,7 +10,7 @@ use std::cell::OnceCell;
 use super::json::Json;
 use super::shallow::{
     MemberSpan, NO_SPAN, ShallowError, Walk, check_trailing, index_object_prefix, member_name,
-    siblings, walk, walk_spans,
+    walk, walk_spans,
 };
 
 /// Nesting deeper than this is not walked (defends the keyword search).
@@ -149,13 +149,36 @@ impl<'a> Record<'a> {
 
     fn build(text: &'a str, spans: Cow<'a, [MemberSpan]>, store: &mut MemberStore) -> Self {
         let mut members = store.take();
-        members.extend(siblings(&spans, 0).map(|(at, span)| Member {
-            key: member_name(text, span),
-            raw: &text[span.value.clone()],
-            value: OnceCell::new(),
-            span: at,
-        }));
-        Self::with_members(members, text, spans)
+        let mut known = [ABSENT; KNOWN.len()];
+        // One loop over the record's own members: their names, values and
+        // the known names' places (as `with_members` finds them).
+        let mut at = 0;
+        while let Some(span) = spans.get(at as usize) {
+            let key = if span.escaped {
+                member_name(text, span)
+            } else {
+                Cow::Borrowed(&text[span.key.clone()])
+            };
+            if members.len() < usize::from(ABSENT)
+                && let Some(slot) = known_slot(&key)
+                && known[slot] == ABSENT
+            {
+                known[slot] = members.len() as u16;
+            }
+            members.push(Member {
+                key,
+                raw: &text[span.value.clone()],
+                value: OnceCell::new(),
+                span: at,
+            });
+            at = span.next;
+        }
+        Record {
+            members,
+            known,
+            text,
+            spans,
+        }
     }
 
     fn with_members(members: Vec<Member<'a>>, text: &'a str, spans: Cow<'a, [MemberSpan]>) -> Self {
