@@ -193,7 +193,13 @@ impl Match {
     fn matches_lowered(&self, lowered: &str) -> bool {
         match self {
             Match::Str { op, value, .. } => op.test(lowered.as_bytes(), value.as_bytes()),
-            Match::Substrings { automaton, .. } => automaton.is_match(lowered),
+            // On a lowercased value, ignoring ASCII case changes nothing.
+            Match::Substrings {
+                automaton, ascii, ..
+            } => match ascii {
+                Some(dfa) => dfa.is_match(lowered),
+                None => automaton.is_match(lowered),
+            },
             Match::AnyOf(list) => list.iter().any(|m| m.matches_lowered(lowered)),
             Match::AllOf(list) => list.iter().all(|m| m.matches_lowered(lowered)),
             Match::Not(inner) => !inner.matches_lowered(lowered),
