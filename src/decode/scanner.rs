@@ -116,7 +116,12 @@ impl<'r> RecordReader<'r> {
                         });
                     }
                 };
-                return match std::str::from_utf8(&chunk[..len.min(chunk.len())]) {
+                let bytes = &chunk[..len.min(chunk.len())];
+                // A vectorised check first; the standard one says where a
+                // fault lies.
+                let text =
+                    simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes));
+                return match text {
                     Ok(text) => Ok(Some(Record::from_spans_in(text, &self.spans, store))),
                     Err(e) => {
                         self.state = State::Done;
