@@ -203,3 +203,22 @@ fn digest_and_insight_keys_are_not_logs() {
         "AWSLogs/o-abc/111122223333/CloudTrail-Insight/us-east-1/2026/11/21/x.json.gz"
     ));
 }
+
+#[test]
+fn invalid_utf8_in_a_record_is_reported_where_it_is() {
+    let mut data = br#"{"Records":[{"eventID":"a","ua":"caf"#.to_vec();
+    data.extend_from_slice(&[0xc3, 0xa9]); // é: valid
+    data.extend_from_slice(br#""},{"eventID":"b","ua":"x"#);
+    let bad_at = data.len();
+    data.push(0xff); // never valid in UTF-8
+    data.extend_from_slice(br#""},{"eventID":"c"}]}"#);
+    let (ids, err) = decode(&gzip(&data), u64::MAX);
+    assert_eq!(ids, ["a"], "the record before the fault still comes out");
+    match err {
+        Some(DecodeError::Json { offset, reason }) => {
+            assert_eq!(offset, bad_at as u64, "{reason}");
+            assert!(reason.contains("UTF-8"), "{reason}");
+        }
+        other => panic!("expected a JSON error, got {other:?}"),
+    }
+}
