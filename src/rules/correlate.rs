@@ -428,8 +428,11 @@ impl Correlator {
         }
     }
 
-    /// Takes every pending alert (when nothing is persisted, as in `scan`).
+    /// Takes every pending alert (when nothing is persisted, as in `scan`:
+    /// the changes to `seen` kept for a commit are let go too).
     pub fn take_pending(&mut self) -> Vec<Detected> {
+        self.seen_new.clear();
+        self.forget_outside = None;
         std::mem::take(&mut self.pending)
     }
 
