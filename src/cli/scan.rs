@@ -120,7 +120,9 @@ pub fn run(args: ScanArgs) -> ExitCode {
     }
 
     std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::bounded::<Done>(threads * 2);
+        // Room for the workers to run ahead while the printer is in a slow
+        // write (a file's dirty pages being flushed).
+        let (tx, rx) = crossbeam_channel::bounded::<Done>(threads * 8);
         let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(threads * 4);
         for _ in 0..threads {
             let tx = tx.clone();
