@@ -91,6 +91,19 @@ const PRINCIPAL_PATHS: [&str; 5] = [
     "userIdentity.principalId",
 ];
 
+/// Notes that member `at` is named `name`, when it is the first of a known
+/// name. Past `ABSENT - 1` members names are searched for instead.
+#[inline]
+fn note_known(known: &mut [u16; KNOWN.len()], at: usize, name: &str) {
+    if let Ok(at) = u16::try_from(at)
+        && at != ABSENT
+        && let Some(slot) = known_slot(name)
+        && known[slot] == ABSENT
+    {
+        known[slot] = at;
+    }
+}
+
 /// The position of `name` in `KNOWN`.
 #[inline]
 fn known_slot(name: &str) -> Option<usize> {
@@ -159,12 +172,7 @@ impl<'a> Record<'a> {
             } else {
                 Cow::Borrowed(&text[span.key.clone()])
             };
-            if members.len() < usize::from(ABSENT)
-                && let Some(slot) = known_slot(&key)
-                && known[slot] == ABSENT
-            {
-                known[slot] = members.len() as u16;
-            }
+            note_known(&mut known, members.len(), &key);
             members.push(Member {
                 key,
                 raw: &text[span.value.clone()],
@@ -183,13 +191,8 @@ impl<'a> Record<'a> {
 
     fn with_members(members: Vec<Member<'a>>, text: &'a str, spans: Cow<'a, [MemberSpan]>) -> Self {
         let mut known = [ABSENT; KNOWN.len()];
-        // Past `ABSENT - 1` members the names are searched for instead.
-        for (i, member) in members.iter().enumerate().take(usize::from(ABSENT)) {
-            if let Some(slot) = known_slot(&member.key)
-                && known[slot] == ABSENT
-            {
-                known[slot] = i as u16;
-            }
+        for (i, member) in members.iter().enumerate() {
+            note_known(&mut known, i, &member.key);
         }
         Record {
             members,

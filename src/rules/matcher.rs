@@ -164,14 +164,8 @@ impl Match {
             Match::AnyOf(list) => list.iter().any(|m| m.matches(value, event)),
             Match::AllOf(list) => list.iter().all(|m| m.matches(value, event)),
             Match::Not(inner) => !inner.matches(value, event),
-            Match::Lowered { children, all } => str_value(value, &|s| {
-                with_ascii_lowered(s, |lowered| {
-                    if *all {
-                        children.iter().all(|c| c.matches_lowered(lowered))
-                    } else {
-                        children.iter().any(|c| c.matches_lowered(lowered))
-                    }
-                })
+            Match::Lowered { .. } => str_value(value, &|s| {
+                with_ascii_lowered(s, |l| self.matches_lowered(l))
             }),
             Match::Other(m) => m.matches(value, event),
         }
