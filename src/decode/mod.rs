@@ -7,6 +7,7 @@ mod check;
 mod pooled;
 mod scanner;
 mod source;
+mod whole;
 
 #[doc(hidden)]
 pub use check::check_decoder;

@@ -54,11 +54,25 @@ impl<'r> RecordReader<'r> {
     /// Opens `input`, detecting gzip by its magic number, with a cap on the
     /// decompressed bytes.
     pub fn new(input: impl Read + 'r, max_decompressed_bytes: u64) -> Result<Self, DecodeError> {
-        let (input, info) =
-            source::open(input, max_decompressed_bytes).map_err(|e| DecodeError::Io {
-                offset: 0,
-                source: e,
-            })?;
+        Self::from_source(source::open(input, max_decompressed_bytes))
+    }
+
+    /// As `new`, always through the streaming decoder.
+    #[cfg(test)]
+    pub(crate) fn streaming(
+        input: impl Read + 'r,
+        max_decompressed_bytes: u64,
+    ) -> Result<Self, DecodeError> {
+        Self::from_source(source::open_with(input, max_decompressed_bytes, 0, 0))
+    }
+
+    fn from_source(
+        opened: std::io::Result<(Box<dyn BufRead + 'r>, SourceInfo)>,
+    ) -> Result<Self, DecodeError> {
+        let (input, info) = opened.map_err(|e| DecodeError::Io {
+            offset: 0,
+            source: e,
+        })?;
         Ok(RecordReader {
             input,
             info,

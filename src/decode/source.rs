@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::io::{self, BufRead, Read};
 
 use super::pooled::PooledBufReader;
+use super::whole;
 use std::rc::Rc;
 
 use flate2::bufread::MultiGzDecoder;
@@ -90,14 +91,56 @@ pub(crate) fn open<'r>(
     input: impl Read + 'r,
     cap: u64,
 ) -> io::Result<(Box<dyn BufRead + 'r>, SourceInfo)> {
+    open_with(
+        input,
+        cap,
+        whole::WHOLE_MAX_COMPRESSED,
+        whole::WHOLE_MAX_DECOMPRESSED,
+    )
+}
+
+/// As `open`: gzip of at most `whole_compressed` bytes that inflates to at
+/// most `whole_decompressed` (and the cap) is inflated in one go; the rest,
+/// and anything that goes wrong there, streams.
+pub(crate) fn open_with<'r>(
+    input: impl Read + 'r,
+    cap: u64,
+    whole_compressed: usize,
+    whole_decompressed: usize,
+) -> io::Result<(Box<dyn BufRead + 'r>, SourceInfo)> {
     let raw_bytes = Rc::new(Cell::new(0));
-    let counting = CountingReader {
-        inner: input,
-        count: Rc::clone(&raw_bytes),
-    };
-    let (prefix, raw) = read_prefix(counting)?;
+    let (prefix, mut input) = read_prefix(input)?;
     let gzip = prefix == GZIP_MAGIC;
-    let raw = PooledBufReader::with_capacity(BUF_SIZE, io::Cursor::new(prefix).chain(raw));
+    let info = SourceInfo {
+        gzip,
+        raw_bytes: Rc::clone(&raw_bytes),
+    };
+    let mut failed = None;
+    let head = if gzip {
+        match whole::read_whole(&mut input, &prefix, whole_compressed) {
+            whole::Head::Whole(compressed) => {
+                let limit = whole_decompressed.min(usize::try_from(cap).unwrap_or(usize::MAX));
+                if let Some(inflated) = whole::inflate(compressed.bytes(), limit) {
+                    raw_bytes.set(compressed.bytes().len() as u64);
+                    return Ok((Box::new(inflated), info));
+                }
+                compressed.into_inner()
+            }
+            whole::Head::Partial(first, error) => {
+                failed = error;
+                first
+            }
+        }
+    } else {
+        prefix
+    };
+    // Streaming, from the first byte: the compressed bytes are counted as
+    // the decoder takes them, for the offsets in its errors.
+    let counting = CountingReader {
+        inner: io::Cursor::new(head).chain(FailOnce(failed)).chain(input),
+        count: raw_bytes,
+    };
+    let raw = PooledBufReader::with_capacity(BUF_SIZE, counting);
     let decompressed: Box<dyn Read + 'r> = if gzip {
         Box::new(MultiGzDecoder::new(raw))
     } else {
@@ -110,8 +153,17 @@ pub(crate) fn open<'r>(
     };
     Ok((
         Box::new(PooledBufReader::with_capacity(BUF_SIZE, capped)),
-        SourceInfo { gzip, raw_bytes },
+        info,
     ))
+}
+
+/// Returns its error once, where a read of the object failed before.
+struct FailOnce(Option<io::Error>);
+
+impl Read for FailOnce {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        self.0.take().map_or(Ok(0), Err)
+    }
 }
 
 /// Reads up to two bytes (the gzip magic) even from a reader that returns

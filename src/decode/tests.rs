@@ -222,3 +222,72 @@ fn invalid_utf8_in_a_record_is_reported_where_it_is() {
         other => panic!("expected a JSON error, got {other:?}"),
     }
 }
+
+/// Every record's eventID, and the error that stopped decoding, by `open`.
+fn decode_by(
+    open: impl FnOnce() -> Result<RecordReader<'static>, DecodeError>,
+) -> (Vec<String>, Option<String>) {
+    let mut ids = Vec::new();
+    let mut reader = match open() {
+        Ok(r) => r,
+        Err(e) => return (ids, Some(e.to_string())),
+    };
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => ids.push(record.event_id().unwrap_or("?").to_owned()),
+            Ok(None) => return (ids, None),
+            Err(e) => return (ids, Some(e.to_string())),
+        }
+    }
+}
+
+#[test]
+fn whole_object_inflate_reads_as_the_streaming_decoder_does() {
+    // Records that cross the streaming decoder's 128 KiB buffers, with
+    // escapes, in one envelope of about 600 KB.
+    let mut json = b"{\"Records\":[".to_vec();
+    for i in 0..2000 {
+        if i > 0 {
+            json.push(b',');
+        }
+        let pad = "x".repeat(i % 400);
+        json.extend(
+            format!(r#"{{"eventID":"e{i}","userAgent":"a\"b\\c {pad}","n":{i}}}"#).into_bytes(),
+        );
+    }
+    json.extend_from_slice(b"]}");
+    let one = gzip(&json);
+    // The same text in two members, split inside a record.
+    let mut two = gzip(&json[..json.len() / 3]);
+    two.extend(gzip(&json[json.len() / 3..]));
+    let mut cases: Vec<(String, Vec<u8>, u64)> = vec![
+        ("one member".into(), one.clone(), u64::MAX),
+        ("two members".into(), two.clone(), u64::MAX),
+        ("cap exactly".into(), one.clone(), json.len() as u64),
+        ("cap one short".into(), one.clone(), json.len() as u64 - 1),
+        ("cap small".into(), two.clone(), 100_000),
+    ];
+    for at in [10, one.len() / 4, one.len() / 2, one.len() - 6] {
+        let mut flipped = one.clone();
+        flipped[at] ^= 0x20;
+        cases.push((format!("flipped at {at}"), flipped, u64::MAX));
+        cases.push((format!("cut at {at}"), one[..at].to_vec(), u64::MAX));
+    }
+    let mut trailing = two.clone();
+    trailing.extend_from_slice(b"garbage");
+    cases.push(("trailing garbage".into(), trailing, u64::MAX));
+    let mut zeros = one.clone();
+    zeros.extend_from_slice(&[0; 16]);
+    cases.push(("trailing zeros".into(), zeros, u64::MAX));
+
+    for (name, data, cap) in cases {
+        let data: &'static [u8] = Box::leak(data.into_boxed_slice());
+        let whole = decode_by(|| RecordReader::new(data, cap));
+        let streamed = decode_by(|| RecordReader::streaming(data, cap));
+        assert_eq!(whole.1, streamed.1, "{name}: the error");
+        assert!(whole.0 == streamed.0, "{name}: the records differ");
+        if name.starts_with("one") || name.starts_with("two") {
+            assert_eq!((whole.0.len(), whole.1), (2000, None), "{name}");
+        }
+    }
+}
