@@ -333,3 +333,45 @@ fn rules_test_runs_examples_and_fails_on_a_wrong_one() {
         "{stdout}"
     );
 }
+
+#[test]
+fn scan_output_is_in_input_order_whatever_the_threads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = key_dir(tmp.path());
+    let stop = stratus("aws.defense-evasion.cloudtrail-stop")[0].clone();
+    // Big files (more than one output chunk) among small ones, so that
+    // workers finish out of order and the head file streams in chunks.
+    for file in 0..24 {
+        let count = if file % 5 == 0 { 600 } else { 1 + file % 3 };
+        let records: Vec<Value> = (0..count)
+            .map(|i| {
+                let mut r = stop.clone();
+                r["eventID"] = json!(format!("f{file:02}-{i:05}"));
+                r
+            })
+            .collect();
+        let name = format!("111122223333_CloudTrail_us-east-1_20261121T00{file:02}Z_x.json.gz");
+        std::fs::write(dir.join(name), gzip(&envelope(&records))).expect("write");
+    }
+    let root = tmp.path().to_str().expect("utf-8");
+    let ids_of = |threads: &str| -> Vec<String> {
+        let out = run(&["scan", "--format", "jsonl", "--threads", threads, root]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let alert: Value = serde_json::from_str(line).expect("alert JSON");
+                alert["event"]["id"].as_str().expect("event id").to_owned()
+            })
+            .collect()
+    };
+    let one = ids_of("1");
+    assert!(one.len() >= 5 * 600, "{} alerts", one.len());
+    assert!(one.is_sorted(), "alerts out of input order");
+    assert_eq!(ids_of("4"), one);
+}

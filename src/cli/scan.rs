@@ -46,11 +46,30 @@ struct Failure {
     reason: String,
 }
 
-/// What a worker sends back for one file: its alerts, already formatted,
-/// in pieces, the last with the report.
-struct Done {
-    index: usize,
-    output: Vec<u8>,
+/// Output a worker writes (or sets aside) before its file ends.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Output in input order, whichever worker finishes first: the file at the
+/// head streams straight out, by the worker reading it; the others' output
+/// waits here until the files before them are done, so memory is bounded by
+/// what `threads - 1` files raise. There is no printer thread: the worker
+/// that finishes the head writes what follows it, without waking anyone.
+struct Printer<W> {
+    out: W,
+    open: bool,
+    /// The position of the first file not yet written out to its end.
+    head: usize,
+    waiting: BTreeMap<usize, Waiting>,
+    totals: Totals,
+    failures: Vec<Failure>,
+    /// Buffers written out, for the workers to fill again.
+    spare: Vec<Vec<u8>>,
+}
+
+/// Output of a file after the head, and its report once it has ended.
+#[derive(Default)]
+struct Waiting {
+    chunks: Vec<Vec<u8>>,
     report: Option<FileReport>,
 }
 
@@ -60,27 +79,63 @@ struct FileReport {
     report: ObjectReport,
 }
 
-/// Output a worker sends on before the file ends.
-const CHUNK_BYTES: usize = 256 * 1024;
+/// Spare buffers kept for the workers.
+const SPARE_MAX: usize = 8;
 
-/// Output buffers the printer hands back once it has written them, so that
-/// workers reuse them instead of growing a new one for every file.
-struct Spare {
-    rx: crossbeam_channel::Receiver<Vec<u8>>,
-}
-
-impl Spare {
-    fn next(&self) -> Vec<u8> {
-        self.rx
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4))
+impl<W: Write> Printer<W> {
+    fn new(out: W, open: bool) -> Self {
+        Printer {
+            out,
+            open,
+            head: 0,
+            waiting: BTreeMap::new(),
+            totals: Totals::default(),
+            failures: Vec::new(),
+            spare: Vec::new(),
+        }
     }
-}
 
-/// Hands `buf` back to the workers, unless enough are spare already.
-fn recycle(spare: &crossbeam_channel::Sender<Vec<u8>>, mut buf: Vec<u8>) {
-    buf.clear();
-    let _ = spare.try_send(buf);
+    fn write(&mut self, bytes: &[u8]) {
+        if self.open && !bytes.is_empty() {
+            self.open = self.out.write_all(bytes).is_ok();
+        }
+    }
+
+    /// Takes `output` of file `index` (and its report when the file has
+    /// ended); `output` comes back empty, ready to be filled again.
+    fn take(&mut self, index: usize, output: &mut Vec<u8>, report: Option<FileReport>) {
+        if index != self.head {
+            let waiting = self.waiting.entry(index).or_default();
+            let next = self.spare.pop().unwrap_or_default();
+            waiting.chunks.push(std::mem::replace(output, next));
+            waiting.report = report;
+            return;
+        }
+        self.write(output);
+        output.clear();
+        let mut finished = report;
+        while let Some(FileReport { path, report }) = finished.take() {
+            self.totals.add(&report);
+            if let Some(e) = &report.error {
+                self.failures.push(Failure {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            self.head += 1;
+            if let Some(waiting) = self.waiting.remove(&self.head) {
+                for mut chunk in waiting.chunks {
+                    self.write(&chunk);
+                    if self.spare.len() < SPARE_MAX {
+                        chunk.clear();
+                        self.spare.push(chunk);
+                    }
+                }
+                // Without its report, the rest of it will come straight out.
+                finished = waiting.report;
+            }
+        }
+    }
 }
 
 pub fn run(args: ScanArgs) -> ExitCode {
@@ -102,7 +157,6 @@ pub fn run(args: ScanArgs) -> ExitCode {
         .unwrap_or(DEFAULT_MAX_DECOMPRESSED_BYTES);
 
     let started = Instant::now();
-    let mut failures = Vec::new();
     let inputs = std::sync::Mutex::new(Inputs::new(&args.paths));
     let threads = args
         .threads
@@ -112,68 +166,28 @@ pub fn run(args: ScanArgs) -> ExitCode {
     // delivered twice) only as long as the longest correlation window.
     rules.with_correlator(|c| c.set_dedupe_horizon(3600));
 
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut totals = Totals::default();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout());
     let mut output_open = true;
     if format == Format::Table {
         output_open = sinks::table::write_header(&mut stdout).is_ok();
     }
-
+    let printer = std::sync::Mutex::new(Printer::new(stdout, output_open));
     std::thread::scope(|scope| {
-        // Room for the workers to run ahead while the printer is in a slow
-        // write (a file's dirty pages being flushed).
-        let (tx, rx) = crossbeam_channel::bounded::<Done>(threads * 8);
-        let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(threads * 4);
         for _ in 0..threads {
-            let tx = tx.clone();
-            let spare = Spare {
-                rx: spare_rx.clone(),
-            };
-            let (inputs, rules) = (&inputs, &rules);
-            scope.spawn(move || worker(inputs, rules, cap, format, tx, spare));
-        }
-        drop(tx);
-        // Print in input order, whatever order the workers finish in. The
-        // file at the head streams straight through; the others' output
-        // waits, so memory is bounded by what `threads - 1` files raise.
-        let mut waiting: BTreeMap<usize, (Vec<Vec<u8>>, Option<FileReport>)> = BTreeMap::new();
-        let mut head = 0;
-        for done in rx {
-            if done.index != head {
-                let entry = waiting.entry(done.index).or_default();
-                entry.0.push(done.output);
-                entry.1 = done.report.or(entry.1.take());
-                continue;
-            }
-            if output_open {
-                output_open = stdout.write_all(&done.output).is_ok();
-            }
-            recycle(&spare_tx, done.output);
-            let mut finished = done.report;
-            while let Some(FileReport { path, report }) = finished.take() {
-                totals.add(&report);
-                if let Some(e) = &report.error {
-                    failures.push(Failure {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    });
-                }
-                head += 1;
-                if let Some((chunks, report)) = waiting.remove(&head) {
-                    for chunk in chunks {
-                        if output_open {
-                            output_open = stdout.write_all(&chunk).is_ok();
-                        }
-                        recycle(&spare_tx, chunk);
-                    }
-                    // Without its report, the rest of it will come straight here.
-                    finished = report;
-                }
-            }
+            let (inputs, rules, printer) = (&inputs, &rules, &printer);
+            scope.spawn(move || worker(inputs, rules, cap, format, printer));
         }
     });
+    let Printer {
+        out: mut stdout,
+        totals,
+        failures: mut printed_failures,
+        ..
+    } = printer.into_inner().unwrap_or_else(|p| p.into_inner());
     let _ = stdout.flush();
     drop(stdout);
+    let mut failures = Vec::new();
+    failures.append(&mut printed_failures);
     failures.append(
         &mut inputs
             .into_inner()
@@ -206,19 +220,24 @@ pub fn run(args: ScanArgs) -> ExitCode {
     }
 }
 
-fn worker(
+fn worker<W: Write>(
     inputs: &std::sync::Mutex<Inputs>,
     rules: &RuleSet,
     cap: u64,
     format: Format,
-    tx: crossbeam_channel::Sender<Done>,
-    spare: Spare,
+    printer: &std::sync::Mutex<Printer<W>>,
 ) {
     let detected_at = now_rfc3339();
+    let print = |index: usize, output: &mut Vec<u8>, report: Option<FileReport>| {
+        printer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(index, output, report);
+    };
+    let mut output = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
     loop {
         let next = inputs.lock().unwrap_or_else(|p| p.into_inner()).next();
         let Some((index, path)) = next else { return };
-        let mut output = spare.next();
         let report = match std::fs::File::open(&path) {
             Ok(file) => detect_object(file, rules, None, cap, &detected_at, |matched, record| {
                 match format {
@@ -234,11 +253,7 @@ fn worker(
                     }
                 }
                 if output.len() >= CHUNK_BYTES {
-                    let _ = tx.send(Done {
-                        index,
-                        output: std::mem::replace(&mut output, spare.next()),
-                        report: None,
-                    });
+                    print(index, &mut output, None);
                 }
             }),
             Err(e) => ObjectReport {
@@ -258,16 +273,7 @@ fn worker(
                 };
             }
         }
-        if tx
-            .send(Done {
-                index,
-                output,
-                report: Some(FileReport { path, report }),
-            })
-            .is_err()
-        {
-            return;
-        }
+        print(index, &mut output, Some(FileReport { path, report }));
     }
 }
 
