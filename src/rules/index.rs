@@ -71,10 +71,10 @@ fn union(a: Option<Values>, b: Option<Values>) -> Option<Values> {
 /// Which rules each `eventName` / `eventSource` value can reach.
 #[derive(Debug, Default)]
 pub struct RuleIndex {
-    by_name: FnvMap<Vec<u32>>,
-    by_source: FnvMap<Vec<u32>>,
-    by_type: FnvMap<Vec<u32>>,
-    by_error: FnvMap<Vec<u32>>,
+    by_name: WordMap<Vec<u32>>,
+    by_source: WordMap<Vec<u32>>,
+    by_type: WordMap<Vec<u32>>,
+    by_error: WordMap<Vec<u32>>,
     always: Vec<u32>,
     all: Vec<u32>,
 }
@@ -182,17 +182,50 @@ fn lowercase<'b>(text: &str, buf: &'b mut [u8; 64]) -> std::borrow::Cow<'b, str>
     std::borrow::Cow::Owned(text.to_lowercase())
 }
 
-/// FNV-1a: the index's keys are short names, hashed once per record each.
+/// The index's hash: its keys are short names, each hashed once per record,
+/// so eight bytes go in per multiply (FNV-1a's one byte at a time cost 3% of
+/// a scan). The table holds the rules' own names; a record's values only
+/// look things up in it.
 #[derive(Default)]
-pub struct Fnv(u64);
+pub struct WordHash(u64);
 
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
+/// An odd constant with well-mixed bits (from splitmix64).
+const WORD_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl WordHash {
+    #[inline(always)]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(23) ^ word).wrapping_mul(WORD_K);
     }
+}
+
+impl std::hash::Hasher for WordHash {
+    fn finish(&self) -> u64 {
+        // The table takes its bucket from the low bits and a tag from the
+        // top ones: fold the high bits (the multiply's best) down.
+        let h = self.0;
+        (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 29)
+    }
+
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let state = if self.0 == 0 { FNV_OFFSET } else { self.0 };
-        self.0 = fnv1a(state, bytes);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            // The length keeps "ab" and "ab\0" apart.
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i) | 0x100);
     }
 }
 
@@ -207,7 +240,7 @@ pub(crate) fn fnv1a(state: u64, bytes: &[u8]) -> u64 {
     })
 }
 
-type FnvMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
+type WordMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<WordHash>>;
 
 /// The value of an indexed field, not yet lowercased: `Some(None)` when
 /// absent or null, `None` when it is a container (not indexable).
@@ -371,5 +404,32 @@ mod tests {
         assert!(wildcard_match("sel*_b", "sel_x_b"));
         assert!(!wildcard_match("sel*_b", "sel_x_c"));
         assert!(wildcard_match("them", "them"));
+    }
+
+    #[test]
+    fn the_word_hash_tells_names_apart() {
+        use std::hash::BuildHasher;
+        let hasher = std::hash::BuildHasherDefault::<WordHash>::default();
+        let mut names: Vec<String> = ["", "a", "ab", "ab\0", "ab\0\0", "abcdefgh", "abcdefgh\0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // Names one byte apart, at every position of a long one.
+        let base = "ec2.amazonaws.com-describeinstances";
+        for i in 0..base.len() {
+            let mut b = base.as_bytes().to_vec();
+            b[i] ^= 1;
+            names.push(String::from_utf8(b).expect("ASCII"));
+        }
+        names.extend((0..20_000).map(|i| format!("Describe{i}")));
+        let hashes: std::collections::HashSet<u64> =
+            names.iter().map(|n| hasher.hash_one(n.as_str())).collect();
+        assert_eq!(hashes.len(), names.len(), "two names share a hash");
+        // The low bits pick the bucket: they must differ too.
+        let low: std::collections::HashSet<u64> = names
+            .iter()
+            .map(|n| hasher.hash_one(n.as_str()) & 0xffff)
+            .collect();
+        assert!(low.len() > 15_000, "{} distinct low halves", low.len());
     }
 }
