@@ -15,6 +15,8 @@ use rsigma_eval::CompiledMatcher;
 use rsigma_eval::event::{Event, EventValue};
 use rsigma_eval::matcher::{GroupMode, ascii_lowercase_cow};
 
+use super::memo;
+
 thread_local! {
     /// Where values are lowercased: kept from call to call, so that neither
     /// an allocation nor a zeroed buffer is paid for each one.
@@ -56,6 +58,8 @@ pub(crate) enum Match {
         /// The same needles as a DFA that ignores ASCII case (with `ci`):
         /// an ASCII value is searched as it is, without a lowercase copy.
         ascii: Option<Box<AhoCorasick>>,
+        /// Its key in the tables of answers for values seen before.
+        owner: u64,
     },
     /// A regular expression, and a substring every match must contain
     /// (looked for first: a substring search is much cheaper).
@@ -107,6 +111,7 @@ impl Match {
                     .build(needles)
                     .ok()
                     .map(Box::new),
+                owner: memo::new_owner(),
             },
             CompiledMatcher::Regex(re) => Match::Regex {
                 re: re.clone(),
@@ -153,12 +158,15 @@ impl Match {
                 automaton,
                 ci,
                 ascii,
-            } => str_value(value, &|s| match ascii {
-                // Needles are lowercased already: ignoring ASCII case on an
-                // ASCII value is lowercasing it.
-                Some(dfa) if !*ci || s.is_ascii() => dfa.is_match(s),
-                _ if *ci => with_ascii_lowered(s, |lowered| automaton.is_match(lowered)),
-                _ => automaton.is_match(s),
+                owner,
+            } => str_value(value, &|s| {
+                memo::remembered(*owner, s, |s| match ascii {
+                    // Needles are lowercased already: ignoring ASCII case on
+                    // an ASCII value is lowercasing it.
+                    Some(dfa) if !*ci || s.is_ascii() => dfa.is_match(s),
+                    _ if *ci => with_ascii_lowered(s, |lowered| automaton.is_match(lowered)),
+                    _ => automaton.is_match(s),
+                })
             }),
             Match::Regex { re, required } => str_value(value, &|s| regex_matches(re, required, s)),
             Match::AnyOf(list) => list.iter().any(|m| m.matches(value, event)),

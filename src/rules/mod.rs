@@ -8,6 +8,7 @@ mod eval;
 mod index;
 mod load;
 mod matcher;
+mod memo;
 mod rule;
 
 pub use allow::Allow;

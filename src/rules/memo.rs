@@ -1,0 +1,141 @@
+//! What a costly matcher answered for a value it has seen before, kept per
+//! thread. CloudTrail repeats itself: a day's records carry a few dozen
+//! distinct user agents, each a hundred bytes or more, and a rule that
+//! searches every one for a set of substrings would run its automaton over
+//! the same text hundreds of thousands of times. A small table of recent
+//! answers turns most of those searches into one comparison.
+//!
+//! The table is direct-mapped: a value's slot comes from a quick hash of its
+//! length and a few of its bytes, and a slot holds one value, compared in
+//! full before its answer is used, so a collision only costs a search.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Slots in a thread's table.
+const SLOTS: usize = 512;
+/// Shorter values are searched every time: the search is as cheap as a look-up.
+pub(crate) const MIN_LEN: usize = 24;
+/// Longer values are searched every time: the table keeps what it holds small.
+pub(crate) const MAX_LEN: usize = 512;
+
+struct Slot {
+    owner: u64,
+    text: Box<str>,
+    answer: bool,
+}
+
+thread_local! {
+    static TABLE: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+
+/// A new matcher's key in the tables: never reused, so that a matcher
+/// reloaded at the address of a dropped one does not find its answers.
+pub(crate) fn new_owner() -> u64 {
+    NEXT_OWNER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `search(value)`, from this thread's table when `owner` has answered for
+/// the same value before.
+#[inline]
+pub(crate) fn remembered(owner: u64, value: &str, search: impl FnOnce(&str) -> bool) -> bool {
+    if !(MIN_LEN..=MAX_LEN).contains(&value.len()) {
+        return search(value);
+    }
+    let at = slot_of(owner, value.as_bytes());
+    let cached = TABLE.with(|table| {
+        let table = table.try_borrow().ok()?;
+        let slot = table.get(at)?.as_ref()?;
+        (slot.owner == owner && *slot.text == *value).then_some(slot.answer)
+    });
+    if let Some(answer) = cached {
+        return answer;
+    }
+    let answer = search(value);
+    TABLE.with(|table| {
+        if let Ok(mut table) = table.try_borrow_mut() {
+            if table.is_empty() {
+                table.resize_with(SLOTS, || None);
+            }
+            if let Some(slot) = table.get_mut(at) {
+                *slot = Some(Slot {
+                    owner,
+                    text: value.into(),
+                    answer,
+                });
+            }
+        }
+    });
+    answer
+}
+
+/// A value's slot: its length and three words of it (the start, the middle,
+/// the end, where versions and names differ), mixed with the owner.
+#[inline]
+fn slot_of(owner: u64, bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    // `n >= MIN_LEN >= 8`: every word is inside the value.
+    let mut h = (n as u64) ^ owner.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for w in [word(0), word(n / 2 - 4), word(n - 8)] {
+        h = (h.rotate_left(29) ^ w).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    }
+    (h >> 40) as usize % SLOTS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn answers_come_from_the_table_only_for_the_same_matcher_and_value() {
+        let (a, b) = (new_owner(), new_owner());
+        let ua = "Boto3/1.34.54 md/Botocore#1.34.54 ua/2.0 os/linux lang/python#3.11.9";
+        let searches = Cell::new(0);
+        let search = |answer: bool| {
+            let searches = &searches;
+            move |_: &str| {
+                searches.set(searches.get() + 1);
+                answer
+            }
+        };
+        assert!(remembered(a, ua, search(true)));
+        assert!(remembered(a, ua, search(false)), "remembered, not searched");
+        assert_eq!(searches.get(), 1);
+        // Another matcher, the same value: its own answer.
+        assert!(!remembered(b, ua, search(false)));
+        // A value that differs in one byte in the middle is its own value.
+        let other = ua.replace("lang/python#3.11.9", "lang/python#3.11.8");
+        assert!(!remembered(a, &other, search(false)));
+        assert_eq!(searches.get(), 3);
+        // Short and long values are always searched.
+        assert!(!remembered(a, "short", search(false)));
+        assert!(remembered(a, "short", search(true)));
+        let long = "x".repeat(MAX_LEN + 1);
+        assert!(remembered(a, &long, search(true)));
+        assert!(!remembered(a, &long, search(false)));
+        assert_eq!(searches.get(), 7);
+    }
+
+    #[test]
+    fn values_that_share_a_slot_are_told_apart() {
+        let owner = new_owner();
+        // Many values, two answers: every look-up must give the value's own.
+        let values: Vec<String> = (0..5000)
+            .map(|i| format!("aws-sdk-go/1.{i}.21 (go1.21.9; linux; amd64) Grafana/10.4.2"))
+            .collect();
+        for round in 0..3 {
+            for (i, v) in values.iter().enumerate() {
+                let want = i % 3 == 0;
+                assert_eq!(remembered(owner, v, |_| want), want, "{v} in round {round}");
+            }
+        }
+    }
+}
