@@ -9,8 +9,8 @@ use std::cell::OnceCell;
 
 use super::json::Json;
 use super::shallow::{
-    MemberSpan, NO_SPAN, ShallowError, Walk, check_trailing, index_object_prefix, member_name,
-    walk, walk_spans,
+    MemberSpan, NO_SPAN, ShallowError, Walk, check_trailing, find_span, index_object_prefix,
+    member_name, walk,
 };
 
 /// Nesting deeper than this is not walked (defends the keyword search).
@@ -280,12 +280,14 @@ impl<'a> Record<'a> {
         };
         let member = self.member(head)?;
         if member.value.get().is_none() && !member.raw.is_empty() {
-            let found = match rest {
-                None => Walk::Value(member.raw),
+            let (found, plain) = match rest {
+                None => (Walk::Value(member.raw), self.is_plain(member)),
                 Some(rest) => self.walk_member(member, rest),
             };
             match found {
                 Walk::Missing => return None,
+                // Checked already: a string without escapes, quotes around.
+                Walk::Value(raw) if plain => return Some((&raw[1..raw.len() - 1], true)),
                 Walk::Value(raw) => {
                     let bytes = raw.as_bytes();
                     if bytes.first() != Some(&b'"') {
@@ -357,12 +359,23 @@ impl<'a> Record<'a> {
         paths.iter().find_map(|p| self.str_at_checked(p))
     }
 
-    /// Follows `path` below `member` through the record's spans.
-    fn walk_member(&self, member: &Member<'a>, path: &str) -> Walk<'a> {
+    /// Follows `path` below `member` through the record's spans; and
+    /// whether the value found is a string without escapes.
+    fn walk_member(&self, member: &Member<'a>, path: &str) -> (Walk<'a>, bool) {
         if member.span == NO_SPAN {
-            return walk(member.raw, path);
+            return (walk(member.raw, path), false);
         }
-        walk_spans(self.text, &self.spans, member.span, path)
+        match find_span(self.text, &self.spans, member.span, path) {
+            Ok(span) => (Walk::Value(&self.text[span.value.clone()]), span.plain),
+            Err(why) => (why, false),
+        }
+    }
+
+    /// Whether a top-level member's value is a string without escapes.
+    fn is_plain(&self, member: &Member<'a>) -> bool {
+        self.spans
+            .get(member.span as usize)
+            .is_some_and(|span| span.plain)
     }
 
     /// Every value at a dotted path; a path that crosses an array follows every
@@ -549,13 +562,16 @@ impl Event for Record<'_> {
         let member = self.member(head)?;
         if member.value.get().is_none() && !member.raw.is_empty() {
             match self.walk_member(member, rest) {
-                Walk::Missing => return None,
-                Walk::Value(raw) => {
+                (Walk::Missing, _) => return None,
+                (Walk::Value(raw), true) => {
+                    return Some(EventValue::Str(Cow::Borrowed(&raw[1..raw.len() - 1])));
+                }
+                (Walk::Value(raw), false) => {
                     if let Some(value) = raw_scalar(raw) {
                         return Some(value);
                     }
                 }
-                Walk::NeedTree => {}
+                (Walk::NeedTree, _) => {}
             }
         }
         let mut found = Vec::new();

@@ -48,6 +48,9 @@ pub struct MemberSpan {
     pub key: std::ops::Range<usize>,
     pub escaped: bool,
     pub value: std::ops::Range<usize>,
+    /// The value is a string without escapes: its text between the quotes
+    /// is the string.
+    pub plain: bool,
     pub next: u32,
     pub first: u32,
 }
@@ -214,6 +217,7 @@ impl Parser<'_> {
                 key,
                 escaped,
                 value: self.pos..self.pos,
+                plain: false,
                 next: NO_SPAN,
                 first: NO_SPAN,
             });
@@ -223,14 +227,17 @@ impl Parser<'_> {
             }
             prev = at;
             let value_start = self.pos;
-            let inner = if self.peek() == Some(b'{') {
-                self.members(depth + 1, spans)?
-            } else {
-                self.value(depth + 1)?;
-                NO_SPAN
+            let (inner, plain) = match self.peek() {
+                Some(b'{') => (self.members(depth + 1, spans)?, false),
+                Some(b'"') => (NO_SPAN, !self.string()?),
+                _ => {
+                    self.value(depth + 1)?;
+                    (NO_SPAN, false)
+                }
             };
             if let Some(span) = spans.get_mut(at as usize) {
                 span.value = value_start..self.pos;
+                span.plain = plain;
                 span.first = inner;
             }
             self.ws();
@@ -439,9 +446,24 @@ pub enum Walk<'a> {
 
 /// Follows `path` (dot-separated names) from the member at `at` through the
 /// members `index_object_prefix` noted in `text`.
+#[cfg(test)]
 pub fn walk_spans<'a>(text: &'a str, spans: &[MemberSpan], at: u32, path: &str) -> Walk<'a> {
+    match find_span(text, spans, at, path) {
+        Ok(span) => Walk::Value(&text[span.value.clone()]),
+        Err(walk) => walk,
+    }
+}
+
+/// As `walk_spans`: the span of the member at the end of `path`, or why
+/// there is none (`Walk::Missing` or `Walk::NeedTree`).
+pub fn find_span<'s>(
+    text: &str,
+    spans: &'s [MemberSpan],
+    at: u32,
+    path: &str,
+) -> Result<&'s MemberSpan, Walk<'static>> {
     let Some(mut span) = spans.get(at as usize) else {
-        return Walk::Missing;
+        return Err(Walk::Missing);
     };
     let mut rest = path;
     loop {
@@ -452,17 +474,17 @@ pub fn walk_spans<'a>(text: &'a str, spans: &[MemberSpan], at: u32, path: &str) 
         if span.first == NO_SPAN {
             // A scalar or an empty object has no members; an array's are
             // not noted.
-            return match text.as_bytes().get(span.value.start) {
+            return Err(match text.as_bytes().get(span.value.start) {
                 Some(b'[') => Walk::NeedTree,
                 _ => Walk::Missing,
-            };
+            });
         }
         let Some((_, member)) = siblings(spans, span.first).find(|(_, m)| named(text, m, head))
         else {
-            return Walk::Missing;
+            return Err(Walk::Missing);
         };
         match tail {
-            None => return Walk::Value(&text[member.value.clone()]),
+            None => return Ok(member),
             Some(tail) => {
                 span = member;
                 rest = tail;
@@ -694,6 +716,19 @@ mod tests {
             Walk::Value("3")
         );
         assert_eq!(walk_spans(text, &spans, 99, "b"), Walk::Missing);
+        // Only strings without escapes are plain.
+        let plain: Vec<(&str, bool)> = spans
+            .iter()
+            .map(|m| (&text[m.value.clone()], m.plain))
+            .collect();
+        for (value, is_plain) in plain {
+            let expected = value.starts_with('"') && !value.contains('\\');
+            assert_eq!(is_plain, expected, "{value}");
+        }
+        assert!(
+            spans.iter().any(|m| m.plain)
+                && spans.iter().any(|m| &text[m.value.clone()] == r#""q\"\\""#)
+        );
     }
 
     #[test]
