@@ -301,7 +301,9 @@ impl Totals {
 /// current path are held, not the whole tree, however many files it has.
 struct Inputs {
     roots: std::collections::VecDeque<PathBuf>,
-    stack: Vec<std::vec::IntoIter<PathBuf>>,
+    /// Directory listings being walked: each entry, and whether the listing
+    /// said it is a directory (`None`: a link, or not said; asked of the path).
+    stack: Vec<std::vec::IntoIter<(PathBuf, Option<bool>)>>,
     next_index: usize,
     failures: Vec<Failure>,
 }
@@ -321,8 +323,12 @@ impl Inputs {
         loop {
             if let Some(listing) = self.stack.last_mut() {
                 match listing.next() {
-                    Some(path) if path.is_dir() => self.push_dir(&path),
-                    Some(path) if is_cloudtrail_file(&path) => return Some(self.numbered(path)),
+                    Some((path, is_dir)) if is_dir.unwrap_or_else(|| path.is_dir()) => {
+                        self.push_dir(&path)
+                    }
+                    Some((path, _)) if is_cloudtrail_file(&path) => {
+                        return Some(self.numbered(path));
+                    }
                     Some(_) => {}
                     None => {
                         self.stack.pop();
@@ -352,7 +358,14 @@ impl Inputs {
     fn push_dir(&mut self, dir: &Path) {
         match std::fs::read_dir(dir) {
             Ok(entries) => {
-                let mut listing: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                // The listing's own file types spare a `stat` of each entry.
+                let mut listing: Vec<(PathBuf, Option<bool>)> = entries
+                    .flatten()
+                    .map(|e| {
+                        let is_dir = e.file_type().ok().filter(|t| !t.is_symlink());
+                        (e.path(), is_dir.map(|t| t.is_dir()))
+                    })
+                    .collect();
                 listing.sort();
                 self.stack.push(listing.into_iter());
             }
