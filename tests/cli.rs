@@ -375,3 +375,30 @@ fn scan_output_is_in_input_order_whatever_the_threads() {
     assert!(one.is_sorted(), "alerts out of input order");
     assert_eq!(ids_of("4"), one);
 }
+
+#[test]
+fn scan_follows_links_to_directories_and_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let real = tempfile::tempdir().expect("tempdir");
+    let dir = key_dir(real.path());
+    let stop = stratus("aws.defense-evasion.cloudtrail-stop");
+    std::fs::write(dir.join("a.json.gz"), gzip(&envelope(&stop))).expect("write");
+    std::os::unix::fs::symlink(real.path().join("AWSLogs"), tmp.path().join("linked"))
+        .expect("link a directory");
+    std::os::unix::fs::symlink(dir.join("a.json.gz"), tmp.path().join("b.json.gz"))
+        .expect("link a file");
+    let out = run(&[
+        "scan",
+        "--format",
+        "jsonl",
+        tmp.path().to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scanned 2 objects (0 failed)"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.matches("aws-cloudtrail-stop-logging").count(),
+        2,
+        "{stdout}"
+    );
+}
