@@ -92,6 +92,25 @@ pub struct SeenDelta {
 /// The key of an event fed to a rule: FNV-1a over `rule \0 eventID` (stable
 /// across versions, as it is stored; eventIDs are AWS's UUIDs, so 64 bits
 /// keep collisions out of reach).
+/// What the correlation engine reads of a detection: the rule's id.
+fn routed(rule: &Rule) -> rsigma_eval::EvaluationResult {
+    rsigma_eval::EvaluationResult {
+        header: rsigma_eval::result::RuleHeader {
+            rule_title: String::new(),
+            rule_id: rule.compiled.id.clone(),
+            level: None,
+            tags: Vec::new(),
+            custom_attributes: Default::default(),
+            enrichments: None,
+        },
+        body: rsigma_eval::result::ResultBody::Detection(rsigma_eval::result::DetectionBody {
+            matched_selections: Vec::new(),
+            matched_fields: Vec::new(),
+            event: None,
+        }),
+    }
+}
+
 fn seen_key(rule: &str, event_id: &str) -> i64 {
     use super::index::{FNV_OFFSET, fnv1a};
     let h = fnv1a(FNV_OFFSET, rule.as_bytes());
@@ -336,10 +355,10 @@ impl Correlator {
         object: Option<&ObjectRef>,
         detected_at: &str,
     ) -> Vec<Detected> {
-        let detections: Vec<_> = matched
-            .iter()
-            .filter_map(|r| rsigma_eval::evaluate_rule(&r.compiled, record))
-            .collect();
+        // The engine routes a detection to its correlations by the rule's id
+        // alone: the match (found already) is not evaluated again for a
+        // report of which fields matched.
+        let detections: Vec<_> = matched.iter().map(|r| routed(r)).collect();
         if detections.is_empty() {
             return Vec::new();
         }
