@@ -12,7 +12,11 @@ use rsigma_eval::{
 };
 use rsigma_parser::SigmaCollection;
 
+use super::index::WordHash;
 use super::load::Correlation;
+
+/// The tables' hash: read for every record that feeds a correlation.
+type Fast = std::hash::BuildHasherDefault<WordHash>;
 use super::rule::{Rule, RuleError, RuleOrigin, Severity};
 use crate::alert::{
     Alert, AlertContext, AlertEvent, AlertRule, Detected, ObjectRef, correlation_alert_id,
@@ -40,12 +44,12 @@ struct Meta {
 pub struct Correlator {
     engine: CorrelationEngine,
     /// Ids and names of the detection rules the correlations use.
-    feeds: HashSet<String>,
-    meta: HashMap<String, Meta>,
+    feeds: HashSet<String, Fast>,
+    meta: HashMap<String, Meta, Fast>,
     /// Events already fed (a hash of rule and eventID -> event time): a
     /// record read twice (an object re-read after a crash, or delivered
     /// twice) is not counted twice.
-    seen: HashMap<i64, i64>,
+    seen: HashMap<i64, i64, Fast>,
     /// What `seen` gained since the last commit, and the range of times
     /// outside which it forgot, for the state store (which keeps `seen` as rows, so that a
     /// commit writes what changed, not all of it).
@@ -171,8 +175,8 @@ impl Correlator {
             .collect();
         let mut collection = SigmaCollection::new();
         let mut used = HashSet::new();
-        let mut meta = HashMap::new();
-        let mut feeds = HashSet::new();
+        let mut meta = HashMap::default();
+        let mut feeds = HashSet::default();
         let mut accepted = Vec::new();
         for c in correlations {
             let id = c.rule.id.clone().unwrap_or_default();
@@ -255,7 +259,7 @@ impl Correlator {
                 engine,
                 feeds,
                 meta,
-                seen: HashMap::new(),
+                seen: HashMap::default(),
                 seen_new: Vec::new(),
                 forget_outside: None,
                 horizon,
