@@ -2,30 +2,33 @@
 
 use include_dir::{Dir, include_dir};
 
-use super::load::{Loaded, load_text};
-use super::rule::RuleOrigin;
+use super::load::{Loaded, Source, load_all};
 
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/rules");
 
 /// Loads every built-in rule. Errors here are bugs: a test keeps them at zero.
 pub fn builtin_rules() -> Loaded {
+    let mut sources = Vec::new();
+    builtin_sources(&mut sources);
+    load_all(&sources)
+}
+
+/// The built-in rule files, in order, onto `sources`.
+pub(crate) fn builtin_sources(sources: &mut Vec<Source>) {
     let mut files = Vec::new();
     collect(&BUILTIN, &mut files);
     files.sort_by_key(|f| f.path());
-    let mut loaded = Loaded::default();
     for file in files {
         let path = format!("rules/{}", file.path().display());
-        let Some(text) = file.contents_utf8() else {
-            loaded.errors.push(super::RuleError {
+        match file.contents_utf8() {
+            Some(text) => sources.push(Source::Builtin(text, path)),
+            None => sources.push(Source::Unlisted(super::RuleError {
                 file: path,
                 line: 0,
                 reason: "not UTF-8".into(),
-            });
-            continue;
-        };
-        loaded.extend(load_text(text, RuleOrigin::Builtin { path }));
+            })),
+        }
     }
-    loaded
 }
 
 fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {

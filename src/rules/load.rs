@@ -55,27 +55,94 @@ pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Loads every rule file under `dir`.
 pub fn load_dir(dir: &Path) -> Loaded {
-    let mut loaded = Loaded::default();
-    let files = match rule_files(dir) {
-        Ok(files) => files,
-        Err(e) => {
-            loaded.errors.push(RuleError {
-                file: dir.display().to_string(),
-                line: 0,
-                reason: format!("cannot read the rules directory: {e}"),
-            });
-            return loaded;
+    let mut sources = Vec::new();
+    dir_sources(dir, &mut sources);
+    load_all(&sources)
+}
+
+/// One rule file to load.
+pub(crate) enum Source {
+    /// Compiled into the binary: its text, and its path under `rules/`.
+    Builtin(&'static str, String),
+    /// A file on disk.
+    File(PathBuf),
+    /// A directory that could not be listed.
+    Unlisted(RuleError),
+}
+
+impl Source {
+    fn load(&self) -> Loaded {
+        match self {
+            Source::Builtin(text, path) => {
+                load_text(text, RuleOrigin::Builtin { path: path.clone() })
+            }
+            Source::File(file) => {
+                let label = file.display().to_string();
+                match std::fs::read_to_string(file) {
+                    Ok(text) => load_text(&text, RuleOrigin::File { path: label }),
+                    Err(e) => Loaded {
+                        errors: vec![RuleError {
+                            file: label,
+                            line: 0,
+                            reason: format!("cannot read the file: {e}"),
+                        }],
+                        ..Loaded::default()
+                    },
+                }
+            }
+            Source::Unlisted(error) => Loaded {
+                errors: vec![error.clone()],
+                ..Loaded::default()
+            },
+        }
+    }
+}
+
+/// The rule files under `dir`, in order, onto `sources`.
+pub(crate) fn dir_sources(dir: &Path, sources: &mut Vec<Source>) {
+    match rule_files(dir) {
+        Ok(files) => sources.extend(files.into_iter().map(Source::File)),
+        Err(e) => sources.push(Source::Unlisted(RuleError {
+            file: dir.display().to_string(),
+            line: 0,
+            reason: format!("cannot read the rules directory: {e}"),
+        })),
+    }
+}
+
+/// Loads `sources`, on as many threads as there are cores (parsing the
+/// YAML is most of a start-up), and puts their rules and errors together
+/// in the order of `sources`.
+pub(crate) fn load_all(sources: &[Source]) -> Loaded {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(sources.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<std::sync::Mutex<Option<Loaded>>> = sources
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let work = || {
+        loop {
+            let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (Some(source), Some(slot)) = (sources.get(at), done.get(at)) else {
+                return;
+            };
+            let loaded = source.load();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
         }
     };
-    for file in files {
-        let label = file.display().to_string();
-        match std::fs::read_to_string(&file) {
-            Ok(text) => loaded.extend(load_text(&text, RuleOrigin::File { path: label })),
-            Err(e) => loaded.errors.push(RuleError {
-                file: label,
-                line: 0,
-                reason: format!("cannot read the file: {e}"),
-            }),
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let mut loaded = Loaded::default();
+    for slot in done {
+        if let Some(one) = slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            loaded.extend(one);
         }
     }
     loaded

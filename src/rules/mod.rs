@@ -25,13 +25,14 @@ use crate::event::Record;
 /// Loads the built-in pack (when `builtin`) and every rule under `dirs`, and
 /// indexes them. Rules that do not load are returned as errors; the others run.
 pub fn load_rule_set(builtin: bool, dirs: &[PathBuf]) -> (RuleSet, Vec<RuleError>) {
-    let mut loaded = Loaded::default();
+    let mut sources = Vec::new();
     if builtin {
-        loaded.extend(builtin_rules());
+        builtin::builtin_sources(&mut sources);
     }
     for dir in dirs {
-        loaded.extend(load_dir(dir));
+        load::dir_sources(dir, &mut sources);
     }
+    let mut loaded = load::load_all(&sources);
     let (set, mut errors) = RuleSet::build(loaded.rules, loaded.correlations);
     loaded.errors.append(&mut errors);
     (set, loaded.errors)
