@@ -118,7 +118,10 @@ fn stages(c: &mut Criterion) {
     let mut group = c.benchmark_group("stage");
     group.throughput(Throughput::Bytes(envelope.len() as u64));
     group.sample_size(20);
-    group.bench_function("gunzip", |b| {
+    group.bench_function("gunzip_whole", |b| {
+        b.iter(|| black_box(trailwatch::decode::inflate_whole(&gz).expect("inflates")))
+    });
+    group.bench_function("gunzip_streaming", |b| {
         let mut out = Vec::with_capacity(envelope.len());
         b.iter(|| {
             out.clear();

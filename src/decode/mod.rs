@@ -12,6 +12,13 @@ mod whole;
 #[doc(hidden)]
 pub use check::check_decoder;
 
+/// Inflates a whole gzip object as `RecordReader` does (for the
+/// benchmarks): its decompressed length, `None` when it would stream.
+#[doc(hidden)]
+pub fn inflate_whole(gz: &[u8]) -> Option<usize> {
+    whole::inflate(gz, whole::WHOLE_MAX_DECOMPRESSED).map(|inflated| inflated.len())
+}
+
 use std::io;
 
 pub use scanner::{MAX_RECORD_BYTES, RecordReader};

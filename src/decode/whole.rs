@@ -154,6 +154,13 @@ pub(crate) struct Inflated {
     pos: usize,
 }
 
+impl Inflated {
+    /// The decompressed length.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
 impl Read for Inflated {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = {
