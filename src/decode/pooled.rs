@@ -61,15 +61,20 @@ impl<R: Read> Read for PooledBufReader<R> {
         if self.pos == self.filled && out.len() >= self.buf.len() {
             return self.inner.read(out);
         }
-        let n = {
-            let available = self.fill_buf()?;
-            let n = available.len().min(out.len());
-            out[..n].copy_from_slice(&available[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        read_through_buffer(self, out)
     }
+}
+
+/// `Read::read` for a `BufRead`: from its buffer, filled when empty.
+pub(crate) fn read_through_buffer(reader: &mut impl BufRead, out: &mut [u8]) -> io::Result<usize> {
+    let n = {
+        let available = reader.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        n
+    };
+    reader.consume(n);
+    Ok(n)
 }
 
 impl<R: Read> BufRead for PooledBufReader<R> {

@@ -163,14 +163,7 @@ impl Inflated {
 
 impl Read for Inflated {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let available = self.fill_buf()?;
-            let n = available.len().min(out.len());
-            out[..n].copy_from_slice(&available[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        super::pooled::read_through_buffer(self, out)
     }
 }
 
