@@ -4,6 +4,7 @@
 //! Nothing here knows about S3 or tokio: the same code reads a file on disk.
 
 mod check;
+mod held;
 mod pooled;
 mod scanner;
 mod source;

@@ -124,16 +124,17 @@ pub(crate) fn open_with<'r>(
                     raw_bytes.set(compressed.bytes().len() as u64);
                     return Ok((Box::new(inflated), info));
                 }
-                compressed.into_inner()
+                compressed.into_bytes()
             }
             whole::Head::Partial(first, error) => {
                 failed = error;
-                first
+                Some(first)
             }
         }
     } else {
-        prefix
+        None
     };
+    let head = head.unwrap_or_else(|| whole::Bytes::copied(&prefix));
     // Streaming, from the first byte: the compressed bytes are counted as
     // the decoder takes them, for the offsets in its errors.
     let counting = CountingReader {

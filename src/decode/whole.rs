@@ -1,109 +1,126 @@
 //! Gunzip of a whole object in one call, with libdeflate: about twice as
 //! fast as a streaming inflate, for the objects small enough to hold (nearly
 //! all CloudTrail objects, a few hundred KB to a few MB). Anything it cannot
-//! do in one go (an object too big, or gzip it finds fault with) is left to
-//! the streaming decoder, which says where a fault lies and yields the
-//! records before it.
+//! do in one go (an object too big, one that would take the process's
+//! whole-object buffers past their budget, or gzip libdeflate finds fault
+//! with) is left to the streaming decoder, which holds only its buffers,
+//! says where a fault lies and yields the records before it.
 
-use std::cell::RefCell;
 use std::io::{self, BufRead, Read};
+
+use super::held::{Held, Spare, give_back, take};
 
 /// Compressed objects up to this size are read whole.
 pub(crate) const WHOLE_MAX_COMPRESSED: usize = 8 * 1024 * 1024;
 /// Decompressed objects up to this size are inflated whole.
-pub(crate) const WHOLE_MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
-/// Buffers larger than this are not kept for the next object.
-const KEEP_MAX: usize = 16 * 1024 * 1024;
-
-thread_local! {
-    /// A thread's spare compressed and decompressed buffers.
-    static SPARE: RefCell<[Vec<u8>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
-}
-
-const COMPRESSED: usize = 0;
-const INFLATED: usize = 1;
-
-/// A buffer from this thread's spares (empty when there is none).
-pub(crate) fn take_buffer(which: usize) -> Vec<u8> {
-    SPARE
-        .with(|spare| {
-            spare
-                .try_borrow_mut()
-                .map(|mut s| std::mem::take(&mut s[which]))
-        })
-        .unwrap_or_default()
-}
-
-/// Keeps `buf` for the next object on this thread, unless it is too big.
-fn give_back(which: usize, buf: Vec<u8>) {
-    if buf.capacity() > KEEP_MAX {
-        return;
-    }
-    SPARE.with(|spare| {
-        if let Ok(mut spare) = spare.try_borrow_mut()
-            && spare[which].capacity() < buf.capacity()
-        {
-            spare[which] = buf;
-        }
-    });
-}
+pub(crate) const WHOLE_MAX_DECOMPRESSED: usize = 32 * 1024 * 1024;
+/// The first size of a buffer that grows while the object is read.
+const FIRST_READ: usize = 64 * 1024;
 
 /// The start of an object, read to see whether it is small enough to hold.
 pub(crate) enum Head {
     /// All of it.
     Whole(Compressed),
-    /// The first bytes of one that is bigger, or of one whose read failed
-    /// (with the error, to be met again where the stream reaches it).
-    Partial(Vec<u8>, Option<io::Error>),
+    /// The first bytes of one that is bigger (or that the budget cannot
+    /// hold), or of one whose read failed (with the error, to be met again
+    /// where the stream reaches it).
+    Partial(Bytes, Option<io::Error>),
 }
 
-/// Reads `input` to its end into a buffer (after `prefix`, read already)
-/// if it holds at most `max` bytes in all.
-pub(crate) fn read_whole(mut input: impl Read, prefix: &[u8], max: usize) -> Head {
-    let mut buf = take_buffer(COMPRESSED);
-    buf.clear();
-    buf.extend_from_slice(prefix);
-    // One byte more than allowed says whether there is more.
-    let limit = (max + 1).saturating_sub(buf.len()) as u64;
-    // On an error the bytes read before it are kept in `buf`.
-    if let Err(e) = (&mut input).take(limit).read_to_end(&mut buf) {
-        return Head::Partial(buf, Some(e));
+/// Bytes read into a counted buffer, to be read again by a stream.
+pub(crate) struct Bytes {
+    held: Held,
+    len: usize,
+}
+
+impl Bytes {
+    /// A few bytes in a buffer of their own, outside the budget.
+    pub(crate) fn copied(bytes: &[u8]) -> Bytes {
+        let mut held = Held::unbudgeted();
+        held.grow_to(bytes.len());
+        held.bytes_mut().copy_from_slice(bytes);
+        Bytes {
+            held,
+            len: bytes.len(),
+        }
     }
-    if buf.len() > max {
-        return Head::Partial(buf, None);
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.held.bytes()[..self.len]
     }
-    Head::Whole(Compressed(buf))
+}
+
+/// Reads `input` to its end into this thread's buffer (after `prefix`,
+/// read already) if it holds at most `max` bytes in all and the budget
+/// allows.
+pub(crate) fn read_whole(input: impl Read, prefix: &[u8], max: usize) -> Head {
+    read_whole_into(take(Spare::Compressed), input, prefix, max)
+}
+
+fn read_whole_into(mut held: Held, mut input: impl Read, prefix: &[u8], max: usize) -> Head {
+    if !held.grow_to(prefix.len().max(FIRST_READ).min(max + 1)) || held.len() < prefix.len() {
+        // The budget is spent: stream, the prefix in a buffer of its own.
+        return Head::Partial(Bytes::copied(prefix), None);
+    }
+    held.bytes_mut()[..prefix.len()].copy_from_slice(prefix);
+    let mut len = prefix.len();
+    loop {
+        // One byte more than allowed says whether there is more.
+        if len > max {
+            return Head::Partial(Bytes { held, len }, None);
+        }
+        if len == held.len() && !held.grow_to((len * 2).clamp(FIRST_READ, max + 1)) {
+            return Head::Partial(Bytes { held, len }, None);
+        }
+        let room = held.len().min(max + 1);
+        match input.read(&mut held.bytes_mut()[len..room]) {
+            Ok(0) => return Head::Whole(Compressed(Some(Bytes { held, len }))),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Head::Partial(Bytes { held, len }, Some(e)),
+        }
+    }
 }
 
 /// A whole compressed object; its buffer goes back to the thread's spares.
-pub(crate) struct Compressed(Vec<u8>);
+pub(crate) struct Compressed(Option<Bytes>);
 
 impl Compressed {
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_ref().map_or(&[], |b| b.as_ref())
     }
 
-    /// The buffer, for a streaming read instead (not kept as a spare).
-    pub(crate) fn into_inner(mut self) -> Vec<u8> {
-        std::mem::take(&mut self.0)
+    /// The bytes, for a streaming read instead (not kept as a spare).
+    pub(crate) fn into_bytes(mut self) -> Option<Bytes> {
+        self.0.take()
     }
 }
 
 impl Drop for Compressed {
     fn drop(&mut self) {
-        give_back(COMPRESSED, std::mem::take(&mut self.0));
+        if let Some(bytes) = self.0.take() {
+            give_back(Spare::Compressed, bytes.held);
+        }
     }
 }
 
 /// Inflates all the gzip members of `gz` into at most `limit` bytes; `None`
-/// when they do not fit, or libdeflate finds fault with them (the streaming
-/// decoder then says what the fault is and where).
+/// when they do not fit (or the budget cannot hold them), or libdeflate
+/// finds fault with them (the streaming decoder then says what the fault
+/// is and where).
 pub(crate) fn inflate(gz: &[u8], limit: usize) -> Option<Inflated> {
+    inflate_into(take(Spare::Inflated), gz, limit)
+}
+
+fn inflate_into(held: Held, gz: &[u8], limit: usize) -> Option<Inflated> {
     if gz.len() < 18 {
+        give_back(Spare::Inflated, held);
         return None;
     }
     let mut out = Inflated {
-        buf: take_buffer(INFLATED),
+        held,
         len: 0,
         pos: 0,
     };
@@ -114,19 +131,23 @@ pub(crate) fn inflate(gz: &[u8], limit: usize) -> Option<Inflated> {
     // The output may use this much of the buffer (which may be bigger,
     // from an earlier object).
     let mut room = hint.min(limit);
-    grow(&mut out.buf, room);
+    if !out.held.grow_to(room) {
+        return None;
+    }
     let decompressor = Decompressor::new()?;
     let mut rest = gz;
     while !rest.is_empty() {
         let (used, written) = loop {
-            let space = out.buf.get_mut(out.len..room)?;
+            let space = out.held.bytes_mut().get_mut(out.len..room)?;
             match decompressor.gzip_member(rest, space) {
                 Member::Done { used, written } => break (used, written),
                 Member::Bad => return None,
                 Member::NoRoom if room >= limit => return None,
                 Member::NoRoom => {
                     room = room.saturating_mul(2).min(limit);
-                    grow(&mut out.buf, room);
+                    if !out.held.grow_to(room) {
+                        return None;
+                    }
                 }
             }
         };
@@ -139,17 +160,10 @@ pub(crate) fn inflate(gz: &[u8], limit: usize) -> Option<Inflated> {
     Some(out)
 }
 
-/// Makes `buf` `len` bytes long (zeroed once, when it first grows).
-fn grow(buf: &mut Vec<u8>, len: usize) {
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
-}
-
 /// A whole decompressed object, read as a `BufRead`; its buffer goes back
 /// to the thread's spares.
 pub(crate) struct Inflated {
-    buf: Vec<u8>,
+    held: Held,
     len: usize,
     pos: usize,
 }
@@ -169,7 +183,11 @@ impl Read for Inflated {
 
 impl BufRead for Inflated {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        Ok(self.buf.get(self.pos..self.len).unwrap_or_default())
+        Ok(self
+            .held
+            .bytes()
+            .get(self.pos..self.len)
+            .unwrap_or_default())
     }
 
     fn consume(&mut self, amount: usize) {
@@ -179,7 +197,8 @@ impl BufRead for Inflated {
 
 impl Drop for Inflated {
     fn drop(&mut self) {
-        give_back(INFLATED, std::mem::take(&mut self.buf));
+        let held = std::mem::replace(&mut self.held, Held::unbudgeted());
+        give_back(Spare::Inflated, held);
     }
 }
 
@@ -299,15 +318,57 @@ mod tests {
         let Head::Partial(first, None) = read_whole(&data[2..], &data[..2], 99) else {
             panic!("100 bytes do not fit in 99");
         };
-        assert_eq!(first.len(), 100, "the bytes read come back");
+        assert_eq!(first.as_ref(), &data[..], "the bytes read come back");
         let failing = (&data[2..50]).chain(Failing);
         let Head::Partial(first, Some(e)) = read_whole(failing, &data[..2], 100) else {
             panic!("a failed read");
         };
         assert_eq!(
-            (first.len(), e.kind()),
-            (50, io::ErrorKind::ConnectionReset)
+            (first.as_ref(), e.kind()),
+            (&data[..50], io::ErrorKind::ConnectionReset)
         );
+    }
+
+    #[test]
+    fn what_the_budget_cannot_hold_streams() {
+        use super::super::held::Budget;
+        let budget: &'static Budget = Box::leak(Box::new(Budget::new(140_000)));
+        let data: Vec<u8> = (0..90_000u32).map(|i| (i % 251) as u8).collect();
+        let read = |max| read_whole_into(Held::new(budget), &data[2..], &data[..2], max);
+        // The buffer grows 64 KiB, then 128 KiB: within 140,000.
+        let Head::Whole(whole) = read(200_000) else {
+            panic!("fits the budget");
+        };
+        assert_eq!(whole.bytes(), &data[..]);
+        assert_eq!(budget.held(), 131_072);
+        drop(whole.into_bytes());
+        assert_eq!(budget.held(), 0, "given back");
+        // With 50,000 held elsewhere the second step does not fit: the
+        // bytes read so far come back for a stream, none lost.
+        let mut other = Held::new(budget);
+        assert!(other.grow_to(50_000));
+        let Head::Partial(first, None) = read(200_000) else {
+            panic!("past the budget");
+        };
+        assert_eq!(first.as_ref(), &data[..65_536]);
+        drop(first);
+        // Spent entirely: the prefix alone, outside the budget.
+        assert!(other.grow_to(140_000));
+        let Head::Partial(first, None) = read(200_000) else {
+            panic!("no room at all");
+        };
+        assert_eq!(first.as_ref(), &data[..2]);
+        assert_eq!(budget.held(), 140_000, "the prefix is not counted");
+        // Inflating 90,000 bytes: room for them, then none.
+        let gz = gzip(&data);
+        drop(other);
+        let inflated = inflate_into(Held::new(budget), &gz, 1 << 20).expect("room");
+        assert_eq!(all(inflated), data);
+        let mut other = Held::new(budget);
+        assert!(other.grow_to(100_000));
+        assert!(inflate_into(Held::new(budget), &gz, 1 << 20).is_none());
+        drop(other);
+        assert_eq!(budget.held(), 0);
     }
 
     struct Failing;
