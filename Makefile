@@ -3,8 +3,9 @@
 # for `make fuzz`) under the project, in git-ignored folders.
 
 CARGO ?= cargo
-# The public datasets: beside the checkout, else where this machine keeps them.
-DATASETS ?= $(firstword $(wildcard ../shared/datasets /work/shared/datasets) ../shared/datasets)
+# The public datasets: ../shared/datasets beside the checkout (DATASETS=DIR
+# names another folder). Tests, the demo and the benchmarks read them in place.
+DATASETS ?= ../shared/datasets
 export TRAILWATCH_DATASETS := $(abspath $(DATASETS))
 DEMO_DIR := demo
 FUZZ_SECONDS ?= 120

@@ -22,12 +22,7 @@ fn datasets() -> PathBuf {
     if let Ok(dir) = std::env::var("TRAILWATCH_DATASETS") {
         return PathBuf::from(dir);
     }
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
-    if beside.is_dir() {
-        beside
-    } else {
-        PathBuf::from("/work/shared/datasets")
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets")
 }
 
 /// Every JSON object with an `eventName` found in `value`.

@@ -74,11 +74,10 @@ REPO = HERE.parent
 
 
 def default_datasets() -> Path:
-    """$TRAILWATCH_DATASETS, else ../shared/datasets beside the checkout, else /work/shared/datasets."""
+    """$TRAILWATCH_DATASETS, else ../shared/datasets beside the checkout."""
     if os.environ.get("TRAILWATCH_DATASETS"):
         return Path(os.environ["TRAILWATCH_DATASETS"])
-    beside = REPO.parent / "shared" / "datasets"
-    return beside if beside.is_dir() else Path("/work/shared/datasets")
+    return REPO.parent / "shared" / "datasets"
 
 
 DEFAULT_DATASETS = default_datasets()

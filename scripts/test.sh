@@ -6,6 +6,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. scripts/datasets.sh
 
 bash scripts/pyenv.sh
 bash scripts/receiver-venv.sh

@@ -12,14 +12,42 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The source folder of a dependency, from `cargo metadata`.
+/// The platform this test was built for (`rustc -vV`'s host line).
+fn host_triple() -> String {
+    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .expect("rustc -vV names its host")
+}
+
+/// The source folder of a dependency, from `cargo metadata`. Only this
+/// platform's dependencies are asked for: a fresh machine has downloaded no
+/// others, and `--offline` cannot fetch them.
 fn crate_dir(name: &str) -> PathBuf {
+    let host = host_triple();
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata");
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    assert!(
+        out.status.success(),
+        "cargo metadata --offline --filter-platform {host} failed (are the dependencies \
+         downloaded? `cargo fetch` does it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "cargo metadata printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let manifest = meta["packages"]
         .as_array()
         .expect("packages")

@@ -38,8 +38,9 @@ pub struct Discovery {
 }
 
 /// Describes the trails visible from `regions`, deduplicated by ARN, with
-/// their status.
-pub async fn discover(clients: &AwsClients, regions: &[String]) -> Discovery {
+/// their status; when `only` names trails (by name or ARN), the others are
+/// left out before their status is asked for.
+pub async fn discover(clients: &AwsClients, regions: &[String], only: &[String]) -> Discovery {
     let mut found: BTreeMap<String, Trail> = BTreeMap::new();
     let mut out = Discovery::default();
     for region in regions {
@@ -62,6 +63,9 @@ pub async fn discover(clients: &AwsClients, regions: &[String]) -> Discovery {
             let (Some(arn), Some(bucket)) = (t.trail_arn(), t.s3_bucket_name()) else {
                 continue;
             };
+            if !selected(only, t.name(), arn) {
+                continue;
+            }
             found.entry(arn.to_owned()).or_insert_with(|| Trail {
                 name: t.name().unwrap_or(arn).to_owned(),
                 arn: arn.to_owned(),
@@ -117,6 +121,11 @@ pub async fn discover(clients: &AwsClients, regions: &[String]) -> Discovery {
     out
 }
 
+/// Whether a trail is one `only` asks for (an empty list asks for all).
+fn selected(only: &[String], name: Option<&str>, arn: &str) -> bool {
+    only.is_empty() || only.iter().any(|o| o == arn || Some(o.as_str()) == name)
+}
+
 /// A trail declared in the config.
 pub fn static_trail(t: &crate::config::StaticTrail) -> Trail {
     Trail {
@@ -133,5 +142,19 @@ pub fn static_trail(t: &crate::config::StaticTrail) -> Trail {
         stop_logging_time: None,
         origin: "config".into(),
         bucket_region: t.region.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selected;
+
+    #[test]
+    fn only_picks_trails_by_name_or_arn() {
+        let arn = "arn:aws:cloudtrail:us-east-1:111111111111:trail/main-trail";
+        assert!(selected(&[], Some("main-trail"), arn));
+        assert!(selected(&["main-trail".into()], Some("main-trail"), arn));
+        assert!(selected(&[arn.into()], None, arn));
+        assert!(!selected(&["org-trail".into()], Some("main-trail"), arn));
     }
 }

@@ -70,6 +70,8 @@ pub struct DiscoveryConfig {
     pub enabled: bool,
     pub regions: Vec<String>,
     pub refresh_interval: Duration,
+    /// Only the discovered trails with these names or ARNs (empty: all).
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

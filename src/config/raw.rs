@@ -51,6 +51,7 @@ pub struct RawDiscovery {
     pub enabled: Option<bool>,
     pub regions: Option<Vec<String>>,
     pub refresh_interval: Option<String>,
+    pub trails: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

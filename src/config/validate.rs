@@ -90,6 +90,20 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             raw.discovery.refresh_interval,
             Duration::from_secs(300),
         )?,
+        only: match raw.discovery.trails {
+            Some(names) => {
+                for (i, n) in names.iter().enumerate() {
+                    if n.trim().is_empty() {
+                        return Err(ConfigError::new(
+                            format!("discovery.trails[{i}]"),
+                            "a trail name or ARN, not an empty string",
+                        ));
+                    }
+                }
+                names
+            }
+            None => Vec::new(),
+        },
     };
 
     let mut trails = Vec::new();

@@ -171,7 +171,12 @@ impl Crawler {
         let mut trails = Vec::new();
         let mut errors = BTreeMap::new();
         if self.config.discovery.enabled && !self.config.discovery.regions.is_empty() {
-            let found = discovery::discover(&self.clients, &self.config.discovery.regions).await;
+            let found = discovery::discover(
+                &self.clients,
+                &self.config.discovery.regions,
+                &self.config.discovery.only,
+            )
+            .await;
             trails = found.trails;
             errors = found.errors;
         }

@@ -10,17 +10,20 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// `TRAILWATCH_DATASETS`, else `../shared/datasets` beside the checkout, else
-/// `/work/shared/datasets` (a checkout made elsewhere on the same machine).
+/// `TRAILWATCH_DATASETS` (`make DATASETS=...` sets it), else
+/// `../shared/datasets` beside the checkout; a missing folder is named.
 pub fn datasets() -> PathBuf {
-    if let Ok(dir) = std::env::var("TRAILWATCH_DATASETS") {
-        return PathBuf::from(dir);
-    }
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/datasets")
+    let dir = match std::env::var("TRAILWATCH_DATASETS") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets"),
+    };
+    assert!(
+        dir.is_dir(),
+        "the public datasets are not at {}: put them at ../shared/datasets beside the \
+         checkout, or name their folder with DATASETS=... (make) or TRAILWATCH_DATASETS",
+        dir.display()
+    );
+    dir
 }
 
 pub fn sigma_dir() -> PathBuf {
