@@ -18,6 +18,21 @@ pub struct Alert {
     pub count: u64,
     pub related_event_ids: Vec<String>,
     pub detected_at: String,
+    /// The burst this alert opens or sums up (repeats of a correlation, or
+    /// of one rule for one principal); absent for an alert of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<BurstInfo>,
+}
+
+/// A burst as an alert reports it: its id (the opening alert's), whether it
+/// is `open` (the first alert) or `closed` (the summary), and the times of
+/// its first and last events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BurstInfo {
+    pub id: String,
+    pub state: String,
+    pub first: String,
+    pub last: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +121,11 @@ pub fn correlation_alert_id(rule_id: &str, group_key: &str, window_start: &str) 
     hashed_id(&[rule_id, group_key, window_start])
 }
 
+/// The id of a burst's closing summary: over `burst id \0 summary`.
+pub fn burst_summary_id(burst_id: &str) -> String {
+    hashed_id(&[burst_id, "summary"])
+}
+
 fn hashed_id(parts: &[&str]) -> String {
     let id = hashed_id_bytes(parts);
     // Hex digits and `tw-`: ASCII.
@@ -166,6 +186,7 @@ impl Alert {
             count: 1,
             related_event_ids: Vec::new(),
             detected_at: detected_at.to_owned(),
+            burst: None,
         }
     }
 

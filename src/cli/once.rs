@@ -36,6 +36,11 @@ pub fn run(path: &Path) -> ExitCode {
         let clients = Arc::new(AwsClients::new(&config.aws).await);
         let crawler = Crawler::new(clients, Arc::clone(&state), rules, Arc::clone(&config));
         let report = crawler.pass().await.map_err(|e| e.to_string())?;
+        // The end of this run's input closes every burst (DESIGN.md).
+        crawler
+            .close_bursts(true)
+            .await
+            .map_err(|e| e.to_string())?;
         let delivered = deliver_all(&state, &config.sinks, &Policy::default())
             .await
             .map_err(|e| e.to_string())?;

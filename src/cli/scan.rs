@@ -184,6 +184,18 @@ pub fn run(args: ScanArgs) -> ExitCode {
         failures: mut printed_failures,
         ..
     } = printer.into_inner().unwrap_or_else(|p| p.into_inner());
+    // The end of the input closes every burst: their summaries follow.
+    if let Some(closed) = rules.with_correlator(|c| {
+        c.close_all();
+        c.take_pending()
+    }) {
+        for d in closed {
+            let _ = match format {
+                Format::Jsonl => sinks::write_jsonl(&mut stdout, &d.alert),
+                Format::Table => sinks::table::write_alert(&mut stdout, &d.alert),
+            };
+        }
+    }
     let _ = stdout.flush();
     drop(stdout);
     let mut failures = Vec::new();

@@ -595,6 +595,44 @@ impl Crawler {
         }
     }
 
+    /// Closes the stateful rules' bursts and commits their summaries with
+    /// the rules' state: every burst (`all`: the end of `once`'s input), or
+    /// those idle for a timespan plus the lookback of wall time (the
+    /// daemon). Returns how many alerts were new.
+    pub async fn close_bursts(&self, all: bool) -> Result<u64, CrawlError> {
+        let rules = Arc::clone(&self.rules);
+        let idle = self.config.crawl.lookback.as_secs() as i64;
+        self.blocking(move |s| {
+            rules
+                .with_correlator(|c| {
+                    if all {
+                        c.close_all();
+                    } else {
+                        c.close_idle(idle);
+                    }
+                    if c.pending().is_empty() {
+                        return Ok(0);
+                    }
+                    let pending = c.pending().len();
+                    let alerts = c.pending().to_vec();
+                    let state = c.export_state();
+                    let delta = c.seen_delta();
+                    let n = s.commit_correlation(
+                        &alerts,
+                        &crate::state::CorrelationCommit {
+                            state: &state,
+                            seen_new: &delta.new,
+                            forget_outside: delta.forget_outside,
+                        },
+                    )?;
+                    c.committed(pending);
+                    Ok(n as u64)
+                })
+                .unwrap_or(Ok(0))
+        })
+        .await
+    }
+
     /// Reads one object and commits its alerts with its checkpoint.
     async fn process(&self, w: &Work, kms_key: Option<&str>) -> Outcome {
         if self.stop.load(std::sync::atomic::Ordering::Relaxed) {

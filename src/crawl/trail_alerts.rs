@@ -87,6 +87,7 @@ fn alert(
         count: 1,
         related_event_ids: Vec::new(),
         detected_at: now_rfc3339(),
+        burst: None,
     };
     Detected {
         alert,

@@ -273,7 +273,12 @@ async fn crawl_loop(
         let Some((_, crawler)) = crawler_for.as_ref() else {
             break;
         };
-        let result = crawler.pass().await;
+        let mut result = crawler.pass().await;
+        if result.is_ok()
+            && let Err(e) = crawler.close_bursts(false).await
+        {
+            result = Err(e);
+        }
         match result {
             Ok(report) => {
                 record_pass(&shared, &report, &state, &mut seen_seq);

@@ -54,6 +54,7 @@ mod tests {
             count: 1,
             related_event_ids: vec![],
             detected_at: String::new(),
+            burst: None,
         }
     }
 

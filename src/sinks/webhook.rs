@@ -141,6 +141,7 @@ pub fn check_template(template: &str) -> Result<(), String> {
         count: 1,
         related_event_ids: Vec::new(),
         detected_at: "2026-01-01T00:00:00Z".into(),
+        burst: None,
     };
     render(Some(template), &sample, &AlertContext::default()).map(|_| ())
 }
@@ -189,6 +190,7 @@ mod tests {
             count: 1,
             related_event_ids: vec![],
             detected_at: "2026-11-21T10:09:40Z".into(),
+            burst: None,
         }
     }
 

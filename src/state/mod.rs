@@ -276,25 +276,25 @@ impl StateStore {
         )
         .map_err(|e| self.err(e))?;
         if let Some(corr) = c.correlation {
-            tx.execute(
-                "INSERT OR REPLACE INTO kv (key, value) VALUES ('correlation', ?1)",
-                [corr.state.to_string()],
-            )
-            .map_err(|e| self.err(e))?;
-            if let Some((lo, hi)) = corr.forget_outside {
-                tx.execute(
-                    "DELETE FROM correlation_seen WHERE at < ?1 OR at > ?2",
-                    [lo, hi],
-                )
-                .map_err(|e| self.err(e))?;
-            }
-            let mut insert = tx
-                .prepare_cached("INSERT OR REPLACE INTO correlation_seen (key, at) VALUES (?1, ?2)")
-                .map_err(|e| self.err(e))?;
-            for (key, at) in corr.seen_new {
-                insert.execute([key, at]).map_err(|e| self.err(e))?;
-            }
+            write_correlation(&tx, &corr).map_err(|e| self.err(e))?;
         }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(inserted)
+    }
+
+    /// Commits alerts raised outside any object (bursts closed at the end of
+    /// a pass, or after idling) with the stateful rules' state; returns how
+    /// many of the alerts were new.
+    pub fn commit_correlation(
+        &self,
+        alerts: &[Detected],
+        corr: &CorrelationCommit,
+    ) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let inserted =
+            insert_alerts(&tx, alerts, self.suppression.as_ref()).map_err(|e| self.err(e))?;
+        write_correlation(&tx, corr).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(inserted)
     }
@@ -608,6 +608,26 @@ impl StateStore {
 
 /// Adds alerts to the outbox (a known id is ignored), through the
 /// suppression window when one is configured; returns how many were added.
+/// The stateful rules' state row and the changes to the events they counted.
+fn write_correlation(tx: &rusqlite::Transaction, corr: &CorrelationCommit) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO kv (key, value) VALUES ('correlation', ?1)",
+        [corr.state.to_string()],
+    )?;
+    if let Some((lo, hi)) = corr.forget_outside {
+        tx.execute(
+            "DELETE FROM correlation_seen WHERE at < ?1 OR at > ?2",
+            [lo, hi],
+        )?;
+    }
+    let mut insert =
+        tx.prepare_cached("INSERT OR REPLACE INTO correlation_seen (key, at) VALUES (?1, ?2)")?;
+    for (key, at) in corr.seen_new {
+        insert.execute([key, at])?;
+    }
+    Ok(())
+}
+
 fn insert_alerts(
     tx: &rusqlite::Transaction,
     alerts: &[Detected],

@@ -40,6 +40,7 @@ fn alert_only(id: &str) -> Alert {
         count: 1,
         related_event_ids: vec![],
         detected_at: "2026-11-21T10:00:00Z".into(),
+        burst: None,
     }
 }
 

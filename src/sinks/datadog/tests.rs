@@ -33,6 +33,7 @@ fn alert(severity: &str, time: &str) -> Alert {
         count: 1,
         related_event_ids: vec![],
         detected_at: "2026-11-21T10:09:40Z".into(),
+        burst: None,
     }
 }
 

@@ -1,0 +1,635 @@
+//! Stateful rules: Sigma correlation rules (`event_count`, `value_count`,
+//! `temporal`, `temporal_ordered`) in trailwatch's own engine, whose state
+//! per group is bounded by the rule's condition, not by its traffic
+//! (`window.rs`), and which raises one alert per burst (`burst.rs`). Only
+//! records that matched a rule some correlation uses are fed to it. Its
+//! state is exported and restored, so that the crawler keeps it in the state
+//! store with each object's checkpoint: a restart inside a window neither
+//! loses nor double-counts events. rsigma's engine is the reference it is
+//! tested against (tests/correlation_differential.rs).
+
+mod burst;
+mod spec;
+mod window;
+
+use std::collections::{HashMap, HashSet};
+
+use rsigma_eval::{Event, EventValue};
+
+use super::index::WordHash;
+use super::load::Correlation;
+use super::rule::{Rule, RuleError};
+use crate::alert::{
+    Alert, AlertContext, AlertEvent, AlertRule, Detected, ObjectRef, correlation_alert_id,
+};
+use crate::event::Record;
+pub use burst::SAMPLE_MAX;
+use burst::{Burst, rfc3339, wall_now};
+use spec::Spec;
+use window::{Hit, Window};
+
+/// The tables' hash: read for every record that feeds a correlation.
+type Fast = std::hash::BuildHasherDefault<WordHash>;
+
+/// `seen` is not pruned below this many entries.
+const PRUNE_FLOOR: usize = 10_000;
+
+/// How deep correlations of correlations go (as in rsigma).
+const CHAIN_DEPTH: usize = 10;
+
+/// The version of the saved state; other versions are dropped at start.
+const STATE_VERSION: u32 = 2;
+
+/// One group of one correlation: its window and its open burst.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Group {
+    window: Window,
+    burst: Option<Burst>,
+}
+
+/// The correlation engine and what it needs to know.
+pub struct Correlator {
+    specs: Vec<Spec>,
+    /// A detection rule's id or name -> the correlations it feeds, with its
+    /// places in their rule lists.
+    routes: HashMap<String, Vec<(usize, Vec<usize>)>, Fast>,
+    /// A correlation -> the correlations that use it, with its places.
+    chained: Vec<Vec<(usize, Vec<usize>)>>,
+    /// Ids of the detection rules the correlations use.
+    feeds: HashSet<String, Fast>,
+    /// (correlation, group key) -> its state.
+    groups: HashMap<(usize, String), Group, Fast>,
+    /// Events already fed (a hash of rule and eventID -> event time): a
+    /// record read twice (an object re-read after a crash, or delivered
+    /// twice) is not counted twice.
+    seen: HashMap<i64, i64, Fast>,
+    /// What `seen` gained since the last commit, and the range of times
+    /// outside which it forgot, for the state store (which keeps `seen` as
+    /// rows, so that a commit writes what changed, not all of it).
+    seen_new: Vec<(i64, i64)>,
+    forget_outside: Option<(i64, i64)>,
+    /// How long `seen` remembers, and how far behind the newest event time
+    /// an idle group or burst is kept: the longest window, a day at least.
+    horizon: i64,
+    longest_window: i64,
+    /// The newest event time fed, and when idle groups were last let go.
+    newest: i64,
+    swept_at: i64,
+    /// `seen`'s size at which it is pruned next.
+    prune_at: usize,
+    /// Correlation alerts not yet committed: they are exported with the
+    /// state, so that they are committed together.
+    pending: Vec<Detected>,
+}
+
+/// What is kept in the state store's `kv` row (`seen` has its own table).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    version: u32,
+    /// (correlation id, group key, group).
+    groups: Vec<(String, String, Group)>,
+    newest: i64,
+    pending: Vec<(Alert, AlertContext)>,
+}
+
+/// The stateful rules' state: the groups and the alerts not yet committed
+/// (`state`), and the events already counted (`seen`: the hash of rule and
+/// eventID, and the event's time), sorted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub state: serde_json::Value,
+    pub seen: Vec<(i64, i64)>,
+}
+
+/// What `seen` gained since the last commit, and the range of event times
+/// outside which its entries were forgotten.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeenDelta {
+    pub new: Vec<(i64, i64)>,
+    pub forget_outside: Option<(i64, i64)>,
+}
+
+/// The key of an event fed to a rule: FNV-1a over `rule \0 eventID` (stable
+/// across versions, as it is stored; eventIDs are AWS's UUIDs, so 64 bits
+/// keep collisions out of reach).
+fn seen_key(rule: &str, event_id: &str) -> i64 {
+    use super::index::{FNV_OFFSET, fnv1a};
+    let h = fnv1a(FNV_OFFSET, rule.as_bytes());
+    fnv1a(fnv1a(h, &[0]), event_id.as_bytes()) as i64
+}
+
+impl std::fmt::Debug for Correlator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Correlator")
+            .field("correlations", &self.specs.len())
+            .field("groups", &self.groups.len())
+            .finish()
+    }
+}
+
+/// A field as rsigma's engine reads it for grouping and distinct values:
+/// strings as they are, numbers and booleans as text; null, arrays and
+/// objects are no value.
+fn field_text(record: &Record, field: &str) -> Option<String> {
+    match record.get_field(field)? {
+        EventValue::Str(s) => Some(s.into_owned()),
+        EventValue::Int(n) => Some(n.to_string()),
+        EventValue::Float(f) => Some(f.to_string()),
+        EventValue::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A `value_count` field: as `field_text`, and null counts as `null` (as in
+/// rsigma); several fields are joined by U+001F, and one missing is no value.
+fn count_value(record: &Record, fields: &[String]) -> Option<String> {
+    let mut parts = Vec::with_capacity(fields.len());
+    for f in fields {
+        let part = match record.get_field(f)? {
+            EventValue::Null => "null".to_owned(),
+            _ => field_text(record, f)?,
+        };
+        parts.push(part);
+    }
+    Some(parts.join("\u{1f}"))
+}
+
+/// The group key as alerts state it: `field=value` pairs in `group-by`
+/// order, a field without a value left out.
+fn group_key(group_by: &[String], values: &[Option<String>]) -> String {
+    group_by
+        .iter()
+        .zip(values)
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One event as a correlation sees it.
+struct Feed<'a, 'r> {
+    record: &'a Record<'r>,
+    at: i64,
+    object: Option<&'a ObjectRef>,
+    detected_at: &'a str,
+}
+
+impl Correlator {
+    /// Builds the engine for `correlations` over `rules`; marks the rules a
+    /// correlation uses with `generate: false` as feeding only.
+    pub fn build(
+        correlations: Vec<Correlation>,
+        rules: &mut [Rule],
+    ) -> (Option<Correlator>, Vec<RuleError>) {
+        let mut errors = Vec::new();
+        if correlations.is_empty() {
+            return (None, errors);
+        }
+        let known: HashMap<String, usize> = rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| {
+                let name = r.sigma.name.clone();
+                std::iter::once((r.id.clone(), i)).chain(name.map(|n| (n, i)))
+            })
+            .collect();
+        let mut specs: Vec<Spec> = Vec::new();
+        let mut marks: Vec<(usize, bool)> = Vec::new();
+        for c in &correlations {
+            let spec = match Spec::compile(&c.rule, &c.origin) {
+                Ok(spec) => spec,
+                Err(reason) => {
+                    errors.push(RuleError {
+                        file: c.origin.path().to_owned(),
+                        line: c.line,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let missing: Vec<&String> = spec
+                .rules
+                .iter()
+                .filter(|r| !known.contains_key(*r) && !specs.iter().any(|s| s.is_named(r)))
+                .collect();
+            if !missing.is_empty() {
+                errors.push(RuleError {
+                    file: c.origin.path().to_owned(),
+                    line: c.line,
+                    reason: format!(
+                        "correlation {} uses rules that are not loaded: {missing:?}",
+                        spec.id
+                    ),
+                });
+                continue;
+            }
+            for r in &spec.rules {
+                if let Some(&i) = known.get(r) {
+                    marks.push((i, spec.generate));
+                }
+            }
+            specs.push(spec);
+        }
+        if specs.is_empty() {
+            return (None, errors);
+        }
+        let mut feeds = HashSet::default();
+        for (i, generate) in marks {
+            feeds.insert(rules[i].id.clone());
+            rules[i].feeds = true;
+            if !generate {
+                rules[i].emit = false;
+            }
+        }
+        let mut routes: HashMap<String, Vec<(usize, Vec<usize>)>, Fast> = HashMap::default();
+        let mut chained = vec![Vec::new(); specs.len()];
+        for (s, spec) in specs.iter().enumerate() {
+            let mut by_target: HashMap<Result<usize, String>, Vec<usize>> = HashMap::new();
+            for (slot, r) in spec.rules.iter().enumerate() {
+                // A correlation named like a detection rule: the correlation wins.
+                let target = match specs.iter().position(|o| o.is_named(r)) {
+                    Some(inner) => Ok(inner),
+                    None => Err(known
+                        .get(r)
+                        .map(|&i| rules[i].id.clone())
+                        .unwrap_or_default()),
+                };
+                by_target.entry(target).or_default().push(slot);
+            }
+            for (target, slots) in by_target {
+                match target {
+                    Ok(inner) => chained[inner].push((s, slots)),
+                    Err(rule_id) => routes.entry(rule_id).or_default().push((s, slots)),
+                }
+            }
+        }
+        for list in routes.values_mut().chain(chained.iter_mut()) {
+            list.sort();
+        }
+        let longest_window = specs.iter().map(|s| s.timespan).max().unwrap_or(0);
+        (
+            Some(Correlator {
+                specs,
+                routes,
+                chained,
+                feeds,
+                groups: HashMap::default(),
+                seen: HashMap::default(),
+                seen_new: Vec::new(),
+                forget_outside: None,
+                horizon: longest_window.max(86_400),
+                longest_window,
+                newest: i64::MIN,
+                swept_at: i64::MIN,
+                prune_at: PRUNE_FLOOR,
+                pending: Vec::new(),
+            }),
+            errors,
+        )
+    }
+
+    /// The longest correlation window, in seconds.
+    pub fn longest_window(&self) -> i64 {
+        self.longest_window
+    }
+
+    /// How long events already counted are remembered (against double
+    /// counting a record read twice), and how far behind the newest event
+    /// an idle burst stays open for input out of time order. The daemon
+    /// keeps the default, a day at least, since it may re-read objects that
+    /// late; `scan` reads each file once and needs only the longest window.
+    pub fn set_dedupe_horizon(&mut self, seconds: i64) {
+        self.horizon = seconds.max(self.longest_window);
+    }
+
+    /// Whether a correlation uses this detection rule.
+    pub fn feeds_on(&self, rule_id: &str) -> bool {
+        self.feeds.contains(rule_id)
+    }
+
+    /// How many groups the engine holds (bounded state is per group).
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Feeds one record that matched `matched` (rules this correlator uses);
+    /// the correlation alerts it opens or closes join `pending`. A record
+    /// already fed is ignored.
+    pub fn process(
+        &mut self,
+        record: &Record,
+        matched: &[&Rule],
+        object: Option<&ObjectRef>,
+        detected_at: &str,
+    ) {
+        let at = record
+            .event_time()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or_else(time::OffsetDateTime::now_utc)
+            .unix_timestamp();
+        let mut targets: Vec<(usize, Vec<usize>)> = Vec::new();
+        for rule in matched {
+            let key = seen_key(&rule.id, record.event_id().unwrap_or(""));
+            if record.event_id().is_some() && self.seen.contains_key(&key) {
+                continue;
+            }
+            self.seen.insert(key, at);
+            self.seen_new.push((key, at));
+            if let Some(routes) = self.routes.get(rule.id.as_str()) {
+                for (s, slots) in routes {
+                    match targets.iter_mut().find(|(t, _)| t == s) {
+                        Some((_, all)) => all.extend(slots),
+                        None => targets.push((*s, slots.clone())),
+                    }
+                }
+            }
+        }
+        targets.sort();
+        let feed = Feed {
+            record,
+            at,
+            object,
+            detected_at,
+        };
+        for (s, slots) in targets {
+            let values: Vec<Option<String>> = self.specs[s]
+                .group_by
+                .iter()
+                .map(|f| field_text(record, f))
+                .collect();
+            self.feed(s, values, &slots, &feed, 0);
+        }
+        self.newest = self.newest.max(at);
+        self.forget_far_from(at);
+        self.sweep(at);
+    }
+
+    /// Adds the event to correlation `s`'s group `values`; opens, extends
+    /// or closes the group's burst; and, where the condition holds, feeds
+    /// the correlations that use this one.
+    fn feed(
+        &mut self,
+        s: usize,
+        values: Vec<Option<String>>,
+        slots: &[usize],
+        feed: &Feed,
+        depth: usize,
+    ) {
+        let spec = &self.specs[s];
+        let key = group_key(&spec.group_by, &values);
+        let value = match &spec.kind {
+            spec::Kind::ValueCount { fields } if depth == 0 => count_value(feed.record, fields),
+            // Chained into a value_count, an event has no value (as in rsigma).
+            _ => None,
+        };
+        let event_id = feed.record.event_id();
+        let hit = Hit {
+            t: feed.at,
+            id: event_id.map(str::to_owned),
+        };
+        let group = self
+            .groups
+            .entry((s, key.clone()))
+            .or_insert_with(|| Group {
+                window: Window::new(spec),
+                burst: None,
+            });
+        let reading = group.window.add(spec, slots, value.as_deref(), hit);
+        if group
+            .burst
+            .as_ref()
+            .is_some_and(|b| b.over_at(feed.at, spec.timespan))
+            && let Some(summary) = group.burst.take().and_then(Burst::close)
+        {
+            self.pending.push(summary);
+        }
+        match &mut group.burst {
+            Some(burst) => burst.extend(feed.at, event_id, None, reading.holds),
+            None if reading.holds => {
+                let related: Vec<String> = reading
+                    .hits
+                    .iter()
+                    .filter_map(|h| h.id.clone())
+                    .filter(|id| Some(id.as_str()) != event_id)
+                    .take(SAMPLE_MAX)
+                    .collect();
+                let mut sample: Vec<String> = related.clone();
+                sample.extend(event_id.map(str::to_owned));
+                let opening = Detected {
+                    alert: Alert {
+                        id: correlation_alert_id(&spec.id, &key, &rfc3339(reading.start)),
+                        rule: AlertRule {
+                            id: spec.id.clone(),
+                            title: spec.meta.title.clone(),
+                            severity: spec.meta.severity.as_str().to_owned(),
+                            tags: spec.meta.tags.clone(),
+                            source: spec.meta.origin.label().to_owned(),
+                        },
+                        event: AlertEvent::from_record(feed.record),
+                        object: feed.object.cloned(),
+                        count: (reading.hits.len() as u64).max(1),
+                        related_event_ids: related,
+                        detected_at: feed.detected_at.to_owned(),
+                        burst: None,
+                    },
+                    context: AlertContext {
+                        description: spec.meta.description.clone(),
+                        falsepositives: spec.meta.falsepositives.clone(),
+                        record: None,
+                        resource: Some(key),
+                    },
+                };
+                let (burst, alert) = Burst::open(opening, reading.start, feed.at, sample);
+                group.burst = Some(burst);
+                self.pending.push(alert);
+            }
+            None => {}
+        }
+        if reading.holds && depth < CHAIN_DEPTH {
+            let outers = self.chained[s].clone();
+            for (outer, slots) in outers {
+                // The outer group's values come from this group's, by name.
+                let inner_by = &self.specs[s].group_by;
+                let outer_values: Vec<Option<String>> = self.specs[outer]
+                    .group_by
+                    .iter()
+                    .map(|f| {
+                        inner_by
+                            .iter()
+                            .position(|g| g == f)
+                            .and_then(|i| values[i].clone())
+                    })
+                    .collect();
+                self.feed(outer, outer_values, &slots, feed, depth + 1);
+            }
+        }
+    }
+
+    /// Closes bursts and lets idle groups go once event time has moved a
+    /// horizon past them (checked once per five minutes of event time).
+    /// Relative to the newest event: input out of time order (scan reads a
+    /// tree region by region) keeps what it may still extend.
+    fn sweep(&mut self, at: i64) {
+        if self.swept_at != i64::MIN && (at - self.swept_at).abs() < 300 {
+            return;
+        }
+        self.swept_at = at;
+        let before = self.newest.saturating_sub(self.horizon);
+        self.close_where(|spec, group| {
+            let end = group
+                .burst
+                .as_ref()
+                .map(|b| b.last_hold)
+                .or(group.window.newest())
+                .unwrap_or(i64::MIN);
+            end.saturating_add(spec.timespan) < before
+        });
+    }
+
+    /// Closes the bursts (and lets go of the groups) `done` picks.
+    fn close_where(&mut self, done: impl Fn(&Spec, &Group) -> bool) {
+        let specs = &self.specs;
+        let mut closed = Vec::new();
+        self.groups.retain(|(s, _), group| {
+            if !done(&specs[*s], group) {
+                return true;
+            }
+            if let Some(summary) = group.burst.take().and_then(Burst::close) {
+                closed.push(summary);
+            }
+            false
+        });
+        // A stable order for the summaries (the table's order is not).
+        closed.sort_by(|a, b| a.alert.id.cmp(&b.alert.id));
+        self.pending.extend(closed);
+    }
+
+    /// Closes every burst: the end of `scan`'s or `once`'s input.
+    pub fn close_all(&mut self) {
+        self.close_where(|_, _| true);
+    }
+
+    /// Closes bursts without an event for `idle_seconds` of wall time (the
+    /// daemon: a timespan plus the lookback).
+    pub fn close_idle(&mut self, idle_seconds: i64) {
+        let now = wall_now();
+        self.close_where(|spec, group| {
+            group.burst.as_ref().is_some_and(|b| {
+                now.saturating_sub(b.touched) > idle_seconds.saturating_add(spec.timespan)
+            })
+        });
+    }
+
+    /// Forgets events more than the horizon away from `at`, either way (a
+    /// tree read region by region goes back in time at each region), when
+    /// `seen` has doubled since the last time (so that the cost stays
+    /// linear in the events fed).
+    fn forget_far_from(&mut self, at: i64) {
+        if self.seen.len() >= self.prune_at {
+            let (lo, hi) = (at - self.horizon, at.saturating_add(self.horizon));
+            self.seen.retain(|_, t| (lo..=hi).contains(t));
+            self.seen_new.retain(|(_, t)| (lo..=hi).contains(t));
+            // Rows outside the newest range go; a later prune's range wins.
+            self.forget_outside = Some((lo, hi));
+            self.prune_at = (self.seen.len() * 2).max(PRUNE_FLOOR);
+        }
+    }
+
+    /// The correlation alerts waiting to be committed.
+    pub fn pending(&self) -> &[Detected] {
+        &self.pending
+    }
+
+    /// Forgets the first `n` pending alerts and the changes to `seen`, once
+    /// committed.
+    pub fn committed(&mut self, n: usize) {
+        self.pending.drain(..n.min(self.pending.len()));
+        self.seen_new.clear();
+        self.forget_outside = None;
+    }
+
+    /// What `seen` gained and forgot since the last commit.
+    pub fn seen_delta(&self) -> SeenDelta {
+        SeenDelta {
+            new: self.seen_new.clone(),
+            forget_outside: self.forget_outside,
+        }
+    }
+
+    /// Takes every pending alert (when nothing is persisted, as in `scan`:
+    /// the changes to `seen` kept for a commit are let go too).
+    pub fn take_pending(&mut self) -> Vec<Detected> {
+        self.seen_new.clear();
+        self.forget_outside = None;
+        std::mem::take(&mut self.pending)
+    }
+
+    /// The groups and the alerts not yet committed (the state store's `kv`
+    /// row), in a stable order.
+    pub fn export_state(&self) -> serde_json::Value {
+        let mut groups: Vec<(String, String, Group)> = self
+            .groups
+            .iter()
+            .map(|((s, key), g)| (self.specs[*s].id.clone(), key.clone(), g.clone()))
+            .collect();
+        groups.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let saved = Saved {
+            version: STATE_VERSION,
+            groups,
+            newest: self.newest,
+            pending: self
+                .pending
+                .iter()
+                .map(|d| (d.alert.clone(), d.context.clone()))
+                .collect(),
+        };
+        serde_json::to_value(saved).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Everything: the state and all of `seen`.
+    pub fn export(&self) -> Snapshot {
+        let mut seen: Vec<(i64, i64)> = self.seen.iter().map(|(k, t)| (*k, *t)).collect();
+        seen.sort_unstable();
+        Snapshot {
+            state: self.export_state(),
+            seen,
+        }
+    }
+
+    /// Restores what `export` gave; false when it does not fit (a state
+    /// saved by another version: the caller logs it and starts afresh).
+    /// Groups of correlations no longer loaded are let go.
+    pub fn import(&mut self, from: Snapshot) -> bool {
+        let Ok(saved) = serde_json::from_value::<Saved>(from.state) else {
+            return false;
+        };
+        if saved.version != STATE_VERSION {
+            return false;
+        }
+        self.groups = saved
+            .groups
+            .into_iter()
+            .filter_map(|(id, key, g)| {
+                let s = self.specs.iter().position(|spec| spec.id == id)?;
+                // A rule changed since: its window's shape must still fit.
+                (std::mem::discriminant(&g.window)
+                    == std::mem::discriminant(&Window::new(&self.specs[s])))
+                .then_some(((s, key), g))
+            })
+            .collect();
+        self.newest = saved.newest;
+        self.seen = from.seen.into_iter().collect();
+        self.seen_new.clear();
+        self.forget_outside = None;
+        self.pending = saved
+            .pending
+            .into_iter()
+            .map(|(alert, context)| Detected { alert, context })
+            .collect();
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

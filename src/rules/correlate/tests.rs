@@ -1,0 +1,331 @@
+use super::*;
+use crate::rules::{RuleOrigin, load_text};
+
+const RULES: &str = r#"
+title: Secret read
+id: t-secret-read
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection: {eventName: GetSecretValue}
+  condition: selection
+level: informational
+---
+title: Many secrets read
+id: t-secrets-burst
+correlation:
+  type: event_count
+  rules: [t-secret-read]
+  group-by: [userIdentity.arn]
+  timespan: 10m
+  condition: {gte: 5}
+level: medium
+---
+title: Enumeration call
+id: t-enum-call
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection: {eventName|startswith: [List, Describe]}
+  condition: selection
+level: informational
+---
+title: Broad enumeration
+id: t-enum-burst
+correlation:
+  type: value_count
+  rules: [t-enum-call]
+  group-by: [userIdentity.arn]
+  timespan: 10m
+  condition: {gte: 3, field: eventName}
+level: medium
+---
+title: Console failure
+id: t-login-fail
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection: {eventName: ConsoleLogin, responseElements.ConsoleLogin: Failure}
+  condition: selection
+level: informational
+---
+title: Console success
+id: t-login-ok
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection: {eventName: ConsoleLogin, responseElements.ConsoleLogin: Success}
+  condition: selection
+level: informational
+---
+title: Brute force
+id: t-brute
+correlation:
+  type: event_count
+  rules: [t-login-fail]
+  group-by: [sourceIPAddress]
+  timespan: 10m
+  condition: {gte: 3}
+level: medium
+---
+title: Success after brute force
+id: t-brute-success
+correlation:
+  type: temporal_ordered
+  rules: [t-brute, t-login-ok]
+  group-by: [sourceIPAddress]
+  timespan: 30m
+level: high
+"#;
+
+fn engine() -> (Correlator, Vec<Rule>) {
+    let loaded = load_text(
+        RULES,
+        RuleOrigin::File {
+            path: "test.yml".into(),
+        },
+    );
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let mut rules = loaded.rules;
+    let (c, errors) = Correlator::build(loaded.correlations, &mut rules);
+    assert!(errors.is_empty(), "{errors:?}");
+    (c.expect("an engine"), rules)
+}
+
+fn record(n: usize, t: i64, name: &str, arn: &str, extra: &str) -> String {
+    format!(
+        r#"{{"eventID":"e{n}","eventTime":"{}","eventName":"{name}","sourceIPAddress":"198.51.100.7","userIdentity":{{"type":"IAMUser","arn":"{arn}"}}{extra}}}"#,
+        rfc3339(t)
+    )
+}
+
+/// Feeds `text` to the engine through the rules it matches.
+fn feed(c: &mut Correlator, rules: &[Rule], text: &str) {
+    let record = Record::parse(text).expect("record");
+    let matched: Vec<&Rule> = rules.iter().filter(|r| r.matches(&record)).collect();
+    c.process(&record, &matched, None, "2026-01-01T00:00:00Z");
+}
+
+const T0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+#[test]
+fn seen_keys_are_stable() {
+    // Stored in the state store: they must never change. Computed
+    // independently (FNV-1a 64 of `aws-access-denied \0 e1` in Python).
+    assert_eq!(
+        seen_key("aws-access-denied", "e1"),
+        -7_072_197_006_818_108_883
+    );
+    assert_ne!(seen_key("ab", "c"), seen_key("a", "bc"));
+}
+
+#[test]
+fn a_burst_is_one_alert_then_one_summary_and_its_state_stays_bounded() {
+    let (mut c, rules) = engine();
+    // 20,000 reads by one principal over five minutes.
+    for n in 0..20_000 {
+        let t = T0 + (n as i64 * 300) / 20_000;
+        feed(&mut c, &rules, &record(n, t, "GetSecretValue", "arn:a", ""));
+    }
+    let open = c.take_pending();
+    assert_eq!(open.len(), 1, "one alert for the burst");
+    let alert = &open[0].alert;
+    assert_eq!(alert.rule.id, "t-secrets-burst");
+    assert_eq!(alert.count, 5);
+    assert_eq!(alert.related_event_ids, ["e0", "e1", "e2", "e3"]);
+    assert_eq!(alert.event.id.as_deref(), Some("e4"));
+    let burst = alert.burst.as_ref().expect("burst");
+    assert_eq!(
+        (burst.id.as_str(), burst.state.as_str()),
+        (alert.id.as_str(), "open")
+    );
+    assert_eq!(
+        alert.id,
+        correlation_alert_id("t-secrets-burst", "userIdentity.arn=arn:a", &rfc3339(T0))
+    );
+    // Bounded: the window holds the newest `cap` events, the sample 100.
+    let group = c.groups.values().next().expect("a group");
+    match &group.window {
+        Window::Count(hits) => assert_eq!(hits.len(), 6),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        group.burst.as_ref().map(|b| b.sample.len()),
+        Some(SAMPLE_MAX)
+    );
+
+    c.close_all();
+    let summary = c.take_pending();
+    assert_eq!(summary.len(), 1);
+    let s = &summary[0].alert;
+    assert_eq!(s.count, 20_000);
+    assert_eq!(s.id, crate::alert::burst_summary_id(&alert.id));
+    assert!(s.related_event_ids.len() < SAMPLE_MAX + 1);
+    let b = s.burst.as_ref().expect("burst");
+    assert_eq!(
+        (b.id.as_str(), b.state.as_str()),
+        (alert.id.as_str(), "closed")
+    );
+    assert_eq!(b.first, rfc3339(T0));
+    assert_eq!(b.last, rfc3339(T0 + 299));
+    assert_eq!(c.group_count(), 0);
+}
+
+#[test]
+fn a_burst_closes_after_a_timespan_without_the_condition_and_a_new_one_opens() {
+    let (mut c, rules) = engine();
+    for n in 0..5 {
+        feed(
+            &mut c,
+            &rules,
+            &record(n, T0 + n as i64, "GetSecretValue", "arn:a", ""),
+        );
+    }
+    // Two more inside the burst, then quiet for more than ten minutes.
+    feed(
+        &mut c,
+        &rules,
+        &record(5, T0 + 100, "GetSecretValue", "arn:a", ""),
+    );
+    feed(
+        &mut c,
+        &rules,
+        &record(6, T0 + 200, "GetSecretValue", "arn:a", ""),
+    );
+    for n in 7..12 {
+        feed(
+            &mut c,
+            &rules,
+            &record(n, T0 + 2000 + n as i64, "GetSecretValue", "arn:a", ""),
+        );
+    }
+    let alerts = c.take_pending();
+    let kinds: Vec<(&str, u64)> = alerts
+        .iter()
+        .map(|d| {
+            (
+                d.alert.burst.as_ref().map_or("", |b| b.state.as_str()),
+                d.alert.count,
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("open", 5), ("closed", 7), ("open", 5)]);
+    assert_ne!(alerts[0].alert.id, alerts[2].alert.id);
+}
+
+#[test]
+fn groups_are_separate_and_a_burst_that_did_not_grow_has_no_summary() {
+    let (mut c, rules) = engine();
+    for n in 0..10 {
+        let arn = if n % 2 == 0 { "arn:a" } else { "arn:b" };
+        feed(
+            &mut c,
+            &rules,
+            &record(n, T0 + n as i64, "GetSecretValue", arn, ""),
+        );
+    }
+    c.close_all();
+    let alerts = c.take_pending();
+    assert_eq!(alerts.len(), 2, "one per principal, no summaries");
+    assert!(alerts.iter().all(|d| d.alert.count == 5));
+}
+
+#[test]
+fn value_count_counts_distinct_values_in_bounded_state() {
+    let (mut c, rules) = engine();
+    // The same call many times: one distinct value.
+    for n in 0..50 {
+        feed(
+            &mut c,
+            &rules,
+            &record(n, T0 + n as i64, "ListUsers", "arn:a", ""),
+        );
+    }
+    assert!(c.take_pending().is_empty());
+    feed(
+        &mut c,
+        &rules,
+        &record(50, T0 + 60, "ListRoles", "arn:a", ""),
+    );
+    assert!(c.take_pending().is_empty());
+    feed(
+        &mut c,
+        &rules,
+        &record(51, T0 + 61, "DescribeVpcs", "arn:a", ""),
+    );
+    let alerts = c.take_pending();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].alert.count, 3);
+    let group = c.groups.values().next().expect("a group");
+    match &group.window {
+        Window::Values(values) => assert!(values.len() <= 4),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_correlation_of_a_correlation_fires_in_order_only() {
+    let fail = r#","responseElements":{"ConsoleLogin":"Failure"}"#;
+    let ok = r#","responseElements":{"ConsoleLogin":"Success"}"#;
+    // Success first, then failures: not in order.
+    let (mut c, rules) = engine();
+    feed(&mut c, &rules, &record(0, T0, "ConsoleLogin", "arn:a", ok));
+    for n in 1..4 {
+        feed(
+            &mut c,
+            &rules,
+            &record(n, T0 + n as i64, "ConsoleLogin", "arn:a", fail),
+        );
+    }
+    let ids: Vec<String> = c
+        .take_pending()
+        .into_iter()
+        .map(|d| d.alert.rule.id)
+        .collect();
+    assert_eq!(ids, ["t-brute"]);
+    // Then a success: the ordered correlation fires.
+    feed(
+        &mut c,
+        &rules,
+        &record(9, T0 + 60, "ConsoleLogin", "arn:a", ok),
+    );
+    let alerts = c.take_pending();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].alert.rule.id, "t-brute-success");
+    assert_eq!(alerts[0].alert.event.id.as_deref(), Some("e9"));
+}
+
+#[test]
+fn a_restart_inside_a_burst_neither_alerts_again_nor_counts_twice() {
+    let (mut c, rules) = engine();
+    for n in 0..8 {
+        feed(
+            &mut c,
+            &rules,
+            &record(n, T0 + n as i64, "GetSecretValue", "arn:a", ""),
+        );
+    }
+    assert_eq!(c.take_pending().len(), 1);
+    let saved = c.export();
+    let (mut again, rules) = engine();
+    assert!(again.import(saved));
+    // The same records again (an object re-read), then two new ones.
+    for n in 0..10 {
+        feed(
+            &mut again,
+            &rules,
+            &record(n, T0 + n as i64, "GetSecretValue", "arn:a", ""),
+        );
+    }
+    assert!(again.take_pending().is_empty());
+    again.close_all();
+    let summary = again.take_pending();
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summary[0].alert.count, 10);
+}
+
+#[test]
+fn a_state_from_another_version_is_refused() {
+    let (mut c, _) = engine();
+    let old = Snapshot {
+        state: serde_json::json!({"engine": {}, "pending": []}),
+        seen: Vec::new(),
+    };
+    assert!(!c.import(old));
+}
