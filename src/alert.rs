@@ -69,9 +69,13 @@ pub struct AlertContext {
     pub falsepositives: Vec<String>,
     /// The record as compact JSON, cut at `RECORD_EXCERPT_BYTES`.
     pub record: Option<String>,
-    /// What the call acted on (for the suppression window's key).
+    /// What the call acted on (a grouped burst's summary lists them).
     #[serde(default)]
     pub resource: Option<String>,
+    /// Never grouped with repeats (trail status alerts; rules that opt out
+    /// with `trailwatch.grouping: false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ungrouped: bool,
 }
 
 /// An alert with its context, as detection produces it.
@@ -213,6 +217,7 @@ impl Alert {
                 falsepositives: rule.falsepositives.clone(),
                 record: Some(excerpt),
                 resource: resource(record),
+                ungrouped: !rule.grouped,
             },
         }
     }

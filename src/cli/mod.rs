@@ -164,14 +164,10 @@ pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Exi
 pub(crate) fn open_state(
     config: &crate::config::Config,
 ) -> Result<std::sync::Arc<crate::state::StateStore>, String> {
-    let suppression = config
-        .rules
-        .suppression
-        .as_ref()
-        .map(|s| crate::state::Suppression {
-            window: s.window,
-            rules: s.rules.clone(),
-        });
+    for d in &config.rules.deprecations {
+        tracing::warn!("{d}");
+    }
+    let suppression = config.rules.suppression.clone();
     crate::state::StateStore::open(&config.state_path)
         .and_then(|s| s.check_writable().map(|_| s))
         .map(|s| std::sync::Arc::new(s.with_suppression(suppression)))

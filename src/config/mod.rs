@@ -108,17 +108,27 @@ pub struct RulesConfig {
     pub paths: Vec<PathBuf>,
     /// Matches these entries allow are not alerts.
     pub allow: Vec<crate::rules::Allow>,
+    /// Grouping of single-record alerts (`[rules.grouping]`, on by
+    /// default); None when it is switched off.
     pub suppression: Option<Suppression>,
+    /// What the config asks that is deprecated, for the caller to log.
+    pub deprecations: Vec<String>,
 }
 
-/// Repeats of an alert (same rule, principal and resource) inside the window
-/// only raise its count; one summary follows when the window closes.
+/// Repeats of one rule for one principal are one burst: the first alert goes
+/// out at once, later ones inside the window (which slides with each
+/// repeat) only raise its count, and one summary follows when it closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suppression {
     pub window: Duration,
     /// Rule ids it applies to; empty: every rule.
     pub rules: Vec<String>,
+    /// Rule ids it never applies to.
+    pub exclude: Vec<String>,
 }
+
+/// The grouping window when the config names none.
+pub const DEFAULT_GROUPING_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Which alerts a sink receives. Several values of one field: any of them;
 /// several fields: all of them.

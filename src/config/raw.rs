@@ -90,7 +90,20 @@ pub struct RawRules {
     /// Allowlist entries (`[[rules.allow]]`).
     #[serde(default)]
     pub allow: Vec<RawAllow>,
+    /// Deprecated spelling of `grouping` (read, with a warning).
     pub suppression: Option<RawSuppression>,
+    pub grouping: Option<RawGrouping>,
+}
+
+/// `[rules.grouping]`: repeats of one rule for one principal are one burst.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrouping {
+    pub enabled: Option<bool>,
+    pub window: Option<String>,
+    /// Rule ids never grouped.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -174,3 +174,37 @@ fn allowlists_and_suppression() {
     let e = err("[rules.suppression]\nwindow = \"soon\"\n");
     assert_eq!(e.path, "rules.suppression.window", "{e}");
 }
+
+#[test]
+fn grouping_is_on_by_default_and_can_be_tuned_or_switched_off() {
+    let parse = |text: &str| Config::from_toml(text, Path::new(".")).expect("valid");
+    let default = parse("");
+    let g = default.rules.suppression.expect("grouping on by default");
+    assert_eq!(g.window, Duration::from_secs(3600));
+    assert!(g.rules.is_empty() && g.exclude.is_empty());
+    assert!(default.rules.deprecations.is_empty());
+
+    let tuned = parse("[rules.grouping]\nwindow = \"15m\"\nexclude = [\"aws-root-login\"]\n");
+    let g = tuned.rules.suppression.expect("on");
+    assert_eq!(g.window, Duration::from_secs(900));
+    assert_eq!(g.exclude, ["aws-root-login"]);
+
+    assert!(
+        parse("[rules.grouping]\nenabled = false\n")
+            .rules
+            .suppression
+            .is_none()
+    );
+
+    // The old name is still read, with a deprecation.
+    let old = parse("[rules.suppression]\nwindow = \"2h\"\n");
+    assert_eq!(
+        old.rules.suppression.map(|s| s.window),
+        Some(Duration::from_secs(7200))
+    );
+    assert_eq!(old.rules.deprecations.len(), 1);
+    let e = err("[rules.suppression]\nwindow = \"1h\"\n[rules.grouping]\nwindow = \"1h\"\n");
+    assert_eq!(e.path, "rules.suppression", "{e}");
+    let e = err("[rules.grouping]\nwindow = \"often\"\n");
+    assert_eq!(e.path, "rules.grouping.window", "{e}");
+}

@@ -210,18 +210,46 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             reason: a.reason,
         });
     }
-    let suppression = match raw.rules.suppression {
-        None => None,
-        Some(s) => Some(Suppression {
-            window: duration("rules.suppression.window", Some(s.window), Duration::ZERO)?,
-            rules: s.rules,
-        }),
+    let mut deprecations = Vec::new();
+    let suppression = match (raw.rules.suppression, raw.rules.grouping) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "rules.suppression",
+                "set [rules.grouping] only ([rules.suppression] is its old name)",
+            ));
+        }
+        (Some(s), None) => {
+            deprecations.push(
+                "[rules.suppression] is deprecated: it is read as [rules.grouping] \
+                 (repeats of one rule for one principal)"
+                    .to_owned(),
+            );
+            Some(Suppression {
+                window: duration("rules.suppression.window", Some(s.window), Duration::ZERO)?,
+                rules: s.rules,
+                exclude: Vec::new(),
+            })
+        }
+        (None, g) => {
+            let g = g.unwrap_or_default();
+            let window = duration(
+                "rules.grouping.window",
+                g.window,
+                crate::config::DEFAULT_GROUPING_WINDOW,
+            )?;
+            (g.enabled.unwrap_or(true) && !window.is_zero()).then_some(Suppression {
+                window,
+                rules: Vec::new(),
+                exclude: g.exclude,
+            })
+        }
     };
     let rules = RulesConfig {
         builtin: raw.rules.builtin.unwrap_or(true),
         paths,
         allow,
         suppression,
+        deprecations,
     };
 
     let mut sinks = Vec::new();

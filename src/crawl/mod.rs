@@ -602,35 +602,42 @@ impl Crawler {
     pub async fn close_bursts(&self, all: bool) -> Result<u64, CrawlError> {
         let rules = Arc::clone(&self.rules);
         let idle = self.config.crawl.lookback.as_secs() as i64;
-        self.blocking(move |s| {
-            rules
-                .with_correlator(|c| {
-                    if all {
-                        c.close_all();
-                    } else {
-                        c.close_idle(idle);
-                    }
-                    if c.pending().is_empty() {
-                        return Ok(0);
-                    }
-                    let pending = c.pending().len();
-                    let alerts = c.pending().to_vec();
-                    let state = c.export_state();
-                    let delta = c.seen_delta();
-                    let n = s.commit_correlation(
-                        &alerts,
-                        &crate::state::CorrelationCommit {
-                            state: &state,
-                            seen_new: &delta.new,
-                            forget_outside: delta.forget_outside,
-                        },
-                    )?;
-                    c.committed(pending);
-                    Ok(n as u64)
-                })
-                .unwrap_or(Ok(0))
-        })
-        .await
+        let grouped = if all {
+            self.blocking(|s| s.close_all_suppression_windows()).await? as u64
+        } else {
+            0
+        };
+        let correlated = self
+            .blocking(move |s| {
+                rules
+                    .with_correlator(|c| {
+                        if all {
+                            c.close_all();
+                        } else {
+                            c.close_idle(idle);
+                        }
+                        if c.pending().is_empty() {
+                            return Ok(0);
+                        }
+                        let pending = c.pending().len();
+                        let alerts = c.pending().to_vec();
+                        let state = c.export_state();
+                        let delta = c.seen_delta();
+                        let n = s.commit_correlation(
+                            &alerts,
+                            &crate::state::CorrelationCommit {
+                                state: &state,
+                                seen_new: &delta.new,
+                                forget_outside: delta.forget_outside,
+                            },
+                        )?;
+                        c.committed(pending);
+                        Ok(n as u64)
+                    })
+                    .unwrap_or(Ok(0))
+            })
+            .await?;
+        Ok(grouped + correlated)
     }
 
     /// Reads one object and commits its alerts with its checkpoint.

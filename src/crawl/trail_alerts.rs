@@ -96,6 +96,8 @@ fn alert(
             falsepositives: vec!["A trail retired or reconfigured on purpose.".to_owned()],
             record: serde_json::to_string(trail).ok(),
             resource: Some(trail.arn.clone()),
+            // Blind-spot alerts are never grouped (DESIGN.md).
+            ungrouped: true,
         },
     }
 }

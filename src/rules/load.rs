@@ -272,6 +272,11 @@ fn compile(
         line: start_line,
         examples,
         emit: true,
+        grouped: rule
+            .custom_attributes
+            .get("trailwatch.grouping")
+            .and_then(|v| v.as_bool())
+            != Some(false),
         feeds: false,
         sigma: std::sync::Arc::new(rule.clone()),
         program: super::eval::Program::compile(&compiled),

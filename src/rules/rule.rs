@@ -98,6 +98,9 @@ pub struct Rule {
     /// Whether a match is an alert of its own: a rule that a correlation
     /// uses with `generate: false` (Sigma's default) only feeds it.
     pub emit: bool,
+    /// Whether its repeats for one principal are grouped into one burst
+    /// (default; `trailwatch.grouping: false` in the rule opts out).
+    pub grouped: bool,
     /// Whether a correlation counts this rule's matches.
     pub(crate) feeds: bool,
     /// The rule as parsed, for the correlation engine.

@@ -140,8 +140,13 @@ pub fn text(alert: &Alert, context: &AlertContext) -> String {
     format!("{MARKDOWN_OPEN}{body}{MARKDOWN_CLOSE}")
 }
 
-/// The same rule and principal share a key, so Datadog groups them.
+/// A burst's alerts (its opening and its summary) share the burst's id as
+/// their key; other alerts of one rule and principal share a key, so that
+/// Datadog groups them.
 pub fn aggregation_key(alert: &Alert) -> String {
+    if let Some(burst) = &alert.burst {
+        return truncate_chars(&burst.id, AGGREGATION_KEY_MAX);
+    }
     let principal = alert.event.principal.as_deref().unwrap_or("");
     let digest = Sha256::digest(format!("{}\0{principal}", alert.rule.id).as_bytes());
     let key = format!("tw-{}", hex::encode(&digest[..8]));

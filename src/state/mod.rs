@@ -164,10 +164,19 @@ impl StateStore {
     /// Closes the suppression windows that have ended; their summaries go to
     /// the outbox. Returns how many summaries there were.
     pub fn close_suppression_windows(&self) -> Result<usize> {
+        self.close_suppression_windows_before(time::OffsetDateTime::now_utc())
+    }
+
+    /// Closes every grouping window (the end of `once`'s input); returns how
+    /// many summaries were new.
+    pub fn close_all_suppression_windows(&self) -> Result<usize> {
+        self.close_suppression_windows_before(time::macros::datetime!(9999-12-31 00:00 UTC))
+    }
+
+    fn close_suppression_windows_before(&self, before: time::OffsetDateTime) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let summaries = suppress::close_expired(&tx, time::OffsetDateTime::now_utc())
-            .map_err(|e| self.err(e))?;
+        let summaries = suppress::close_expired(&tx, before).map_err(|e| self.err(e))?;
         let n = insert_alerts(&tx, &summaries, None).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(n)
@@ -650,8 +659,15 @@ fn insert_alerts(
             if let Some(summary) = summary {
                 inserted += insert_one(tx, &summary)?;
             }
-            if matches!(verdict, suppress::Verdict::Counted) {
-                continue;
+            match verdict {
+                suppress::Verdict::Counted => continue,
+                suppress::Verdict::Send(Some(burst)) => {
+                    let mut opening = d.clone();
+                    opening.alert.burst = Some(burst);
+                    inserted += insert_one(tx, &opening)?;
+                    continue;
+                }
+                suppress::Verdict::Send(None) => {}
             }
         }
         inserted += insert_one(tx, d)?;

@@ -9,6 +9,7 @@ fn alert(id: &str) -> Detected {
             falsepositives: vec![],
             record: Some("{}".into()),
             resource: None,
+            ungrouped: false,
         },
     }
 }
@@ -215,6 +216,7 @@ fn the_suppression_window_counts_repeats_across_a_restart_and_summarises() {
     let window = Suppression {
         window: std::time::Duration::from_secs(3600),
         rules: vec![],
+        exclude: vec![],
     };
     {
         let store = StateStore::open(&path)
@@ -236,18 +238,54 @@ fn the_suppression_window_counts_repeats_across_a_restart_and_summarises() {
     assert_eq!(again(repeat("tw-c", "e3", "2026-11-20T10:20:00Z")), 0);
     // The same alert again (its object read twice) is not counted twice.
     assert_eq!(again(repeat("tw-c", "e3", "2026-11-20T10:20:00Z")), 0);
-    // A different resource is a different window.
+    // Another resource of the same principal is a repeat, its target listed.
     let mut other = repeat("tw-d", "e4", "2026-11-20T10:25:00Z");
     other.context.resource = Some("\"i-0def\"".into());
-    assert_eq!(again(other), 1);
+    assert_eq!(again(other), 0);
+    // Another principal is another burst.
+    let mut bob = repeat("tw-e", "e5", "2026-11-20T10:26:00Z");
+    bob.alert.event.principal = Some("arn:aws:iam::1:user/bob".into());
+    assert_eq!(again(bob), 1);
     // The windows have ended (they are in the past): one summary, for the
     // window with repeats.
     assert_eq!(store.close_suppression_windows().expect("close"), 1);
     let all = store.alerts_after(0, 100).expect("outbox");
+    let first = &all[0].alert;
+    assert_eq!(first.id, "tw-a");
+    let opened = first.burst.as_ref().expect("the first alert opens a burst");
+    assert_eq!(
+        (opened.id.as_str(), opened.state.as_str()),
+        ("tw-a", "open")
+    );
     let summary = all.last().expect("summary");
-    assert_eq!(summary.alert.count, 3);
-    assert_eq!(summary.alert.related_event_ids, ["e2", "e3"]);
-    assert!(summary.alert.id.starts_with("tw-") && summary.alert.id != "tw-a");
-    assert_eq!(all.len(), 3, "tw-a, tw-d and the summary");
+    assert_eq!(summary.alert.count, 4);
+    assert_eq!(summary.alert.related_event_ids, ["e2", "e3", "e4"]);
+    assert_eq!(summary.alert.id, crate::alert::burst_summary_id("tw-a"));
+    let closed = summary.alert.burst.as_ref().expect("burst");
+    assert_eq!(
+        (
+            closed.id.as_str(),
+            closed.state.as_str(),
+            closed.first.as_str(),
+            closed.last.as_str()
+        ),
+        (
+            "tw-a",
+            "closed",
+            "2026-11-20T10:00:00Z",
+            "2026-11-20T10:25:00Z"
+        )
+    );
+    assert_eq!(
+        summary.context.resource.as_deref(),
+        Some("\"i-0abc\", \"i-0def\"")
+    );
+    assert_eq!(all.len(), 3, "tw-a, tw-e and the summary");
+    // An alert marked ungrouped, or of an excluded rule, always goes out.
+    let mut status = repeat("tw-f", "e6", "2026-11-20T11:00:00Z");
+    status.context.ungrouped = true;
+    let mut status2 = repeat("tw-g", "e7", "2026-11-20T11:01:00Z");
+    status2.context.ungrouped = true;
+    assert_eq!(again(status) + again(status2), 2);
     assert_eq!(store.close_suppression_windows().expect("close again"), 0);
 }

@@ -438,6 +438,7 @@ impl Correlator {
                         falsepositives: spec.meta.falsepositives.clone(),
                         record: None,
                         resource: Some(key),
+                        ungrouped: true,
                     },
                 };
                 let (burst, alert) = Burst::open(opening, reading.start, feed.at, sample);

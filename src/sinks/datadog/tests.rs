@@ -54,6 +54,7 @@ fn the_payload_has_every_field_within_its_limits() {
         falsepositives: vec!["Retiring a trail".into()],
         record: Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000))),
         resource: None,
+        ungrouped: false,
     };
     let body = event(
         &alert("high", "2026-11-21T10:04:11Z"),
