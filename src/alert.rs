@@ -125,6 +125,17 @@ pub fn correlation_alert_id(rule_id: &str, group_key: &str, window_start: &str) 
     hashed_id(&[rule_id, group_key, window_start])
 }
 
+/// POSIX seconds as RFC 3339 (UTC); empty when out of range.
+pub fn rfc3339_at(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// The id of a burst's closing summary: over `burst id \0 summary`.
 pub fn burst_summary_id(burst_id: &str) -> String {
     hashed_id(&[burst_id, "summary"])

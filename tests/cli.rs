@@ -80,8 +80,10 @@ fn scan_reports_a_corrupt_object_and_goes_on() {
     )
     .expect("write");
 
+    // Every match an alert of its own, in input order (no grouping).
     let out = run(&[
         "scan",
+        "--no-grouping",
         "--format",
         "jsonl",
         tmp.path().to_str().expect("utf-8"),
@@ -355,7 +357,15 @@ fn scan_output_is_in_input_order_whatever_the_threads() {
     }
     let root = tmp.path().to_str().expect("utf-8");
     let ids_of = |threads: &str| -> Vec<String> {
-        let out = run(&["scan", "--format", "jsonl", "--threads", threads, root]);
+        let out = run(&[
+            "scan",
+            "--no-grouping",
+            "--format",
+            "jsonl",
+            "--threads",
+            threads,
+            root,
+        ]);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -374,6 +384,55 @@ fn scan_output_is_in_input_order_whatever_the_threads() {
     assert!(one.len() >= 5 * 600, "{} alerts", one.len());
     assert!(one.is_sorted(), "alerts out of input order");
     assert_eq!(ids_of("4"), one);
+}
+
+#[test]
+fn scan_groups_repeats_into_one_burst_whatever_the_threads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = key_dir(tmp.path());
+    let stop = stratus("aws.defense-evasion.cloudtrail-stop")[0].clone();
+    // 12 files of StopLogging calls by one principal, minutes apart.
+    for file in 0..12 {
+        let records: Vec<Value> = (0..20)
+            .map(|i| {
+                let mut r = stop.clone();
+                r["eventID"] = json!(format!("g{file:02}-{i:03}"));
+                r["eventTime"] = json!(format!("2026-11-21T10:{file:02}:{i:02}Z"));
+                r
+            })
+            .collect();
+        let name = format!("111122223333_CloudTrail_us-east-1_20261121T10{file:02}Z_x.json.gz");
+        std::fs::write(dir.join(name), gzip(&envelope(&records))).expect("write");
+    }
+    let root = tmp.path().to_str().expect("utf-8");
+    let alerts = |threads: &str| -> Vec<Value> {
+        let out = run(&["scan", "--format", "jsonl", "--threads", threads, root]);
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("alert JSON"))
+            .filter(|a| a["rule"]["id"] == "aws-cloudtrail-stop-logging")
+            .map(|mut a| {
+                // When it ran is the one field that may differ.
+                a["detected_at"] = Value::Null;
+                a
+            })
+            .collect()
+    };
+    let one = alerts("1");
+    let states: Vec<(&str, u64)> = one
+        .iter()
+        .map(|a| {
+            (
+                a["burst"]["state"].as_str().unwrap_or(""),
+                a["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(states, [("open", 1), ("closed", 240)]);
+    assert_eq!(one[0]["event"]["id"], "g00-000", "the earliest opens it");
+    assert_eq!(one[1]["burst"]["id"], one[0]["id"]);
+    assert_eq!(alerts("4"), one, "the same whatever the threads");
 }
 
 #[test]

@@ -36,6 +36,15 @@ pub struct GenArgs {
     /// Also write every record, one per line, to this file.
     #[arg(long, value_name = "FILE")]
     pub jsonl: Option<PathBuf>,
+    /// sparse (attacks every --attack-every records), dense (a third of the
+    /// records attack-like) or burst (--burst-events by one principal within
+    /// --burst-seconds, in the background).
+    #[arg(long, default_value = "sparse")]
+    pub profile: String,
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub burst_events: u64,
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub burst_seconds: i64,
     /// Writer threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -92,6 +101,12 @@ fn options(args: &GenArgs) -> Result<Options, String> {
         interval_seconds: args.interval,
         single_object: args.single_object,
         jsonl: args.jsonl.clone(),
+        profile: crate::corpus::Profile::parse(
+            &args.profile,
+            args.burst_events,
+            args.burst_seconds,
+        )
+        .map_err(|e| format!("--profile: {e}"))?,
         threads: args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

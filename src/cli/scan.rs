@@ -11,7 +11,7 @@ use super::{EXIT_FAILED, EXIT_USAGE, Format, RuleSources, load_rules};
 use crate::alert::{Alert, now_rfc3339, write_jsonl_alerts};
 use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, is_log_object};
 use crate::detect::{ObjectReport, detect_object};
-use crate::rules::RuleSet;
+use crate::rules::{Grouper, RuleSet};
 use crate::sinks;
 
 #[derive(Debug, clap::Args)]
@@ -27,10 +27,21 @@ pub struct ScanArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Repeats of one rule for one principal no further apart than this are
+    /// one burst: its first alert, then a summary (e.g. 1h, 15m).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_window)]
+    pub group_window: u64,
+    /// Every match is an alert of its own (no grouping of repeats).
+    #[arg(long)]
+    pub no_grouping: bool,
     /// Files or directories (`.json`, `.json.gz`, `.jsonl`; a local copy of a
     /// bucket made with `aws s3 sync` included).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+fn parse_window(text: &str) -> Result<u64, String> {
+    crate::config::parse_duration(text).map(|d| d.as_secs())
 }
 
 fn parse_size_arg(text: &str) -> Result<u64, String> {
@@ -164,7 +175,10 @@ pub fn run(args: ScanArgs) -> ExitCode {
         .max(1);
     // Each file is read once: events need remembering (against duplicates
     // delivered twice) only as long as the longest correlation window.
-    rules.with_correlator(|c| c.set_dedupe_horizon(3600));
+    rules.with_correlator(|c| {
+        c.set_dedupe_horizon(3600);
+        c.hold_summaries_to_end();
+    });
 
     let mut stdout = std::io::BufWriter::new(std::io::stdout());
     let mut output_open = true;
@@ -172,10 +186,12 @@ pub fn run(args: ScanArgs) -> ExitCode {
         output_open = sinks::table::write_header(&mut stdout).is_ok();
     }
     let printer = std::sync::Mutex::new(Printer::new(stdout, output_open));
+    let grouper = (!args.no_grouping).then(|| Grouper::new(args.group_window as i64));
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let (inputs, rules, printer) = (&inputs, &rules, &printer);
-            scope.spawn(move || worker(inputs, rules, cap, format, printer));
+            let grouper = grouper.as_ref();
+            scope.spawn(move || worker(inputs, rules, cap, format, printer, grouper));
         }
     });
     let Printer {
@@ -184,11 +200,18 @@ pub fn run(args: ScanArgs) -> ExitCode {
         failures: mut printed_failures,
         ..
     } = printer.into_inner().unwrap_or_else(|p| p.into_inner());
-    // The end of the input closes every burst: their summaries follow.
-    if let Some(closed) = rules.with_correlator(|c| {
+    // The end of the input closes every burst: the grouped repeats' and the
+    // correlations' summaries follow.
+    let grouped_matches = grouper.as_ref().map_or(0, Grouper::matches);
+    let mut closed = grouper.map(Grouper::finish).unwrap_or_default();
+    let grouped_alerts = closed.len() as u64;
+    if let Some(summaries) = rules.with_correlator(|c| {
         c.close_all();
         c.take_pending()
     }) {
+        closed.extend(summaries);
+    }
+    {
         for d in closed {
             let _ = match format {
                 Format::Jsonl => sinks::write_jsonl(&mut stdout, &d.alert),
@@ -218,7 +241,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
         totals.objects,
         failures.len(),
         totals.records,
-        totals.alerts,
+        totals.alerts - grouped_matches + grouped_alerts,
         elapsed,
         totals.records as f64 / elapsed.max(1e-9),
         totals.bytes as f64 / 1e6 / elapsed.max(1e-9),
@@ -238,6 +261,7 @@ fn worker<W: Write>(
     cap: u64,
     format: Format,
     printer: &std::sync::Mutex<Printer<W>>,
+    grouper: Option<&Grouper>,
 ) {
     let detected_at = now_rfc3339();
     let print = |index: usize, output: &mut Vec<u8>, report: Option<FileReport>| {
@@ -251,7 +275,22 @@ fn worker<W: Write>(
         let next = inputs.lock().unwrap_or_else(|p| p.into_inner()).next();
         let Some((index, path)) = next else { return };
         let report = match std::fs::File::open(&path) {
-            Ok(file) => detect_object(file, rules, None, cap, &detected_at, |matched, record| {
+            Ok(file) => detect_object(file, rules, None, cap, &detected_at, |all, record| {
+                // Grouped rules' matches wait for the end of the input.
+                let mut direct: Vec<&crate::rules::Rule> = Vec::new();
+                let matched: &[&crate::rules::Rule] = match grouper {
+                    Some(g) => {
+                        for &rule in all {
+                            if Grouper::applies(rule) {
+                                g.add(rule, record, &detected_at);
+                            } else {
+                                direct.push(rule);
+                            }
+                        }
+                        &direct
+                    }
+                    None => all,
+                };
                 match format {
                     Format::Jsonl => {
                         let _ =

@@ -18,8 +18,9 @@ pub struct Attack {
 pub const EXPECTED_LEVEL: Severity = Severity::Medium;
 
 /// Every built-in rule that alerts at [`EXPECTED_LEVEL`] or above contributes
-/// its matching examples that still fire it once re-identified and re-timed.
-pub fn candidates(rules: &RuleSet) -> Vec<Attack> {
+/// its matching examples that still fire it once re-identified and re-timed;
+/// with `feeders`, so do the rules correlations count, whatever their level.
+pub fn candidates(rules: &RuleSet, feeders: bool) -> Vec<Attack> {
     let mut attacks = Vec::new();
     let probe = Fill {
         event_id: "00000000-0000-4000-8000-000000000000",
@@ -27,7 +28,8 @@ pub fn candidates(rules: &RuleSet) -> Vec<Attack> {
         request_id: "00000000-0000-4000-8000-000000000001",
     };
     for rule in rules.rules() {
-        if !rule.emit || rule.severity < EXPECTED_LEVEL {
+        let feeds = feeders && rule.feeds;
+        if !feeds && (!rule.emit || rule.severity < EXPECTED_LEVEL) {
             continue;
         }
         for example in rule.examples.iter().filter(|e| e.expect_match) {
@@ -36,7 +38,7 @@ pub fn candidates(rules: &RuleSet) -> Vec<Attack> {
             };
             let mut text = Vec::new();
             template.write(&probe, &mut text);
-            if fires(rules, &text).contains(&rule.id) {
+            if feeds || fires(rules, &text).contains(&rule.id) {
                 attacks.push(Attack {
                     rule: rule.id.clone(),
                     template,
@@ -76,7 +78,7 @@ mod tests {
     fn the_pack_offers_an_example_for_most_alerting_rules() {
         let (rules, errors) = crate::rules::load_rule_set(true, &[]);
         assert!(errors.is_empty(), "{errors:?}");
-        let attacks = candidates(&rules);
+        let attacks = candidates(&rules, false);
         let mut covered: Vec<&str> = attacks.iter().map(|a| a.rule.as_str()).collect();
         covered.dedup();
         let alerting = rules

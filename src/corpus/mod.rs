@@ -7,11 +7,13 @@
 mod attacks;
 mod clock;
 mod pool;
+mod profile;
 mod template;
 
 pub use attacks::EXPECTED_LEVEL;
 pub use clock::{SplitMix, civil, days_from_civil, parse_rfc3339, rfc3339};
 pub use pool::Pool;
+pub use profile::{BURST_PRINCIPAL, Profile};
 pub use template::{Fill, Template};
 
 use std::collections::BTreeMap;
@@ -48,6 +50,8 @@ pub struct Options {
     /// Also write every record, one per line, to this file.
     pub jsonl: Option<PathBuf>,
     pub threads: usize,
+    /// How attack-like and how bursty (`sparse` keeps `attack_every`).
+    pub profile: Profile,
 }
 
 /// One object to write: which background object, in which replay.
@@ -57,6 +61,9 @@ struct Planned {
     object: usize,
     /// Index of the object's first background record in the whole corpus.
     first: u64,
+    /// Burst records in this object, and how many came before it.
+    burst: u64,
+    burst_before: u64,
 }
 
 /// An attack record written, and what it must raise.
@@ -79,6 +86,10 @@ pub struct Manifest {
     pub start_date: String,
     pub interval_seconds: i64,
     pub attack_every: u64,
+    pub profile: String,
+    /// Records of the burst (profile `burst`), all by `burst_principal`.
+    pub burst_records: u64,
+    pub burst_principal: Option<String>,
     pub objects: usize,
     pub records: u64,
     pub attack_records: usize,
@@ -104,8 +115,10 @@ struct Written {
 /// Writes the corpus; returns its manifest (also written to [`MANIFEST_NAME`]).
 pub fn generate(options: &Options, rules: &RuleSet) -> Result<Manifest, String> {
     let pool = Pool::load(&options.background, options.interval_seconds)?;
-    let attacks = if options.attack_every > 0 {
-        let attacks = attacks::candidates(rules);
+    let dense = options.profile == Profile::Dense;
+    let attack_every = if dense { 2 } else { options.attack_every };
+    let attacks = if attack_every > 0 {
+        let attacks = attacks::candidates(rules, dense);
         if attacks.is_empty() {
             return Err("no rule offers an attack example to sprinkle".into());
         }
@@ -113,7 +126,11 @@ pub fn generate(options: &Options, rules: &RuleSet) -> Result<Manifest, String> 
     } else {
         Vec::new()
     };
-    let plan = plan(&pool, options.target_bytes);
+    let mut plan = plan(&pool, options.target_bytes);
+    if let Profile::Burst { events, seconds } = options.profile {
+        place_burst(&pool, &mut plan, events, seconds);
+    }
+    let burst_templates = profile::burst_templates();
     std::fs::create_dir_all(&options.out)
         .map_err(|e| format!("{}: cannot create: {e}", options.out.display()))?;
     let jsonl = match &options.jsonl {
@@ -125,6 +142,8 @@ pub fn generate(options: &Options, rules: &RuleSet) -> Result<Manifest, String> 
     };
     let job = Job {
         options,
+        attack_every,
+        burst_templates: &burst_templates,
         pool: &pool,
         attacks: &attacks,
         rules,
@@ -161,7 +180,11 @@ pub fn generate(options: &Options, rules: &RuleSet) -> Result<Manifest, String> 
         background_records: pool.templates.len(),
         start_date: start[..10].to_owned(),
         interval_seconds: options.interval_seconds,
-        attack_every: options.attack_every,
+        attack_every,
+        profile: options.profile.name().to_owned(),
+        burst_records: plan.iter().map(|p| p.burst).sum(),
+        burst_principal: matches!(options.profile, Profile::Burst { .. })
+            .then(|| BURST_PRINCIPAL.to_owned()),
         objects: written.len(),
         records: written.iter().map(|w| w.records).sum(),
         attack_records: injected.len(),
@@ -192,6 +215,8 @@ fn plan(pool: &Pool, target: u64) -> Vec<Planned> {
                 replay,
                 object,
                 first,
+                burst: 0,
+                burst_before: 0,
             });
             bytes += o.bytes;
             first += o.records.len() as u64;
@@ -200,8 +225,35 @@ fn plan(pool: &Pool, target: u64) -> Vec<Planned> {
     plan
 }
 
+/// Puts `events` burst records into the objects delivered in the `seconds`
+/// after the middle object's delivery (same replay), spread evenly.
+fn place_burst(pool: &Pool, plan: &mut [Planned], events: u64, seconds: i64) {
+    let Some(middle) = plan.get(plan.len() / 2).copied() else {
+        return;
+    };
+    let from = pool.objects[middle.object].delivered;
+    let chosen: Vec<usize> = (0..plan.len())
+        .filter(|&i| {
+            let p = plan[i];
+            let t = pool.objects[p.object].delivered;
+            p.replay == middle.replay && (from..from + seconds.max(1)).contains(&t)
+        })
+        .collect();
+    let n = chosen.len() as u64;
+    let mut before = 0;
+    for (k, &i) in chosen.iter().enumerate() {
+        let quota = events / n + u64::from((k as u64) < events % n);
+        plan[i].burst = quota;
+        plan[i].burst_before = before;
+        before += quota;
+    }
+}
+
 struct Job<'a> {
     options: &'a Options,
+    /// One attack record after every this many background records.
+    attack_every: u64,
+    burst_templates: &'a [Template],
     pool: &'a Pool,
     attacks: &'a [Attack],
     rules: &'a RuleSet,
@@ -340,7 +392,8 @@ impl<'a> Job<'a> {
         let mut rng = SplitMix::for_item(self.options.seed, 0x726563, index as u64);
         let (mut id, mut request, mut time) = (String::new(), String::new(), String::new());
         let mut record = Vec::with_capacity(4096);
-        let every = self.options.attack_every;
+        let every = self.attack_every;
+        let mut burst_written = planned.burst_before;
         for (n, &t) in object.records.iter().enumerate() {
             rng.uuid(&mut id);
             rng.uuid(&mut request);
@@ -353,6 +406,21 @@ impl<'a> Job<'a> {
             };
             self.pool.templates[t as usize].write(&fill, &mut record);
             self.emit(file, &record)?;
+            for _ in 0..profile::spread(planned.burst, object.records.len(), n) {
+                let template = &self.burst_templates
+                    [(burst_written % self.burst_templates.len() as u64) as usize];
+                burst_written += 1;
+                rng.uuid(&mut id);
+                rng.uuid(&mut request);
+                record.clear();
+                let fill = Fill {
+                    event_id: &id,
+                    event_time: &time,
+                    request_id: &request,
+                };
+                template.write(&fill, &mut record);
+                self.emit(file, &record)?;
+            }
             let global = planned.first + n as u64 + 1;
             if every > 0 && global.is_multiple_of(every) {
                 let attack =

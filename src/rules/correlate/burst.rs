@@ -40,15 +40,7 @@ pub struct Burst {
     pub touched: i64,
 }
 
-pub fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub use crate::alert::rfc3339_at as rfc3339;
 
 pub fn wall_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -80,7 +80,14 @@ pub struct Correlator {
     /// Correlation alerts not yet committed: they are exported with the
     /// state, so that they are committed together.
     pending: Vec<Detected>,
+    /// `scan`: bursts closed before the end of the input, by correlation
+    /// and group, their summaries held until the end. Input read out of
+    /// time order (a tree region by region) may bring a burst's events back:
+    /// the burst resumes under its id instead of opening again.
+    held: Option<Held>,
 }
+
+type Held = HashMap<(usize, String), Vec<Burst>>;
 
 /// What is kept in the state store's `kv` row (`seen` has its own table).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -282,6 +289,7 @@ impl Correlator {
                 swept_at: i64::MIN,
                 prune_at: PRUNE_FLOOR,
                 pending: Vec::new(),
+                held: None,
             }),
             errors,
         )
@@ -299,6 +307,25 @@ impl Correlator {
     /// late; `scan` reads each file once and needs only the longest window.
     pub fn set_dedupe_horizon(&mut self, seconds: i64) {
         self.horizon = seconds.max(self.longest_window);
+    }
+
+    /// Holds bursts' summaries until `close_all` (for `scan`, whose input
+    /// may go back in time): a burst whose events come back resumes.
+    pub fn hold_summaries_to_end(&mut self) {
+        self.held.get_or_insert_with(HashMap::new);
+    }
+
+    /// Ends group `at`'s burst: its summary is pending, or held (`scan`).
+    fn end_burst(
+        held: &mut Option<Held>,
+        pending: &mut Vec<Detected>,
+        at: &(usize, String),
+        burst: Burst,
+    ) {
+        match held {
+            Some(held) => held.entry(at.clone()).or_default().push(burst),
+            None => pending.extend(burst.close()),
+        }
     }
 
     /// Whether a correlation uses this detection rule.
@@ -400,9 +427,9 @@ impl Correlator {
             .burst
             .as_ref()
             .is_some_and(|b| b.over_at(feed.at, spec.timespan))
-            && let Some(summary) = group.burst.take().and_then(Burst::close)
+            && let Some(burst) = group.burst.take()
         {
-            self.pending.push(summary);
+            Self::end_burst(&mut self.held, &mut self.pending, &(s, key.clone()), burst);
         }
         match &mut group.burst {
             Some(burst) => burst.extend(feed.at, event_id, None, reading.holds),
@@ -437,13 +464,32 @@ impl Correlator {
                         description: spec.meta.description.clone(),
                         falsepositives: spec.meta.falsepositives.clone(),
                         record: None,
-                        resource: Some(key),
+                        resource: Some(key.clone()),
                         ungrouped: true,
                     },
                 };
-                let (burst, alert) = Burst::open(opening, reading.start, feed.at, sample);
-                group.burst = Some(burst);
-                self.pending.push(alert);
+                // A held burst of this group that these events overlap.
+                let span = spec.timespan;
+                let resumed = self.held.as_mut().and_then(|held| {
+                    let list = held.get_mut(&(s, key.clone()))?;
+                    let i = list.iter().position(|b| {
+                        reading.start <= b.last_hold.saturating_add(span)
+                            && feed.at >= b.first.saturating_sub(span)
+                    })?;
+                    Some(list.swap_remove(i))
+                });
+                match resumed {
+                    // The same burst again (input gone back in time): no new alert.
+                    Some(mut burst) => {
+                        burst.extend(feed.at, event_id, None, true);
+                        group.burst = Some(burst);
+                    }
+                    None => {
+                        let (burst, alert) = Burst::open(opening, reading.start, feed.at, sample);
+                        group.burst = Some(burst);
+                        self.pending.push(alert);
+                    }
+                }
             }
             None => {}
         }
@@ -492,23 +538,32 @@ impl Correlator {
     fn close_where(&mut self, done: impl Fn(&Spec, &Group) -> bool) {
         let specs = &self.specs;
         let mut closed = Vec::new();
-        self.groups.retain(|(s, _), group| {
-            if !done(&specs[*s], group) {
+        self.groups.retain(|at, group| {
+            if !done(&specs[at.0], group) {
                 return true;
             }
-            if let Some(summary) = group.burst.take().and_then(Burst::close) {
-                closed.push(summary);
+            if let Some(burst) = group.burst.take() {
+                closed.push((at.clone(), burst));
             }
             false
         });
         // A stable order for the summaries (the table's order is not).
-        closed.sort_by(|a, b| a.alert.id.cmp(&b.alert.id));
-        self.pending.extend(closed);
+        closed.sort_by(|a, b| a.1.opened.0.id.cmp(&b.1.opened.0.id));
+        for (at, burst) in closed {
+            Self::end_burst(&mut self.held, &mut self.pending, &at, burst);
+        }
     }
 
-    /// Closes every burst: the end of `scan`'s or `once`'s input.
+    /// Closes every burst: the end of `scan`'s or `once`'s input. Held
+    /// summaries are released.
     pub fn close_all(&mut self) {
         self.close_where(|_, _| true);
+        if let Some(held) = self.held.as_mut() {
+            let mut bursts: Vec<Burst> = held.drain().flat_map(|(_, b)| b).collect();
+            bursts.sort_by(|a, b| a.opened.0.id.cmp(&b.opened.0.id));
+            self.pending
+                .extend(bursts.into_iter().filter_map(Burst::close));
+        }
     }
 
     /// Closes bursts without an event for `idle_seconds` of wall time (the

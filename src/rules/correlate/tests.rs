@@ -329,3 +329,43 @@ fn a_state_from_another_version_is_refused() {
     };
     assert!(!c.import(old));
 }
+
+#[test]
+fn in_scan_a_burst_whose_events_come_back_resumes_under_its_id() {
+    let (mut c, rules) = engine();
+    c.hold_summaries_to_end();
+    // A region's burst, then a day later (another region's tree comes
+    // first in key order), then the first region's burst again.
+    let burst = |c: &mut Correlator, from: usize| {
+        for n in from..from + 10 {
+            let t = T0 + (n % 10) as i64;
+            feed(c, &rules, &record(n, t, "GetSecretValue", "arn:a", ""));
+        }
+    };
+    burst(&mut c, 0);
+    for n in 100..110 {
+        feed(
+            &mut c,
+            &rules,
+            &record(n, T0 + 86_400 + n as i64, "GetSecretValue", "arn:a", ""),
+        );
+    }
+    burst(&mut c, 200);
+    c.close_all();
+    let alerts = c.take_pending();
+    let ids: Vec<&str> = alerts.iter().map(|d| d.alert.id.as_str()).collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "an id was used twice: {ids:?}");
+    // Two bursts (the day apart), each opened once and summed up once.
+    let opened = alerts
+        .iter()
+        .filter(|d| d.alert.burst.as_ref().is_some_and(|b| b.state == "open"))
+        .count();
+    assert_eq!(opened, 2);
+    let counts: Vec<u64> = alerts
+        .iter()
+        .filter(|d| d.alert.burst.as_ref().is_some_and(|b| b.state == "closed"))
+        .map(|d| d.alert.count)
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 30, "{counts:?}");
+}

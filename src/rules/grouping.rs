@@ -1,0 +1,282 @@
+//! Grouping of single-record alerts for `scan` (DESIGN.md, "Bursts"):
+//! repeats of one rule for one principal are one burst, as the state store
+//! groups them for the daemon. `scan` reads files on every core, in no fixed
+//! order, so its groups are decided when the input ends, and never depend on
+//! the order records came in or on the number of threads:
+//!
+//! - a group's bursts are the runs of its events whose gaps are at most the
+//!   window (merged as events arrive, whatever their order);
+//! - a burst's alert is that of its earliest event (by time, then eventID),
+//!   marked as opening the burst; when the burst has more than one event, a
+//!   summary follows under an id derived from it, with the count, first and
+//!   last times, the earliest 100 other event ids and the first 20 distinct
+//!   targets (in sorted order).
+//!
+//! State is bounded per burst, not per event.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::alert::{Alert, BurstInfo, Detected, burst_summary_id};
+use crate::event::Record;
+
+use super::Rule;
+
+/// At most this many event ids in a summary.
+const SAMPLE_MAX: usize = 100;
+/// At most this many distinct targets in a summary.
+const TARGETS_MAX: usize = 20;
+
+/// One burst of one group.
+#[derive(Debug)]
+struct Run {
+    first: i64,
+    last: i64,
+    count: u64,
+    /// The earliest event's (time, eventID) and its alert.
+    head: (i64, String),
+    alert: Detected,
+    /// The earliest events (time, eventID), at most `SAMPLE_MAX + 1`.
+    sample: BTreeSet<(i64, String)>,
+    targets: BTreeSet<String>,
+}
+
+impl Run {
+    fn absorb(&mut self, other: Run) {
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        self.count += other.count;
+        if other.head < self.head {
+            self.head = other.head;
+            self.alert = other.alert;
+        }
+        self.sample.extend(other.sample);
+        while self.sample.len() > SAMPLE_MAX + 1 {
+            self.sample.pop_last();
+        }
+        self.targets.extend(other.targets);
+        while self.targets.len() > TARGETS_MAX {
+            self.targets.pop_last();
+        }
+    }
+}
+
+/// The groups of one `scan`.
+#[derive(Debug)]
+pub struct Grouper {
+    window: i64,
+    /// (rule id, principal) -> its bursts, sorted by time, disjoint.
+    groups: std::sync::Mutex<HashMap<(String, String), Vec<Run>>>,
+    added: std::sync::atomic::AtomicU64,
+}
+
+impl Grouper {
+    /// Groups repeats no further apart than `window` seconds.
+    pub fn new(window: i64) -> Grouper {
+        Grouper {
+            window: window.max(0),
+            groups: Default::default(),
+            added: Default::default(),
+        }
+    }
+
+    /// How many matches were added.
+    pub fn matches(&self) -> u64 {
+        self.added.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether `rule`'s alerts are grouped.
+    pub fn applies(rule: &Rule) -> bool {
+        rule.grouped
+    }
+
+    /// Adds a match of `rule` on `record`.
+    pub fn add(&self, rule: &Rule, record: &Record, detected_at: &str) {
+        let t = record
+            .event_time()
+            .and_then(crate::corpus::parse_rfc3339)
+            .unwrap_or(0);
+        let id = record.event_id().unwrap_or("").to_owned();
+        let principal = record.principal().unwrap_or("").to_owned();
+        let target = crate::alert::resource(record);
+        self.added
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let w = self.window;
+        {
+            // The common case: a repeat inside one burst, not its earliest
+            // event: counted without building an alert.
+            let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(runs) = groups.get_mut(&(rule.id.clone(), principal.clone())) {
+                let lo = runs.partition_point(|r| r.last.saturating_add(w) < t);
+                let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= t);
+                if hi == lo + 1 && runs[lo].head <= (t, id.clone()) {
+                    let r = &mut runs[lo];
+                    r.first = r.first.min(t);
+                    r.last = r.last.max(t);
+                    r.count += 1;
+                    if r.sample.len() <= SAMPLE_MAX
+                        || r.sample.last().is_some_and(|l| (t, &id) < (l.0, &l.1))
+                    {
+                        r.sample.insert((t, id));
+                        if r.sample.len() > SAMPLE_MAX + 1 {
+                            r.sample.pop_last();
+                        }
+                    }
+                    if let Some(target) = target {
+                        r.targets.insert(target);
+                        if r.targets.len() > TARGETS_MAX {
+                            r.targets.pop_last();
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        let alert = Alert::detected(rule, record, None, detected_at);
+        let mut sample = BTreeSet::new();
+        sample.insert((t, id.clone()));
+        let targets = target.into_iter().collect();
+        let run = Run {
+            first: t,
+            last: t,
+            count: 1,
+            head: (t, id),
+            alert,
+            sample,
+            targets,
+        };
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let runs = groups.entry((rule.id.clone(), principal)).or_default();
+        // The runs this event touches (within a window of them) merge with it.
+        let lo = runs.partition_point(|r| r.last.saturating_add(w) < t);
+        let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= t);
+        let mut merged = run;
+        for other in runs.drain(lo..hi) {
+            merged.absorb(other);
+        }
+        runs.insert(lo, merged);
+    }
+
+    /// The alerts: each burst's opening and, when it repeated, its summary,
+    /// ordered by the burst's first time, rule and principal.
+    pub fn finish(self) -> Vec<Detected> {
+        let groups = self.groups.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut runs: Vec<((String, String), Run)> = groups
+            .into_iter()
+            .flat_map(|(key, runs)| runs.into_iter().map(move |r| (key.clone(), r)))
+            .collect();
+        runs.sort_by(|a, b| (a.1.first, &a.0).cmp(&(b.1.first, &b.0)));
+        let mut out = Vec::new();
+        for (_, run) in runs {
+            let rfc = crate::alert::rfc3339_at;
+            let mut opening = run.alert;
+            let burst_id = opening.alert.id.clone();
+            opening.alert.burst = Some(BurstInfo {
+                id: burst_id.clone(),
+                state: "open".into(),
+                first: rfc(run.head.0),
+                last: rfc(run.head.0),
+            });
+            let summary = (run.count > 1).then(|| {
+                let mut s = opening.clone();
+                s.alert.id = burst_summary_id(&burst_id);
+                s.alert.count = run.count;
+                s.alert.related_event_ids = run
+                    .sample
+                    .iter()
+                    .filter(|(t, id)| (*t, id) != (run.head.0, &run.head.1))
+                    .map(|(_, id)| id.clone())
+                    .take(SAMPLE_MAX)
+                    .collect();
+                s.alert.burst = Some(BurstInfo {
+                    id: burst_id.clone(),
+                    state: "closed".into(),
+                    first: rfc(run.first),
+                    last: rfc(run.last),
+                });
+                if run.targets.len() > 1 {
+                    s.context.resource =
+                        Some(run.targets.iter().cloned().collect::<Vec<_>>().join(", "));
+                }
+                s
+            });
+            out.push(opening);
+            out.extend(summary);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{RuleOrigin, load_text};
+
+    fn rule() -> Rule {
+        let text = "title: t\nid: t-read\nlogsource: {product: aws, service: cloudtrail}\n\
+                    detection:\n  s: {eventName: GetSecretValue}\n  condition: s\nlevel: high\n";
+        let mut loaded = load_text(
+            text,
+            RuleOrigin::File {
+                path: "t.yml".into(),
+            },
+        );
+        loaded.rules.remove(0)
+    }
+
+    fn record(n: u32, minute: u32, who: &str) -> String {
+        format!(
+            r#"{{"eventID":"e{n:03}","eventTime":"2026-01-01T{:02}:{:02}:00Z","eventName":"GetSecretValue","userIdentity":{{"type":"IAMUser","arn":"{who}"}},"requestParameters":{{"secretId":"s{}"}}}}"#,
+            minute / 60,
+            minute % 60,
+            n % 3
+        )
+    }
+
+    fn run(order: &[(u32, u32, &str)]) -> Vec<Detected> {
+        let rule = rule();
+        let g = Grouper::new(3600);
+        for (n, minute, who) in order {
+            let text = record(*n, *minute, who);
+            let r = Record::parse(&text).expect("record");
+            g.add(&rule, &r, "2026-01-01T00:00:00Z");
+        }
+        g.finish()
+    }
+
+    #[test]
+    fn repeats_are_one_burst_whatever_their_order() {
+        // alice: minutes 0..50 (one burst), then 300 (a new one); bob once.
+        let mut events: Vec<(u32, u32, &str)> = (0..50).map(|n| (n, n, "arn:alice")).collect();
+        events.push((50, 300, "arn:alice"));
+        events.push((51, 10, "arn:bob"));
+        let forward = run(&events);
+        events.reverse();
+        let backward = run(&events);
+        assert_eq!(forward, backward);
+        let summary: Vec<(&str, u64)> = forward
+            .iter()
+            .map(|d| {
+                (
+                    d.alert.burst.as_ref().map_or("", |b| b.state.as_str()),
+                    d.alert.count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [("open", 1), ("closed", 50), ("open", 1), ("open", 1)]
+        );
+        assert_eq!(forward[0].alert.event.id.as_deref(), Some("e000"));
+        assert_eq!(forward[1].alert.related_event_ids.len(), 49);
+        assert_eq!(forward[1].alert.id, burst_summary_id(&forward[0].alert.id));
+    }
+
+    #[test]
+    fn two_bursts_merge_when_an_event_bridges_them() {
+        let split = run(&[(1, 0, "a"), (2, 100, "a")]);
+        assert_eq!(split.len(), 2, "two bursts, no summaries");
+        let bridged = run(&[(1, 0, "a"), (2, 100, "a"), (3, 50, "a")]);
+        assert_eq!(bridged.len(), 2, "one burst and its summary");
+        assert_eq!(bridged[1].alert.count, 3);
+    }
+}
