@@ -154,9 +154,9 @@ def main() -> int:
     commands = {
         "a_pigz_p1": (["sh", "-c", f"xargs -a {listing} pigz -p 1 -dc"], os.devnull),
         "a_pigz": (["sh", "-c", f"xargs -a {listing} pigz -dc"], os.devnull),
-        "b_scan_2": ([str(TW), "scan", "--format", "jsonl", "--rules", str(sigma), str(corpus)],
+        "b_scan_2": ([str(TW), "scan", "--no-grouping", "--format", "jsonl", "--rules", str(sigma), str(corpus)],
                      str(alerts)),
-        "b_scan_1": ([str(TW), "scan", "--format", "jsonl", "--threads", "1", "--rules", str(sigma),
+        "b_scan_1": ([str(TW), "scan", "--no-grouping", "--format", "jsonl", "--threads", "1", "--rules", str(sigma),
                       str(corpus)], str(alerts)),
         "c_duckdb": ([str(PEERS_PY), str(REPO / "scripts/bench_peers.py"), "duckdb",
                       "--sigma-semantics", str(sigma), str(jsonl), str(duck_matches)], os.devnull),
@@ -187,13 +187,13 @@ def main() -> int:
     # Memory: one object of --size, and the --big corpus.
     single = BENCH / f"single-{args.size}-seed{args.seed}"
     gen(background, single, args.size, args.seed, ["--single-object"])
-    mem_single = measure([str(TW), "scan", "--format", "jsonl", "--rules", str(sigma), str(single)],
+    mem_single = measure([str(TW), "scan", "--no-grouping", "--format", "jsonl", "--rules", str(sigma), str(single)],
                          str(BENCH / "single-alerts.jsonl"))
     mem_big = None
     if args.big not in ("0", ""):
         big = BENCH / f"corpus-{args.big}-seed{args.seed}"
         big_manifest = gen(background, big, args.big, args.seed, [])
-        mem_big = measure([str(TW), "scan", "--format", "jsonl", "--rules", str(sigma), str(big)])
+        mem_big = measure([str(TW), "scan", "--no-grouping", "--format", "jsonl", "--rules", str(sigma), str(big)])
         mem_big["records"] = big_manifest["records"]
 
     # The report.

@@ -6,6 +6,8 @@
 #     conformance venv (pySigma, its DuckDB backend, duckdb) by scripts/pyenv.sh;
 #  2. scripts/bench.py: corpus, (a)-(d) side by side, the match checks, the
 #     memory checks, the ratio table (bench/report.md);
+#     scripts/burst_bench.py: the sparse, dense and burst profiles, CPU per
+#     event as one window fills (bench/burst.md, appended to the report);
 #  3. the crawler's throughput against LocalStack (scripts/crawl_bench.py),
 #     appended to the report.
 #
@@ -33,6 +35,9 @@ bash scripts/pyenv.sh
 
 status=0
 python3 scripts/bench.py || status=$?
+# Bursty traffic: the three corpus profiles and CPU per event as a window fills.
+python3 scripts/burst_bench.py || status=$?
+cat bench/burst.md >>bench/report.md
 
 localstack/up.sh
 {

@@ -156,7 +156,14 @@ fn gen_is_deterministic_named_like_cloudtrail_and_says_what_scan_finds() {
     );
 
     // scan finds at medium or above exactly what the manifest expects.
-    let out = trailwatch(&["scan", "--format", "jsonl", a.to_str().expect("path")]);
+    // Every match, as the manifest lists them (no grouping of repeats).
+    let out = trailwatch(&[
+        "scan",
+        "--no-grouping",
+        "--format",
+        "jsonl",
+        a.to_str().expect("path"),
+    ]);
     let level = |s: &str| {
         ["informational", "low", "medium", "high", "critical"]
             .iter()

@@ -199,3 +199,78 @@ fn a_benign_day_raises_at_most_two_medium_alerts() {
         "{medium_plus} alerts of medium or above: {loud:?}"
     );
 }
+
+/// A burst (20,000 records by one principal within five minutes, over a
+/// background) raises one alert per rule and group: its opening, and one
+/// summary when it closes.
+#[test]
+fn a_burst_raises_one_alert_per_rule_and_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let background = dir.path().join("background.jsonl");
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/benign_day.py"))
+        .args(["--records", "20000", "--seed", "2", "--no-panther", "--out"])
+        .arg(&background)
+        .env("TRAILWATCH_DATASETS", common::datasets())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run benign_day.py");
+    assert!(status.success());
+    let corpus = dir.path().join("corpus");
+    let out = Command::new(common::trailwatch())
+        .args([
+            "gen",
+            "--size",
+            "20MB",
+            "--profile",
+            "burst",
+            "--burst-events",
+            "20000",
+        ])
+        .arg("--background")
+        .arg(&background)
+        .arg("--out")
+        .arg(&corpus)
+        .output()
+        .expect("gen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(common::trailwatch())
+        .args(["scan", "--format", "jsonl"])
+        .arg(&corpus)
+        .output()
+        .expect("scan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut per_rule: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let alert: Value = serde_json::from_str(line).expect("alert");
+        if alert["event"]["principal"] != trailwatch::corpus::BURST_PRINCIPAL {
+            continue;
+        }
+        let entry = per_rule
+            .entry(alert["rule"]["id"].as_str().unwrap_or("").to_owned())
+            .or_default();
+        match alert["burst"]["state"].as_str() {
+            Some("open") => entry.0 += 1,
+            Some("closed") => entry.1 += alert["count"].as_u64().unwrap_or(0),
+            _ => entry.2 += 1,
+        }
+    }
+    eprintln!("burst principal's alerts (opened, summed count, ungrouped): {per_rule:?}");
+    for rule in ["aws-secrets-mass-read", "aws-access-denied-burst"] {
+        assert!(
+            per_rule.contains_key(rule),
+            "{rule} did not fire: {per_rule:?}"
+        );
+    }
+    for (rule, (opened, _, ungrouped)) in &per_rule {
+        assert_eq!((*opened, *ungrouped), (1, 0), "{rule}: {per_rule:?}");
+    }
+}

@@ -178,6 +178,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
     rules.with_correlator(|c| {
         c.set_dedupe_horizon(3600);
         c.hold_summaries_to_end();
+        c.without_dedupe();
     });
 
     let mut stdout = std::io::BufWriter::new(std::io::stdout());

@@ -614,6 +614,7 @@ impl Crawler {
                         if all {
                             c.close_all();
                         } else {
+                            c.flush_first_seen();
                             c.close_idle(idle);
                         }
                         if c.pending().is_empty() {

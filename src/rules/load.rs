@@ -30,6 +30,46 @@ pub struct Correlation {
     pub rule: rsigma_parser::CorrelationRule,
     pub origin: RuleOrigin,
     pub line: usize,
+    /// `type: new_value` (trailwatch's extension): the rule was read as a
+    /// `value_count` whose field is the value learned per group.
+    pub new_value: bool,
+}
+
+/// trailwatch's first-seen extension of Sigma's correlations: a document
+/// whose correlation says `type: new_value` is read as a `value_count`
+/// (`gte: 1` added to its condition, which names the learned `field`), so
+/// that Sigma's parser checks everything else. Returns the text to parse and
+/// whether it was such a rule; an error says what is missing.
+fn read_new_value(doc: &str) -> Result<(std::borrow::Cow<'_, str>, bool), String> {
+    let Some(at) = doc
+        .lines()
+        .position(|l| l.trim() == "type: new_value" && l.starts_with(' '))
+    else {
+        return Ok((std::borrow::Cow::Borrowed(doc), false));
+    };
+    let mut lines: Vec<String> = doc.lines().map(str::to_owned).collect();
+    lines[at] = lines[at].replace("new_value", "value_count");
+    let cond = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("condition:") && l.starts_with(' '))
+        .ok_or("a new_value correlation needs condition.field (the value learned)")?;
+    let line = lines[cond].clone();
+    let rest = line.trim_start().trim_start_matches("condition:").trim();
+    if let Some(inner) = rest.strip_prefix('{') {
+        lines[cond] = format!(
+            "{}condition: {{gte: 1, {inner}",
+            &line[..line.len() - line.trim_start().len()]
+        );
+    } else if rest.is_empty() {
+        let indent = lines
+            .get(cond + 1)
+            .map(|l| l.len() - l.trim_start().len())
+            .unwrap_or(4);
+        lines.insert(cond + 1, format!("{}gte: 1", " ".repeat(indent)));
+    } else {
+        return Err("a new_value correlation's condition is a mapping with `field`".into());
+    }
+    Ok((std::borrow::Cow::Owned(lines.join("\n") + "\n"), true))
 }
 
 /// Every `.yml`/`.yaml` file under `dir`, recursively, in a stable order.
@@ -193,7 +233,14 @@ fn load_document(doc: &str, start_line: usize, origin: &RuleOrigin, loaded: &mut
         line: locate(doc, start_line, &reason, construct),
         reason,
     };
-    let collection = match parse_sigma_yaml(doc) {
+    let (text, new_value) = match read_new_value(doc) {
+        Ok(read) => read,
+        Err(reason) => {
+            loaded.errors.push(error(reason, Some("condition:")));
+            return;
+        }
+    };
+    let collection = match parse_sigma_yaml(&text) {
         Ok(collection) => collection,
         Err(e) => {
             loaded.errors.push(error(e.to_string(), None));
@@ -215,6 +262,7 @@ fn load_document(doc: &str, start_line: usize, origin: &RuleOrigin, loaded: &mut
             rule,
             origin: origin.clone(),
             line: start_line,
+            new_value,
         });
     }
     if !collection.filters.is_empty() {

@@ -286,6 +286,9 @@ impl RuleSet {
                     }
                     fired |= engine.take_pending().iter().any(|d| d.alert.rule.id == id);
                 }
+                // The end of the example's input: first-seen values are decided.
+                engine.close_all();
+                fired |= engine.take_pending().iter().any(|d| d.alert.rule.id == id);
                 let expect = ex.expect == rsigma_parser::Expect::Match;
                 out.push((
                     id.clone(),

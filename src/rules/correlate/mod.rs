@@ -9,6 +9,7 @@
 //! tested against (tests/correlation_differential.rs).
 
 mod burst;
+mod first_seen;
 mod spec;
 mod window;
 
@@ -25,6 +26,7 @@ use crate::alert::{
 use crate::event::Record;
 pub use burst::SAMPLE_MAX;
 use burst::{Burst, rfc3339, wall_now};
+use first_seen::FirstSeen;
 use spec::Spec;
 use window::{Hit, Window};
 
@@ -85,6 +87,12 @@ pub struct Correlator {
     /// time order (a tree region by region) may bring a burst's events back:
     /// the burst resumes under its id instead of opening again.
     held: Option<Held>,
+    /// Per correlation, the first-seen state of `new_value` rules.
+    first_seen: Vec<Option<FirstSeen>>,
+    /// Whether events are remembered against counting one twice (`scan`,
+    /// which reads each file once, does without: a million-event burst
+    /// would otherwise be a million entries).
+    dedupe: bool,
 }
 
 type Held = HashMap<(usize, String), Vec<Burst>>;
@@ -97,6 +105,9 @@ struct Saved {
     groups: Vec<(String, String, Group)>,
     newest: i64,
     pending: Vec<(Alert, AlertContext)>,
+    /// (correlation id, its first-seen state).
+    #[serde(default)]
+    first_seen: Vec<(String, first_seen::Saved)>,
 }
 
 /// The stateful rules' state: the groups and the alerts not yet committed
@@ -202,7 +213,7 @@ impl Correlator {
         let mut specs: Vec<Spec> = Vec::new();
         let mut marks: Vec<(usize, bool)> = Vec::new();
         for c in &correlations {
-            let spec = match Spec::compile(&c.rule, &c.origin) {
+            let spec = match Spec::compile(&c.rule, &c.origin, c.new_value) {
                 Ok(spec) => spec,
                 Err(reason) => {
                     errors.push(RuleError {
@@ -272,7 +283,17 @@ impl Correlator {
         for list in routes.values_mut().chain(chained.iter_mut()) {
             list.sort();
         }
-        let longest_window = specs.iter().map(|s| s.timespan).max().unwrap_or(0);
+        let first_seen = specs
+            .iter()
+            .map(|s| matches!(s.kind, spec::Kind::NewValue { .. }).then(FirstSeen::default))
+            .collect();
+        // A first-seen rule's timespan is its values' time to live, not a window.
+        let longest_window = specs
+            .iter()
+            .filter(|s| !matches!(s.kind, spec::Kind::NewValue { .. }))
+            .map(|s| s.timespan)
+            .max()
+            .unwrap_or(0);
         (
             Some(Correlator {
                 specs,
@@ -290,6 +311,8 @@ impl Correlator {
                 prune_at: PRUNE_FLOOR,
                 pending: Vec::new(),
                 held: None,
+                first_seen,
+                dedupe: true,
             }),
             errors,
         )
@@ -313,6 +336,13 @@ impl Correlator {
     /// may go back in time): a burst whose events come back resumes.
     pub fn hold_summaries_to_end(&mut self) {
         self.held.get_or_insert_with(HashMap::new);
+    }
+
+    /// Events fed are not remembered (`scan`): the state stays bounded by
+    /// the rules, however many events a window holds; a record delivered
+    /// twice counts twice.
+    pub fn without_dedupe(&mut self) {
+        self.dedupe = false;
     }
 
     /// Ends group `at`'s burst: its summary is pending, or held (`scan`).
@@ -357,13 +387,25 @@ impl Correlator {
             .unix_timestamp();
         let mut targets: Vec<(usize, Vec<usize>)> = Vec::new();
         for rule in matched {
-            let key = seen_key(&rule.id, record.event_id().unwrap_or(""));
-            if record.event_id().is_some() && self.seen.contains_key(&key) {
+            let Some(routes) = self.routes.get(rule.id.as_str()) else {
                 continue;
+            };
+            // Counting rules must not count a record read twice; first-seen
+            // rules are the same however often they see one, so their
+            // (many) records are not remembered.
+            let counts = self.dedupe
+                && routes
+                    .iter()
+                    .any(|(s, _)| !matches!(self.specs[*s].kind, spec::Kind::NewValue { .. }));
+            if counts {
+                let key = seen_key(&rule.id, record.event_id().unwrap_or(""));
+                if record.event_id().is_some() && self.seen.contains_key(&key) {
+                    continue;
+                }
+                self.seen.insert(key, at);
+                self.seen_new.push((key, at));
             }
-            self.seen.insert(key, at);
-            self.seen_new.push((key, at));
-            if let Some(routes) = self.routes.get(rule.id.as_str()) {
+            {
                 for (s, slots) in routes {
                     match targets.iter_mut().find(|(t, _)| t == s) {
                         Some((_, all)) => all.extend(slots),
@@ -385,7 +427,11 @@ impl Correlator {
                 .iter()
                 .map(|f| field_text(record, f))
                 .collect();
-            self.feed(s, values, &slots, &feed, 0);
+            if let spec::Kind::NewValue { fields, .. } = &self.specs[s].kind {
+                self.observe_first_seen(s, &values, fields.clone(), &feed);
+            } else {
+                self.feed(s, values, &slots, &feed, 0);
+            }
         }
         self.newest = self.newest.max(at);
         self.forget_far_from(at);
@@ -513,6 +559,75 @@ impl Correlator {
         }
     }
 
+    /// A record of first-seen rule `s`: its pair waits for the next flush
+    /// unless already learned.
+    fn observe_first_seen(
+        &mut self,
+        s: usize,
+        values: &[Option<String>],
+        fields: Vec<String>,
+        feed: &Feed,
+    ) {
+        let Some(value) = count_value(feed.record, &fields) else {
+            return;
+        };
+        let spec = &self.specs[s];
+        let key = group_key(&spec.group_by, values);
+        let Some(Some(state)) = self.first_seen.get_mut(s) else {
+            return;
+        };
+        let event_id = feed.record.event_id().unwrap_or("");
+        state.observe(&key, &value, feed.at, event_id, spec.timespan, || {
+            let mut d = Detected {
+                alert: Alert {
+                    id: crate::alert::alert_id(&spec.id, event_id),
+                    rule: AlertRule {
+                        id: spec.id.clone(),
+                        title: spec.meta.title.clone(),
+                        severity: spec.meta.severity.as_str().to_owned(),
+                        tags: spec.meta.tags.clone(),
+                        source: spec.meta.origin.label().to_owned(),
+                    },
+                    event: AlertEvent::from_record(feed.record),
+                    object: feed.object.cloned(),
+                    count: 1,
+                    related_event_ids: Vec::new(),
+                    detected_at: feed.detected_at.to_owned(),
+                    burst: None,
+                },
+                context: AlertContext {
+                    description: spec.meta.description.clone(),
+                    falsepositives: spec.meta.falsepositives.clone(),
+                    record: None,
+                    resource: Some(format!("{key}: {value}")),
+                    ungrouped: false,
+                },
+            };
+            if key.is_empty() {
+                d.context.resource = Some(value.clone());
+            }
+            d
+        });
+    }
+
+    /// Decides the first-seen rules' waiting values in event-time order
+    /// (the end of a crawl pass, of `once`'s or `scan`'s input); their
+    /// alerts join `pending`.
+    pub fn flush_first_seen(&mut self) {
+        for (s, state) in self.first_seen.iter_mut().enumerate() {
+            let Some(state) = state else { continue };
+            if let spec::Kind::NewValue {
+                learning,
+                max_values,
+                ..
+            } = self.specs[s].kind
+            {
+                let alerts = state.flush(learning, self.specs[s].timespan, max_values);
+                self.pending.extend(alerts);
+            }
+        }
+    }
+
     /// Closes bursts and lets idle groups go once event time has moved a
     /// horizon past them (checked once per five minutes of event time).
     /// Relative to the newest event: input out of time order (scan reads a
@@ -557,6 +672,7 @@ impl Correlator {
     /// Closes every burst: the end of `scan`'s or `once`'s input. Held
     /// summaries are released.
     pub fn close_all(&mut self) {
+        self.flush_first_seen();
         self.close_where(|_, _| true);
         if let Some(held) = self.held.as_mut() {
             let mut bursts: Vec<Burst> = held.drain().flat_map(|(_, b)| b).collect();
@@ -630,9 +746,16 @@ impl Correlator {
             .map(|((s, key), g)| (self.specs[*s].id.clone(), key.clone(), g.clone()))
             .collect();
         groups.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let first_seen = self
+            .first_seen
+            .iter()
+            .enumerate()
+            .filter_map(|(s, f)| Some((self.specs[s].id.clone(), f.as_ref()?.save())))
+            .collect();
         let saved = Saved {
             version: STATE_VERSION,
             groups,
+            first_seen,
             newest: self.newest,
             pending: self
                 .pending
@@ -674,6 +797,14 @@ impl Correlator {
                 .then_some(((s, key), g))
             })
             .collect();
+        for (id, state) in saved.first_seen {
+            if let Some(s) = self.specs.iter().position(|spec| spec.id == id)
+                && let Some(slot) = self.first_seen.get_mut(s)
+                && slot.is_some()
+            {
+                *slot = Some(FirstSeen::restore(state));
+            }
+        }
         self.newest = saved.newest;
         self.seen = from.seen.into_iter().collect();
         self.seen_new.clear();

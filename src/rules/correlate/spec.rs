@@ -20,7 +20,21 @@ pub enum Kind {
     },
     Temporal,
     TemporalOrdered,
+    /// trailwatch's first-seen extension (`type: new_value`): per group,
+    /// the values of `fields` seen; a value not seen before (or not within
+    /// the timespan, the values' time to live) alerts once the rule has
+    /// learned for `learning` seconds of event time.
+    NewValue {
+        fields: Vec<String>,
+        learning: i64,
+        max_values: usize,
+    },
 }
+
+/// The learning period of a first-seen rule without `trailwatch.learning`.
+pub const DEFAULT_LEARNING: i64 = 7 * 86_400;
+/// The values a first-seen rule keeps without `trailwatch.max_values`.
+pub const DEFAULT_MAX_VALUES: usize = 50_000;
 
 /// What an alert needs to say about a correlation rule.
 #[derive(Debug, Clone)]
@@ -53,7 +67,11 @@ pub struct Spec {
 
 impl Spec {
     /// Compiles `rule`; the error says what is not supported.
-    pub fn compile(rule: &CorrelationRule, origin: &RuleOrigin) -> Result<Spec, String> {
+    pub fn compile(
+        rule: &CorrelationRule,
+        origin: &RuleOrigin,
+        new_value: bool,
+    ) -> Result<Spec, String> {
         let id = rule
             .id
             .clone()
@@ -75,6 +93,34 @@ impl Spec {
             }
         };
         let kind = match rule.correlation_type {
+            CorrelationType::ValueCount if new_value => {
+                let attr = |name: &str| rule.custom_attributes.get(name);
+                let learning = match attr("trailwatch.learning") {
+                    None => DEFAULT_LEARNING,
+                    Some(v) => {
+                        let text = v.as_str().ok_or(format!(
+                            "correlation {id}: trailwatch.learning is a duration such as 7d"
+                        ))?;
+                        rsigma_parser::Timespan::parse(text)
+                            .map_err(|e| format!("correlation {id}: trailwatch.learning: {e}"))?
+                            .seconds as i64
+                    }
+                };
+                let max_values = match attr("trailwatch.max_values") {
+                    None => DEFAULT_MAX_VALUES,
+                    Some(v) => v.as_u64().filter(|n| *n > 0).ok_or(format!(
+                        "correlation {id}: trailwatch.max_values is a positive number"
+                    ))? as usize,
+                };
+                Kind::NewValue {
+                    fields: field
+                        .clone()
+                        .filter(|f| !f.is_empty())
+                        .ok_or(format!("correlation {id}: new_value needs condition.field"))?,
+                    learning,
+                    max_values,
+                }
+            }
             CorrelationType::EventCount => Kind::EventCount,
             CorrelationType::ValueCount => Kind::ValueCount {
                 fields: field.filter(|f| !f.is_empty()).ok_or(format!(

@@ -369,3 +369,150 @@ fn in_scan_a_burst_whose_events_come_back_resumes_under_its_id() {
         .collect();
     assert_eq!(counts.iter().sum::<u64>(), 30, "{counts:?}");
 }
+
+const FIRST_SEEN: &str = r#"
+title: Sensitive call
+id: t-sensitive
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection: {eventName: [CreateUser, AttachUserPolicy, CreateAccessKey]}
+  condition: selection
+level: informational
+---
+title: First sensitive call
+id: t-first-sensitive
+correlation:
+  type: new_value
+  rules: [t-sensitive]
+  group-by: [userIdentity.arn]
+  timespan: 30d
+  condition:
+    field: eventName
+trailwatch.learning: 7d
+trailwatch.max_values: 3
+level: medium
+"#;
+
+fn first_seen_engine() -> (Correlator, Vec<Rule>) {
+    let loaded = load_text(
+        FIRST_SEEN,
+        RuleOrigin::File {
+            path: "first.yml".into(),
+        },
+    );
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    assert!(loaded.correlations[0].new_value);
+    let mut rules = loaded.rules;
+    let (c, errors) = Correlator::build(loaded.correlations, &mut rules);
+    assert!(errors.is_empty(), "{errors:?}");
+    (c.expect("an engine"), rules)
+}
+
+const DAY: i64 = 86_400;
+
+#[test]
+fn first_seen_alerts_on_new_values_after_learning_whatever_the_order() {
+    let events = [
+        (0, T0, "CreateUser", "arn:alice"),
+        (1, T0 + DAY, "AttachUserPolicy", "arn:alice"),
+        // After the week: alice's known call, her new call twice, and a new
+        // principal (new, so its call alerts too).
+        (2, T0 + 8 * DAY, "CreateUser", "arn:alice"),
+        (3, T0 + 8 * DAY + 5, "CreateAccessKey", "arn:alice"),
+        (4, T0 + 8 * DAY + 9, "CreateAccessKey", "arn:alice"),
+        (5, T0 + 9 * DAY, "CreateUser", "arn:mallory"),
+    ];
+    let run = |order: &[usize]| -> Vec<(String, String)> {
+        let (mut c, rules) = first_seen_engine();
+        for &i in order {
+            let (n, t, name, who) = events[i];
+            feed(&mut c, &rules, &record(n, t, name, who, ""));
+        }
+        assert!(c.take_pending().is_empty(), "nothing before the flush");
+        c.flush_first_seen();
+        c.take_pending()
+            .into_iter()
+            .map(|d| {
+                (
+                    d.alert.event.id.unwrap_or_default(),
+                    d.context.resource.unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let forward = run(&[0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        forward,
+        [
+            (
+                "e3".to_owned(),
+                "userIdentity.arn=arn:alice: CreateAccessKey".to_owned()
+            ),
+            (
+                "e5".to_owned(),
+                "userIdentity.arn=arn:mallory: CreateUser".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        run(&[5, 4, 3, 2, 1, 0]),
+        forward,
+        "the order records came in"
+    );
+}
+
+#[test]
+fn first_seen_state_survives_a_restart_and_stays_bounded() {
+    let (mut c, rules) = first_seen_engine();
+    // Learning: five distinct calls by five principals (max_values is 3).
+    for (n, who) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        feed(
+            &mut c,
+            &rules,
+            &record(n, T0 + n as i64, "CreateUser", who, ""),
+        );
+    }
+    c.flush_first_seen();
+    assert!(c.take_pending().is_empty(), "still learning");
+    let saved = c.export();
+    let text = saved.state.to_string();
+    assert_eq!(text.matches("CreateUser").count(), 3, "bounded: {text}");
+    let (mut again, rules) = first_seen_engine();
+    assert!(again.import(saved));
+    // "e" was kept (among the newest): its call is known; "a" was forgotten.
+    feed(
+        &mut again,
+        &rules,
+        &record(10, T0 + 8 * DAY, "CreateUser", "e", ""),
+    );
+    feed(
+        &mut again,
+        &rules,
+        &record(11, T0 + 8 * DAY, "CreateUser", "a", ""),
+    );
+    again.flush_first_seen();
+    let ids: Vec<String> = again
+        .take_pending()
+        .into_iter()
+        .filter_map(|d| d.alert.event.id)
+        .collect();
+    assert_eq!(ids, ["e11"]);
+}
+
+#[test]
+fn a_new_value_rule_without_a_field_is_refused_with_its_file() {
+    let text = FIRST_SEEN.replace("  condition:\n    field: eventName\n", "");
+    let loaded = load_text(
+        &text,
+        RuleOrigin::File {
+            path: "first.yml".into(),
+        },
+    );
+    let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("first.yml") && e.contains("condition")),
+        "{errors:?}"
+    );
+}

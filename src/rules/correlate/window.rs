@@ -61,7 +61,7 @@ impl Window {
     pub fn new(spec: &Spec) -> Window {
         match &spec.kind {
             Kind::EventCount => Window::Count(VecDeque::new()),
-            Kind::ValueCount { .. } => Window::Values(Vec::new()),
+            Kind::ValueCount { .. } | Kind::NewValue { .. } => Window::Values(Vec::new()),
             Kind::Temporal => Window::Temporal(vec![None; spec.rules.len()]),
             Kind::TemporalOrdered => Window::Ordered {
                 starts: vec![None; spec.rules.len()],
