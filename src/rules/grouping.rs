@@ -64,8 +64,9 @@ impl Run {
 #[derive(Debug)]
 pub struct Grouper {
     window: i64,
-    /// (rule id, principal) -> its bursts, sorted by time, disjoint.
-    groups: std::sync::Mutex<HashMap<(String, String), Vec<Run>>>,
+    /// rule id -> principal -> its bursts, sorted by time, disjoint (two
+    /// levels, so that a lookup needs no owned key).
+    groups: std::sync::Mutex<HashMap<String, HashMap<String, Vec<Run>>>>,
     added: std::sync::atomic::AtomicU64,
 }
 
@@ -95,8 +96,8 @@ impl Grouper {
             .event_time()
             .and_then(crate::corpus::parse_rfc3339)
             .unwrap_or(0);
-        let id = record.event_id().unwrap_or("").to_owned();
-        let principal = record.principal().unwrap_or("").to_owned();
+        let id = record.event_id().unwrap_or("");
+        let principal = record.principal().unwrap_or("");
         let target = crate::alert::resource(record);
         self.added
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -105,18 +106,23 @@ impl Grouper {
             // The common case: a repeat inside one burst, not its earliest
             // event: counted without building an alert.
             let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(runs) = groups.get_mut(&(rule.id.clone(), principal.clone())) {
+            if let Some(runs) = groups
+                .get_mut(rule.id.as_str())
+                .and_then(|by| by.get_mut(principal))
+            {
                 let lo = runs.partition_point(|r| r.last.saturating_add(w) < t);
                 let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= t);
-                if hi == lo + 1 && runs[lo].head <= (t, id.clone()) {
+                if hi == lo + 1 && (runs[lo].head.0, runs[lo].head.1.as_str()) <= (t, id) {
                     let r = &mut runs[lo];
                     r.first = r.first.min(t);
                     r.last = r.last.max(t);
                     r.count += 1;
                     if r.sample.len() <= SAMPLE_MAX
-                        || r.sample.last().is_some_and(|l| (t, &id) < (l.0, &l.1))
+                        || r.sample
+                            .last()
+                            .is_some_and(|l| (t, id) < (l.0, l.1.as_str()))
                     {
-                        r.sample.insert((t, id));
+                        r.sample.insert((t, id.to_owned()));
                         if r.sample.len() > SAMPLE_MAX + 1 {
                             r.sample.pop_last();
                         }
@@ -133,19 +139,23 @@ impl Grouper {
         }
         let alert = Alert::detected(rule, record, None, detected_at);
         let mut sample = BTreeSet::new();
-        sample.insert((t, id.clone()));
+        sample.insert((t, id.to_owned()));
         let targets = target.into_iter().collect();
         let run = Run {
             first: t,
             last: t,
             count: 1,
-            head: (t, id),
+            head: (t, id.to_owned()),
             alert,
             sample,
             targets,
         };
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        let runs = groups.entry((rule.id.clone(), principal)).or_default();
+        let runs = groups
+            .entry(rule.id.clone())
+            .or_default()
+            .entry(principal.to_owned())
+            .or_default();
         // The runs this event touches (within a window of them) merge with it.
         let lo = runs.partition_point(|r| r.last.saturating_add(w) < t);
         let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= t);
@@ -162,7 +172,12 @@ impl Grouper {
         let groups = self.groups.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut runs: Vec<((String, String), Run)> = groups
             .into_iter()
-            .flat_map(|(key, runs)| runs.into_iter().map(move |r| (key.clone(), r)))
+            .flat_map(|(rule, by)| {
+                by.into_iter().flat_map(move |(principal, runs)| {
+                    let key = (rule.clone(), principal);
+                    runs.into_iter().map(move |r| (key.clone(), r))
+                })
+            })
             .collect();
         runs.sort_by(|a, b| (a.1.first, &a.0).cmp(&(b.1.first, &b.0)));
         let mut out = Vec::new();

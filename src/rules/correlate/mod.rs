@@ -480,8 +480,8 @@ impl Correlator {
         match &mut group.burst {
             Some(burst) => burst.extend(feed.at, event_id, None, reading.holds),
             None if reading.holds => {
-                let related: Vec<String> = reading
-                    .hits
+                let hits = group.window.hits(spec, feed.at);
+                let related: Vec<String> = hits
                     .iter()
                     .filter_map(|h| h.id.clone())
                     .filter(|id| Some(id.as_str()) != event_id)
@@ -501,7 +501,7 @@ impl Correlator {
                         },
                         event: AlertEvent::from_record(feed.record),
                         object: feed.object.cloned(),
-                        count: (reading.hits.len() as u64).max(1),
+                        count: (hits.len() as u64).max(1),
                         related_event_ids: related,
                         detected_at: feed.detected_at.to_owned(),
                         burst: None,

@@ -53,8 +53,6 @@ pub struct Reading {
     pub value: u64,
     /// The oldest event that counts (the burst's start when it opens).
     pub start: i64,
-    /// The events in the window, oldest first.
-    pub hits: Vec<Hit>,
 }
 
 impl Window {
@@ -150,53 +148,28 @@ impl Window {
         self.read(spec, t)
     }
 
-    /// The condition at time `t`.
+    /// The condition at time `t`, without copying what the window holds.
     pub fn read(&self, spec: &Spec, t: i64) -> Reading {
         let from = t.saturating_sub(spec.timespan);
-        let inside = |h: &Hit| h.t >= from;
-        let (value, hits, start) = match self {
+        let (value, start) = match self {
             Window::Count(hits) => {
-                let kept: Vec<Hit> = hits.iter().filter(|h| inside(h)).cloned().collect();
-                let start = kept.first().map_or(t, |h| h.t);
-                (kept.len() as u64, kept, start)
+                let first = hits.partition_point(|h| h.t < from);
+                let start = hits.get(first).map_or(t, |h| h.t);
+                ((hits.len() - first) as u64, start)
             }
             Window::Values(values) => {
-                let mut kept: Vec<Hit> = values
-                    .iter()
-                    .map(|(_, h)| h)
-                    .filter(|h| inside(h))
-                    .cloned()
-                    .collect();
-                kept.sort_by_key(|h| h.t);
-                let start = kept.first().map_or(t, |h| h.t);
-                (kept.len() as u64, kept, start)
+                let inside = values.iter().map(|(_, h)| h.t).filter(|ht| *ht >= from);
+                let (n, start) = inside.fold((0u64, t), |(n, s), ht| (n + 1, s.min(ht)));
+                (n, start)
             }
             Window::Temporal(last) => {
-                let mut kept: Vec<Hit> = last
-                    .iter()
-                    .flatten()
-                    .filter(|h| inside(h))
-                    .cloned()
-                    .collect();
-                kept.sort_by_key(|h| h.t);
-                kept.dedup();
-                let fired = last.iter().flatten().filter(|h| inside(h)).count() as u64;
-                let start = kept.first().map_or(t, |h| h.t);
-                (fired, kept, start)
+                let inside = last.iter().flatten().map(|h| h.t).filter(|ht| *ht >= from);
+                inside.fold((0u64, t), |(n, s), ht| (n + 1, s.min(ht)))
             }
-            Window::Ordered { starts, last } => {
-                let chain = starts.last().copied().flatten().filter(|s| *s >= from);
-                let mut kept: Vec<Hit> = last
-                    .iter()
-                    .flatten()
-                    .filter(|h| inside(h))
-                    .cloned()
-                    .collect();
-                kept.sort_by_key(|h| h.t);
-                kept.dedup();
-                match chain {
-                    Some(s) => (spec.rules.len() as u64, kept, s),
-                    None => (0, kept, t),
+            Window::Ordered { starts, .. } => {
+                match starts.last().copied().flatten().filter(|s| *s >= from) {
+                    Some(s) => (spec.rules.len() as u64, s),
+                    None => (0, t),
                 }
             }
         };
@@ -204,7 +177,30 @@ impl Window {
             holds: spec.condition_holds(value),
             value,
             start,
-            hits,
         }
+    }
+
+    /// The events in the window at time `t`, oldest first (for a burst's
+    /// opening alert).
+    pub fn hits(&self, spec: &Spec, t: i64) -> Vec<Hit> {
+        let from = t.saturating_sub(spec.timespan);
+        let mut kept: Vec<Hit> = match self {
+            Window::Count(hits) => hits.iter().filter(|h| h.t >= from).cloned().collect(),
+            Window::Values(values) => values
+                .iter()
+                .map(|(_, h)| h)
+                .filter(|h| h.t >= from)
+                .cloned()
+                .collect(),
+            Window::Temporal(last) | Window::Ordered { last, .. } => last
+                .iter()
+                .flatten()
+                .filter(|h| h.t >= from)
+                .cloned()
+                .collect(),
+        };
+        kept.sort_by_key(|h| h.t);
+        kept.dedup();
+        kept
     }
 }
