@@ -410,30 +410,21 @@ impl<'a> Job<'a> {
                 let template = &self.burst_templates
                     [(burst_written % self.burst_templates.len() as u64) as usize];
                 burst_written += 1;
-                rng.uuid(&mut id);
-                rng.uuid(&mut request);
-                record.clear();
-                let fill = Fill {
-                    event_id: &id,
-                    event_time: &time,
-                    request_id: &request,
-                };
-                template.write(&fill, &mut record);
+                fresh_copy(
+                    template,
+                    &mut rng,
+                    &time,
+                    (&mut id, &mut request),
+                    &mut record,
+                );
                 self.emit(file, &record)?;
             }
             let global = planned.first + n as u64 + 1;
             if every > 0 && global.is_multiple_of(every) {
                 let attack =
                     &self.attacks[((global / every - 1) % self.attacks.len() as u64) as usize];
-                rng.uuid(&mut id);
-                rng.uuid(&mut request);
-                record.clear();
-                let fill = Fill {
-                    event_id: &id,
-                    event_time: &time,
-                    request_id: &request,
-                };
-                attack.template.write(&fill, &mut record);
+                let ids = (&mut id, &mut request);
+                fresh_copy(&attack.template, &mut rng, &time, ids, &mut record);
                 self.emit(file, &record)?;
                 file.attacks.push(Injected {
                     event_id: id.clone(),
@@ -493,6 +484,27 @@ impl<'a> Job<'a> {
             attacks: file.attacks,
         })
     }
+}
+
+/// A copy of `template` at `time` with fresh ids from `rng` (written to
+/// `ids` too) into `record`.
+fn fresh_copy(
+    template: &Template,
+    rng: &mut SplitMix,
+    time: &str,
+    ids: (&mut String, &mut String),
+    record: &mut Vec<u8>,
+) {
+    let (id, request) = ids;
+    rng.uuid(id);
+    rng.uuid(request);
+    record.clear();
+    let fill = Fill {
+        event_id: id,
+        event_time: time,
+        request_id: request,
+    };
+    template.write(&fill, record);
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

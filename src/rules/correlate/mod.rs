@@ -191,6 +191,36 @@ struct Feed<'a, 'r> {
     detected_at: &'a str,
 }
 
+/// An alert of correlation `spec` under `id` on the record `feed` holds,
+/// about `resource` (the group and what it did).
+fn spec_alert(spec: &Spec, id: String, feed: &Feed, resource: String) -> Detected {
+    Detected {
+        alert: Alert {
+            id,
+            rule: AlertRule {
+                id: spec.id.clone(),
+                title: spec.meta.title.clone(),
+                severity: spec.meta.severity.as_str().to_owned(),
+                tags: spec.meta.tags.clone(),
+                source: spec.meta.origin.label().to_owned(),
+            },
+            event: AlertEvent::from_record(feed.record),
+            object: feed.object.cloned(),
+            count: 1,
+            related_event_ids: Vec::new(),
+            detected_at: feed.detected_at.to_owned(),
+            burst: None,
+        },
+        context: AlertContext {
+            description: spec.meta.description.clone(),
+            falsepositives: spec.meta.falsepositives.clone(),
+            record: None,
+            resource: Some(resource),
+            ungrouped: false,
+        },
+    }
+}
+
 impl Correlator {
     /// Builds the engine for `correlations` over `rules`; marks the rules a
     /// correlation uses with `generate: false` as feeding only.
@@ -489,31 +519,12 @@ impl Correlator {
                     .collect();
                 let mut sample: Vec<String> = related.clone();
                 sample.extend(event_id.map(str::to_owned));
-                let opening = Detected {
-                    alert: Alert {
-                        id: correlation_alert_id(&spec.id, &key, &rfc3339(reading.start)),
-                        rule: AlertRule {
-                            id: spec.id.clone(),
-                            title: spec.meta.title.clone(),
-                            severity: spec.meta.severity.as_str().to_owned(),
-                            tags: spec.meta.tags.clone(),
-                            source: spec.meta.origin.label().to_owned(),
-                        },
-                        event: AlertEvent::from_record(feed.record),
-                        object: feed.object.cloned(),
-                        count: (hits.len() as u64).max(1),
-                        related_event_ids: related,
-                        detected_at: feed.detected_at.to_owned(),
-                        burst: None,
-                    },
-                    context: AlertContext {
-                        description: spec.meta.description.clone(),
-                        falsepositives: spec.meta.falsepositives.clone(),
-                        record: None,
-                        resource: Some(key.clone()),
-                        ungrouped: true,
-                    },
-                };
+                let id = correlation_alert_id(&spec.id, &key, &rfc3339(reading.start));
+                let mut opening = spec_alert(spec, id, feed, key.clone());
+                opening.alert.count = (hits.len() as u64).max(1);
+                opening.alert.related_event_ids = related;
+                // A burst already: never grouped again.
+                opening.context.ungrouped = true;
                 // A held burst of this group that these events overlap.
                 let span = spec.timespan;
                 let resumed = self.held.as_mut().and_then(|held| {
@@ -578,35 +589,17 @@ impl Correlator {
         };
         let event_id = feed.record.event_id().unwrap_or("");
         state.observe(&key, &value, feed.at, event_id, spec.timespan, || {
-            let mut d = Detected {
-                alert: Alert {
-                    id: crate::alert::alert_id(&spec.id, event_id),
-                    rule: AlertRule {
-                        id: spec.id.clone(),
-                        title: spec.meta.title.clone(),
-                        severity: spec.meta.severity.as_str().to_owned(),
-                        tags: spec.meta.tags.clone(),
-                        source: spec.meta.origin.label().to_owned(),
-                    },
-                    event: AlertEvent::from_record(feed.record),
-                    object: feed.object.cloned(),
-                    count: 1,
-                    related_event_ids: Vec::new(),
-                    detected_at: feed.detected_at.to_owned(),
-                    burst: None,
-                },
-                context: AlertContext {
-                    description: spec.meta.description.clone(),
-                    falsepositives: spec.meta.falsepositives.clone(),
-                    record: None,
-                    resource: Some(format!("{key}: {value}")),
-                    ungrouped: false,
-                },
+            let resource = if key.is_empty() {
+                value.clone()
+            } else {
+                format!("{key}: {value}")
             };
-            if key.is_empty() {
-                d.context.resource = Some(value.clone());
-            }
-            d
+            spec_alert(
+                spec,
+                crate::alert::alert_id(&spec.id, event_id),
+                feed,
+                resource,
+            )
         });
     }
 
