@@ -375,6 +375,12 @@ struct RuleView<'a> {
 /// What a call acted on: the first identifying request parameter, else all
 /// of them (compact JSON); `None` when the record has none.
 pub fn resource(record: &Record) -> Option<String> {
+    resource_text(record).map(std::borrow::Cow::into_owned)
+}
+
+/// As `resource`, borrowing from the record where its text already is the
+/// target's.
+pub fn resource_text<'r>(record: &'r Record) -> Option<std::borrow::Cow<'r, str>> {
     const NAMES: [&str; 18] = [
         "bucketName",
         "name",
@@ -395,16 +401,13 @@ pub fn resource(record: &Record) -> Option<String> {
         "resourceArn",
         "dBSnapshotIdentifier",
     ];
-    let params = record.get("requestParameters")?;
-    for name in NAMES {
-        if let Some(v) = params.get(name) {
-            return serde_json::to_string(v).ok();
-        }
-    }
-    match params {
-        crate::event::Json::Null => None,
-        other => serde_json::to_string(other).ok(),
-    }
+    record
+        .first_json_among("requestParameters", &NAMES)
+        .or_else(|| {
+            record
+                .json_at("requestParameters")
+                .filter(|text| text.as_ref() != "null")
+        })
 }
 
 /// Now, in the contract's format (`2026-11-21T10:09:40Z`).

@@ -4,7 +4,6 @@
 
 use std::io::Read;
 
-use crate::alert::ObjectRef;
 use crate::decode::{DecodeError, RecordReader};
 use crate::event::{MemberStore, Record};
 use crate::rules::{Rule, RuleSet};
@@ -22,14 +21,16 @@ pub struct ObjectReport {
 /// Decodes `input` and calls `on_alerts` for every record that matches rules
 /// that alert, with those rules in rule order; the caller builds what it needs
 /// from them and the record (`Alert::detected` for the outbox,
-/// `alert::write_jsonl_alerts` for `scan`).
+/// `alert::write_jsonl_alerts` for `scan`). Every record that matched any
+/// rule goes to `on_matched` with all its matches, for the stateful rules:
+/// fed at once (`RuleSet::correlate`) or held to be fed in order
+/// (`OrderedFeed`).
 pub fn detect_object(
     input: impl Read,
     rules: &RuleSet,
-    object: Option<&ObjectRef>,
     max_decompressed_bytes: u64,
-    detected_at: &str,
     mut on_alerts: impl FnMut(&[&Rule], &Record),
+    mut on_matched: impl FnMut(&[&Rule], &Record),
 ) -> ObjectReport {
     let mut report = ObjectReport::default();
     let mut reader = match RecordReader::new(input, max_decompressed_bytes) {
@@ -59,7 +60,7 @@ pub fn detect_object(
                 if !matched.is_empty() {
                     // Stateful rules: their alerts wait in the correlator until
                     // the caller commits (or takes) them.
-                    rules.correlate(&record, &matched, object, detected_at);
+                    on_matched(&matched, &record);
                 }
                 store.recycle(record);
             }

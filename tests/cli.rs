@@ -436,6 +436,64 @@ fn scan_groups_repeats_into_one_burst_whatever_the_threads() {
 }
 
 #[test]
+fn scan_correlations_are_the_same_whatever_the_threads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = key_dir(tmp.path());
+    // 40 files of secret reads by one role, their times out of file order,
+    // some files padded with other calls so that threads finish them at
+    // different times: a correlation fed in finishing order would open its
+    // windows at different events from run to run.
+    for file in 0..40u32 {
+        let minute = (file * 7) % 40;
+        let mut records: Vec<Value> = (0..5u32)
+            .map(|i| {
+                json!({
+                    "eventVersion": "1.08",
+                    "eventID": format!("s{file:02}-{i}"),
+                    "eventTime": format!("2026-11-21T10:{minute:02}:{:02}Z", i * 11),
+                    "eventSource": "secretsmanager.amazonaws.com",
+                    "eventName": "GetSecretValue",
+                    "awsRegion": "us-east-1",
+                    "recipientAccountId": "111122223333",
+                    "userIdentity": {"type": "AssumedRole",
+                        "arn": "arn:aws:sts::111122223333:assumed-role/app/i-1"},
+                    "requestParameters": {"secretId": format!("prod/secret-{}", (file * 5 + i) % 37)}
+                })
+            })
+            .collect();
+        let padding = if file % 3 == 0 { 3000 } else { 0 };
+        records.extend((0..padding).map(|i| {
+            json!({"eventID": format!("p{file:02}-{i}"), "eventTime": "2026-11-21T10:00:00Z",
+                   "eventSource": "ec2.amazonaws.com", "eventName": "DescribeRegions",
+                   "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/x"}})
+        }));
+        let name = format!("111122223333_CloudTrail_us-east-1_20261121T10{file:02}Z_x.json.gz");
+        std::fs::write(dir.join(name), gzip(&envelope(&records))).expect("write");
+    }
+    let root = tmp.path().to_str().expect("utf-8");
+    let correlated = |threads: &str| -> Vec<String> {
+        let out = run(&["scan", "--format", "jsonl", "--threads", threads, root]);
+        assert_eq!(out.status.code(), Some(0));
+        let mut alerts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("alert JSON"))
+            .filter(|a| a["rule"]["id"] == "aws-secrets-mass-read-any")
+            .map(|mut a| {
+                a["detected_at"] = Value::Null;
+                a.to_string()
+            })
+            .collect();
+        alerts.sort();
+        alerts
+    };
+    let one = correlated("1");
+    assert!(!one.is_empty(), "the correlation fires");
+    for _ in 0..3 {
+        assert_eq!(correlated("4"), one, "the same whatever the threads");
+    }
+}
+
+#[test]
 fn scan_follows_links_to_directories_and_files() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let real = tempfile::tempdir().expect("tempdir");

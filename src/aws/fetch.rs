@@ -81,11 +81,9 @@ pub async fn fetch_and_detect(
         let report = detect_object(
             reader,
             &rules,
-            Some(&object),
             max_decompressed_bytes,
-            &detected_at,
-            |rules, record| {
-                for rule in rules {
+            |matched, record| {
+                for rule in matched {
                     alerts.push(Alert::detected(
                         rule,
                         record,
@@ -94,6 +92,7 @@ pub async fn fetch_and_detect(
                     ))
                 }
             },
+            |matched, record| rules.correlate(record, matched, Some(&object), &detected_at),
         );
         Fetched { report, alerts }
     });

@@ -11,7 +11,7 @@ use super::{EXIT_FAILED, EXIT_USAGE, Format, RuleSources, load_rules};
 use crate::alert::{Alert, now_rfc3339, write_jsonl_alerts};
 use crate::decode::{DEFAULT_MAX_DECOMPRESSED_BYTES, is_log_object};
 use crate::detect::{ObjectReport, detect_object};
-use crate::rules::{Grouper, RuleSet};
+use crate::rules::{Grouper, OrderedFeed, RuleSet};
 use crate::sinks;
 
 #[derive(Debug, clap::Args)]
@@ -188,11 +188,12 @@ pub fn run(args: ScanArgs) -> ExitCode {
     }
     let printer = std::sync::Mutex::new(Printer::new(stdout, output_open));
     let grouper = (!args.no_grouping).then(|| Grouper::new(args.group_window as i64));
+    let feed = std::sync::Mutex::new(OrderedFeed::new());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let (inputs, rules, printer) = (&inputs, &rules, &printer);
-            let grouper = grouper.as_ref();
-            scope.spawn(move || worker(inputs, rules, cap, format, printer, grouper));
+            let (grouper, feed) = (grouper.as_ref(), &feed);
+            scope.spawn(move || worker(inputs, rules, cap, format, printer, grouper, feed));
         }
     });
     let Printer {
@@ -263,6 +264,7 @@ fn worker<W: Write>(
     format: Format,
     printer: &std::sync::Mutex<Printer<W>>,
     grouper: Option<&Grouper>,
+    feed: &std::sync::Mutex<OrderedFeed>,
 ) {
     let detected_at = now_rfc3339();
     let print = |index: usize, output: &mut Vec<u8>, report: Option<FileReport>| {
@@ -272,42 +274,54 @@ fn worker<W: Write>(
             .take(index, output, report);
     };
     let mut output = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+    let mut held = Vec::new();
     loop {
         let next = inputs.lock().unwrap_or_else(|p| p.into_inner()).next();
         let Some((index, path)) = next else { return };
         let report = match std::fs::File::open(&path) {
-            Ok(file) => detect_object(file, rules, None, cap, &detected_at, |all, record| {
-                // Grouped rules' matches wait for the end of the input.
-                let mut direct: Vec<&crate::rules::Rule> = Vec::new();
-                let matched: &[&crate::rules::Rule] = match grouper {
-                    Some(g) => {
-                        for &rule in all {
-                            if Grouper::applies(rule) {
-                                g.add(rule, record, &detected_at);
-                            } else {
-                                direct.push(rule);
+            Ok(file) => detect_object(
+                file,
+                rules,
+                cap,
+                |all, record| {
+                    // Grouped rules' matches wait for the end of the input.
+                    let mut direct: Vec<&crate::rules::Rule> = Vec::new();
+                    let matched: &[&crate::rules::Rule] = match grouper {
+                        Some(g) => {
+                            for &rule in all {
+                                if Grouper::applies(rule) {
+                                    g.add(rule, record, &detected_at);
+                                } else {
+                                    direct.push(rule);
+                                }
+                            }
+                            &direct
+                        }
+                        None => all,
+                    };
+                    match format {
+                        Format::Jsonl => {
+                            let _ = write_jsonl_alerts(
+                                &mut output,
+                                matched,
+                                record,
+                                None,
+                                &detected_at,
+                            );
+                        }
+                        Format::Table => {
+                            for rule in matched {
+                                let alert = Alert::for_match(rule, record, None, &detected_at);
+                                let _ = sinks::table::write_alert(&mut output, &alert);
                             }
                         }
-                        &direct
                     }
-                    None => all,
-                };
-                match format {
-                    Format::Jsonl => {
-                        let _ =
-                            write_jsonl_alerts(&mut output, matched, record, None, &detected_at);
+                    if output.len() >= CHUNK_BYTES {
+                        print(index, &mut output, None);
                     }
-                    Format::Table => {
-                        for rule in matched {
-                            let alert = Alert::for_match(rule, record, None, &detected_at);
-                            let _ = sinks::table::write_alert(&mut output, &alert);
-                        }
-                    }
-                }
-                if output.len() >= CHUNK_BYTES {
-                    print(index, &mut output, None);
-                }
-            }),
+                },
+                |matched, record| held.extend(rules.hold_for_correlation(record, matched)),
+            ),
             Err(e) => ObjectReport {
                 error: Some(crate::decode::DecodeError::Io {
                     offset: 0,
@@ -316,7 +330,15 @@ fn worker<W: Write>(
                 ..ObjectReport::default()
             },
         };
-        // Alerts of stateful rules completed by this file's records.
+        // The stateful rules see the files in input order, whatever the
+        // threads: their alerts do not depend on timing.
+        feed.lock().unwrap_or_else(|p| p.into_inner()).finish(
+            index,
+            std::mem::take(&mut held),
+            rules,
+            &detected_at,
+        );
+        // Alerts of stateful rules completed by the files fed so far.
         if let Some(completed) = rules.with_correlator(|c| c.take_pending()) {
             for d in completed {
                 let _ = match format {

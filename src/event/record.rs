@@ -10,7 +10,7 @@ use std::cell::OnceCell;
 use super::json::Json;
 use super::shallow::{
     MemberSpan, NO_SPAN, ShallowError, Walk, check_trailing, find_span, index_object_prefix,
-    member_name, walk,
+    member_name, siblings, walk,
 };
 
 /// Nesting deeper than this is not walked (defends the keyword search).
@@ -307,6 +307,79 @@ impl<'a> Record<'a> {
         node.as_str().map(|s| (s, false))
     }
 
+    /// The value at a dotted path (objects only, no arrays) written as
+    /// compact JSON, exactly as `serde_json::to_string` writes its parsed
+    /// value; `None` when absent. Read straight from the record's text when
+    /// that text already is the compact form, so most calls parse nothing.
+    pub fn json_at(&self, path: &str) -> Option<Cow<'_, str>> {
+        let (head, rest) = match split_dot(path) {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (path, None),
+        };
+        let member = self.member(head)?;
+        if member.value.get().is_none() && !member.raw.is_empty() {
+            let found = match rest {
+                None => Walk::Value(member.raw),
+                Some(rest) => self.walk_member(member, rest).0,
+            };
+            match found {
+                Walk::Missing => return None,
+                Walk::Value(raw) if is_compact(raw) => return Some(Cow::Borrowed(raw)),
+                _ => {}
+            }
+        }
+        let mut node = member.value();
+        for segment in rest.into_iter().flat_map(|r| r.split('.')) {
+            node = node.get(segment)?;
+        }
+        serde_json::to_string(node).ok().map(Cow::Owned)
+    }
+
+    /// The record's own JSON text, when it was read from text (not built
+    /// from a parsed value).
+    pub fn text(&self) -> Option<&'a str> {
+        (!self.text.is_empty()).then_some(self.text)
+    }
+
+    /// The first of `names` (in the order given, not the record's) that the
+    /// object at top-level member `parent` has, with its value as compact
+    /// JSON (as `json_at`); `None` when it has none of them.
+    pub fn first_json_among(&self, parent: &str, names: &[&str]) -> Option<Cow<'_, str>> {
+        let member = self.member(parent)?;
+        if member.value.get().is_none()
+            && let Some(span) = self.spans.get(member.span as usize)
+        {
+            let mut best: Option<(usize, &MemberSpan)> = None;
+            let mut exact = true;
+            for (_, child) in siblings(&self.spans, span.first) {
+                if child.escaped {
+                    exact = false;
+                    break;
+                }
+                let key = &self.text[child.key.clone()];
+                if let Some(rank) = names.iter().position(|n| n.len() == key.len() && *n == key)
+                    && best.is_none_or(|(b, _)| rank < b)
+                {
+                    best = Some((rank, child));
+                }
+            }
+            let is_object = self.text.as_bytes().get(span.value.start) == Some(&b'{');
+            if exact && is_object {
+                let (_, child) = best?;
+                let raw = &self.text[child.value.clone()];
+                if is_compact(raw) {
+                    return Some(Cow::Borrowed(raw));
+                }
+            }
+        }
+        let node = member.value();
+        names
+            .iter()
+            .find_map(|name| node.get(name))
+            .and_then(|v| serde_json::to_string(v).ok())
+            .map(Cow::Owned)
+    }
+
     pub fn event_id(&self) -> Option<&str> {
         self.str_at("eventID")
     }
@@ -443,6 +516,46 @@ fn word(s: &[u8], at: usize) -> u64 {
 fn split_dot(path: &str) -> Option<(&str, &str)> {
     let at = path.bytes().position(|b| b == b'.')?;
     Some((&path[..at], &path[at + 1..]))
+}
+
+/// Whether checked JSON text is already what serializing its parsed value
+/// writes: no escapes, no white space, and only integers that parse as
+/// such (no fraction, exponent, `-0` or more than 18 digits).
+fn is_compact(raw: &str) -> bool {
+    let mut in_string = false;
+    let mut digits = 0usize;
+    let mut prev = 0u8;
+    for &b in raw.as_bytes() {
+        if in_string {
+            match b {
+                b'"' => in_string = false,
+                b'\\' => return false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'0'..=b'9' => {
+                if b == b'0' && prev == b'-' {
+                    return false;
+                }
+                digits += 1;
+                if digits > 18 {
+                    return false;
+                }
+            }
+            b'{' | b'}' | b'[' | b']' | b':' | b',' | b'-' => {}
+            b't' | b'r' | b'u' | b'f' | b'a' | b'l' | b's' | b'n' => {}
+            b'e' if !prev.is_ascii_digit() => {}
+            _ => return false,
+        }
+        if !b.is_ascii_digit() {
+            digits = 0;
+        }
+        prev = b;
+    }
+    !in_string
 }
 
 /// A scalar's value straight from its checked JSON text; `None` for objects,
@@ -737,6 +850,76 @@ mod tests {
         assert_eq!(record.event_name(), Some("First"));
         assert_eq!(record.user_agent(), Some("ua"));
         assert_eq!(record.event_source(), None);
+    }
+
+    #[test]
+    fn json_at_writes_what_serializing_the_parsed_value_writes() {
+        let texts = [
+            RECORD,
+            r#"{"requestParameters": {"a": 1.0, "b": 1e3, "c": -0, "d": 12345678901234567890}}"#,
+            r#"{"requestParameters": {"a": "x\u0041\"y", "b": [1, 2, {"c": null}], "e": true}}"#,
+            r#"{"requestParameters":{"a":"sp ace","b":[1,-2,{"c":false}],"t":"1e5"}}"#,
+            r#"{"requestParameters": null, "x": {"y": {"z": "w"}}}"#,
+            r#"{"requestParameters": "just text", "n": -12, "f": 0.5}"#,
+        ];
+        let paths = [
+            "requestParameters",
+            "requestParameters.a",
+            "requestParameters.b",
+            "requestParameters.c",
+            "requestParameters.d",
+            "requestParameters.e",
+            "requestParameters.t",
+            "requestParameters.ipPermissions",
+            "responseElements",
+            "x.y",
+            "x.y.z",
+            "n",
+            "f",
+            "missing",
+            "errorCode",
+        ];
+        for text in texts {
+            let value = Json::parse(text).expect("valid");
+            for path in paths {
+                let mut node = Some(&value);
+                for segment in path.split('.') {
+                    node = node.and_then(|n| n.get(segment));
+                }
+                let want = node.map(|n| serde_json::to_string(n).expect("writes"));
+                let record = Record::parse(text).expect("valid record");
+                assert_eq!(
+                    record.json_at(path).map(Cow::into_owned),
+                    want,
+                    "{path} in {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn first_json_among_takes_the_names_in_the_order_given() {
+        let names = ["b", "a", "z"];
+        for (text, want) in [
+            (
+                r#"{"p": {"a": 1, "b": {"c": [1, 2]}}}"#,
+                Some(r#"{"c":[1,2]}"#),
+            ),
+            (r#"{"p": {"a": "x", "q": 2}}"#, Some(r#""x""#)),
+            (r#"{"p": {"a": "x\"y", "a": 3}}"#, Some(r#""x\"y""#)),
+            (r#"{"p": {"\u0061": 1.50}}"#, Some("1.5")),
+            (r#"{"p": {"q": 1}}"#, None),
+            (r#"{"p": "b"}"#, None),
+            (r#"{"p": [{"b": 1}]}"#, None),
+            (r#"{"q": {"b": 1}}"#, None),
+        ] {
+            let record = Record::parse(text).expect("valid record");
+            assert_eq!(
+                record.first_json_among("p", &names).as_deref(),
+                want,
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl Grouper {
             .unwrap_or(0);
         let id = record.event_id().unwrap_or("");
         let principal = record.principal().unwrap_or("");
-        let target = crate::alert::resource(record);
+        let target = crate::alert::resource_text(record);
         self.added
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let w = self.window;
@@ -127,8 +127,14 @@ impl Grouper {
                             r.sample.pop_last();
                         }
                     }
-                    if let Some(target) = target {
-                        r.targets.insert(target);
+                    if let Some(target) = target
+                        && (r.targets.len() < TARGETS_MAX
+                            || r.targets
+                                .last()
+                                .is_some_and(|l| target.as_ref() < l.as_str()))
+                        && !r.targets.contains(target.as_ref())
+                    {
+                        r.targets.insert(target.into_owned());
                         if r.targets.len() > TARGETS_MAX {
                             r.targets.pop_last();
                         }
@@ -140,7 +146,7 @@ impl Grouper {
         let alert = Alert::detected(rule, record, None, detected_at);
         let mut sample = BTreeSet::new();
         sample.insert((t, id.to_owned()));
-        let targets = target.into_iter().collect();
+        let targets = target.map(|t| t.into_owned()).into_iter().collect();
         let run = Run {
             first: t,
             last: t,

@@ -10,6 +10,7 @@ mod index;
 mod load;
 mod matcher;
 mod memo;
+mod ordered_feed;
 mod rule;
 
 pub use allow::Allow;
@@ -18,6 +19,7 @@ pub use correlate::{Correlator, SeenDelta, Snapshot};
 pub use grouping::Grouper;
 pub use index::RuleIndex;
 pub use load::{Correlation, Loaded, load_dir, load_text, rule_files};
+pub use ordered_feed::{Held, OrderedFeed};
 pub use rule::{Example, Rule, RuleError, RuleOrigin, Severity};
 
 use std::path::PathBuf;

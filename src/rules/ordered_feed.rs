@@ -1,0 +1,104 @@
+//! The stateful rules fed in a fixed order when objects are read in parallel.
+//!
+//! A correlation's windows open where its first event comes in, so feeding it
+//! records in whatever order threads finish their objects would make its
+//! alerts depend on the number of threads and on timing. `scan` instead
+//! holds, per object, the records that feed a correlation (their text and the
+//! rules they matched) and feeds the objects in input order, as one thread
+//! reading them in that order would. Only records that matched a rule a
+//! correlation uses are held, and only while an earlier object is still
+//! being read.
+
+use std::collections::BTreeMap;
+
+use crate::event::Record;
+
+use super::{Rule, RuleSet};
+
+/// One record held for the stateful rules.
+#[derive(Debug)]
+pub struct Held {
+    text: String,
+    /// The matched rules that feed a correlation, by position in the set.
+    rules: Vec<u32>,
+}
+
+/// The records of objects read so far, fed to the correlator in input order.
+#[derive(Debug, Default)]
+pub struct OrderedFeed {
+    next: usize,
+    waiting: BTreeMap<usize, Vec<Held>>,
+}
+
+impl OrderedFeed {
+    pub fn new() -> OrderedFeed {
+        OrderedFeed::default()
+    }
+
+    /// Object `index` (numbered from 0 in input order, each once) is read:
+    /// its held records, and those of every object after it that was
+    /// waiting for it, are fed in order.
+    pub fn finish(&mut self, index: usize, held: Vec<Held>, rules: &RuleSet, detected_at: &str) {
+        self.waiting.insert(index, held);
+        while let Some(records) = self.waiting.remove(&self.next) {
+            for held in &records {
+                rules.feed_held(held, detected_at);
+            }
+            self.next += 1;
+        }
+    }
+
+    /// How many objects wait for an earlier one.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+impl RuleSet {
+    /// `record`'s matches that feed a correlation, held for later (`None`
+    /// when none does).
+    pub fn hold_for_correlation(&self, record: &Record, matched: &[&Rule]) -> Option<Held> {
+        self.correlator.as_ref()?;
+        let rules: Vec<u32> = matched
+            .iter()
+            .filter(|r| r.feeds)
+            .filter_map(|r| self.position_of(r))
+            .collect();
+        if rules.is_empty() {
+            return None;
+        }
+        let text = match record.text() {
+            Some(text) => text.to_owned(),
+            None => serde_json::to_string(record).ok()?,
+        };
+        Some(Held { text, rules })
+    }
+
+    /// Feeds one held record to the stateful rules.
+    fn feed_held(&self, held: &Held, detected_at: &str) {
+        let Ok(record) = Record::parse(&held.text) else {
+            return;
+        };
+        let matched: Vec<&Rule> = held
+            .rules
+            .iter()
+            .filter_map(|&i| self.rules.get(i as usize))
+            .collect();
+        self.correlate(&record, &matched, None, detected_at);
+    }
+
+    /// Where `rule` (one of this set's) is in it.
+    fn position_of(&self, rule: &Rule) -> Option<u32> {
+        let size = std::mem::size_of::<Rule>().max(1);
+        let base = self.rules.as_ptr() as usize;
+        let at = (rule as *const Rule as usize).checked_sub(base)? / size;
+        match self.rules.get(at) {
+            Some(r) if std::ptr::eq(r, rule) => u32::try_from(at).ok(),
+            _ => self
+                .rules
+                .iter()
+                .position(|r| std::ptr::eq(r, rule))
+                .and_then(|at| u32::try_from(at).ok()),
+        }
+    }
+}
