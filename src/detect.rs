@@ -21,7 +21,7 @@ pub struct ObjectReport {
 /// Decodes `input` and calls `on_alerts` for every record that matches rules
 /// that alert, with those rules in rule order; the caller builds what it needs
 /// from them and the record (`Alert::detected` for the outbox,
-/// `alert::write_jsonl_alerts` for `scan`). Every record that matched any
+/// `rules::write_jsonl_alerts` for `scan`). Every record that matched any
 /// rule goes to `on_matched` with all its matches, for the stateful rules:
 /// fed at once (`RuleSet::correlate`) or held to be fed in order
 /// (`OrderedFeed`).
@@ -73,4 +73,41 @@ pub fn detect_object(
     }
     report.decompressed_bytes = reader.decompressed_bytes();
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_record_is_detected_and_a_broken_one_stops_only_what_follows() {
+        let (rules, _) = crate::rules::load_rule_set(true, &[]);
+        let text = br#"{"Records":[
+            {"eventID":"e1","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging",
+             "eventTime":"2026-11-21T10:00:00Z","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"}},
+            {"eventID":"e2","eventSource":"s3.amazonaws.com","eventName":"GetObject",
+             "eventTime":"2026-11-21T10:00:01Z"},
+            {"eventID":"e3", "eventName": }
+        ]}"#;
+        let (mut alerted, mut matched) = (Vec::new(), 0);
+        let report = detect_object(
+            &text[..],
+            &rules,
+            u64::MAX,
+            |rules, record| {
+                for rule in rules {
+                    alerted.push((rule.id.clone(), record.event_id().map(str::to_owned)));
+                }
+            },
+            |_, _| matched += 1,
+        );
+        assert_eq!(report.records, 2, "the two records before the broken one");
+        assert!(report.error.is_some(), "the broken record is reported");
+        assert!(
+            alerted.contains(&("aws-cloudtrail-stop-logging".into(), Some("e1".into()))),
+            "{alerted:?}"
+        );
+        assert!(alerted.iter().all(|(_, id)| id.as_deref() == Some("e1")));
+        assert!(matched >= 1);
+    }
 }

@@ -1,13 +1,15 @@
 pub mod alert;
+pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod corpus;
-pub mod crawl;
 pub mod daemon;
 pub mod decode;
 pub mod detect;
 pub mod event;
+pub mod pipeline;
 pub mod rules;
+pub mod scan;
 pub mod sinks;
 pub mod state;

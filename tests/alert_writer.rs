@@ -1,13 +1,14 @@
-//! `scan` writes alerts without building them (`alert::write_jsonl_alerts`,
+//! `scan` writes alerts without building them (`rules::write_jsonl_alerts`,
 //! all of a record's alerts at once); its bytes must be exactly the contract's
 //! `Alert` serialised, for every record of the datasets and every rule that
 //! matches one, plus awkward hand-made ones.
 
 mod common;
 
-use trailwatch::alert::{Alert, ObjectRef, write_jsonl_alerts, write_jsonl_for};
+use trailwatch::alert::{Alert, ObjectRef};
 use trailwatch::event::Record;
 use trailwatch::rules::load_rule_set;
+use trailwatch::rules::{write_jsonl_alerts, write_jsonl_for};
 
 #[test]
 fn the_fast_writer_writes_the_contract_byte_for_byte() {

@@ -64,7 +64,7 @@ fn key_for(account: &str, region: &str, minutes_ago: i64, suffix: &str) -> Strin
         t.year(),
         t.month() as u8,
         t.day(),
-        trailwatch::crawl::keys::key_time(t)
+        trailwatch::aws::keys::key_time(t)
     )
 }
 

@@ -351,7 +351,7 @@ fn a_full_backlog_pauses_the_crawl_and_readiness_names_the_sink() {
             t.year(),
             t.month() as u8,
             t.day(),
-            trailwatch::crawl::keys::key_time(t)
+            trailwatch::aws::keys::key_time(t)
         );
         let body = s3.get_object().bucket("tw-main-logs").key(&late).send().await.expect("get");
         let bytes = body.body.collect().await.expect("body").into_bytes();

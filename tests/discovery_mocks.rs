@@ -10,8 +10,8 @@ use aws_sdk_cloudtrail::types::Trail;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use trailwatch::aws::AwsClients;
 use trailwatch::config::Config;
-use trailwatch::crawl::Crawler;
-use trailwatch::crawl::trail_alerts::{DELIVERY_ERROR, NOT_LOGGING};
+use trailwatch::pipeline::Crawler;
+use trailwatch::pipeline::trail_alerts::{DELIVERY_ERROR, NOT_LOGGING};
 use trailwatch::state::StateStore;
 
 const ARN: &str = "arn:aws:cloudtrail:us-east-1:111111111111:trail/main";

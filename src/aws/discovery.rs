@@ -8,7 +8,7 @@ use aws_sdk_cloudtrail::error::DisplayErrorContext;
 use super::AwsClients;
 
 /// A trail and what its status says.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Trail {
     pub name: String,
     /// The ARN, or `static:<bucket>/<prefix>` for a trail from the config.
@@ -143,6 +143,23 @@ pub fn static_trail(t: &crate::config::StaticTrail) -> Trail {
         origin: "config".into(),
         bucket_region: t.region.clone(),
     }
+}
+
+/// The trails a config watches: those discovered (with their status), when
+/// discovery is on, then the config's own; and the errors by region.
+pub async fn all_trails(
+    clients: &AwsClients,
+    config: &crate::config::Config,
+) -> (Vec<Trail>, BTreeMap<String, String>) {
+    let mut trails = Vec::new();
+    let mut errors = BTreeMap::new();
+    if config.discovery.enabled && !config.discovery.regions.is_empty() {
+        let found = discover(clients, &config.discovery.regions, &config.discovery.only).await;
+        trails = found.trails;
+        errors = found.errors;
+    }
+    trails.extend(config.trails.iter().map(static_trail));
+    (trails, errors)
 }
 
 #[cfg(test)]

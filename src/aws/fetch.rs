@@ -1,13 +1,8 @@
-//! Fetching an object: `GetObject` streamed into the decoder on the blocking
-//! pool, never read whole into memory.
+//! Fetching an object: `GetObject`, its body handed on as a stream, and its
+//! failures told apart (denied, KMS, gone, worth retrying).
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use tokio_util::io::SyncIoBridge;
-
-use crate::alert::{Alert, Detected, ObjectRef, now_rfc3339};
-use crate::decode::DecodeError;
-use crate::detect::{ObjectReport, detect_object};
-use crate::rules::RuleSet;
+use aws_sdk_s3::primitives::ByteStream;
 
 /// Why an object could not be read at all.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,32 +31,14 @@ pub enum FetchError {
     },
 }
 
-/// What reading one object produced.
-#[derive(Debug)]
-pub struct Fetched {
-    pub report: ObjectReport,
-    pub alerts: Vec<Detected>,
-}
-
-impl Fetched {
-    /// A read that broke off on the wire (not in the data) is worth retrying.
-    pub fn transient_error(&self) -> Option<&DecodeError> {
-        match &self.report.error {
-            Some(e @ DecodeError::Io { .. }) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// Streams `s3://bucket/key` through the decoder and the rules.
-pub async fn fetch_and_detect(
+/// Opens `s3://bucket/key` for streaming: its body is read as it arrives,
+/// never whole into memory (the pipeline decodes it on the blocking pool).
+pub async fn open_object(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
     kms_key: Option<&str>,
-    rules: std::sync::Arc<RuleSet>,
-    max_decompressed_bytes: u64,
-) -> Result<Fetched, FetchError> {
+) -> Result<ByteStream, FetchError> {
     let response = client
         .get_object()
         .bucket(bucket)
@@ -69,38 +46,7 @@ pub async fn fetch_and_detect(
         .send()
         .await
         .map_err(|e| classify(bucket, key, kms_key, &e))?;
-    let body = response.body.into_async_read();
-    let object = ObjectRef {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-    };
-    let handle = tokio::task::spawn_blocking(move || {
-        let reader = SyncIoBridge::new(body);
-        let mut alerts = Vec::new();
-        let detected_at = now_rfc3339();
-        let report = detect_object(
-            reader,
-            &rules,
-            max_decompressed_bytes,
-            |matched, record| {
-                for rule in matched {
-                    alerts.push(Alert::detected(
-                        rule,
-                        record,
-                        Some(object.clone()),
-                        &detected_at,
-                    ))
-                }
-            },
-            |matched, record| rules.correlate(record, matched, Some(&object), &detected_at),
-        );
-        Fetched { report, alerts }
-    });
-    handle.await.map_err(|e| FetchError::Transient {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        reason: format!("decoder task failed: {e}"),
-    })
+    Ok(response.body)
 }
 
 fn classify<R>(

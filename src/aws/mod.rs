@@ -1,10 +1,14 @@
-//! Everything that talks to AWS: clients per region, trail discovery, bucket
-//! regions, listing and fetching.
+//! Where objects come from: everything that talks to AWS (clients per
+//! region, trail discovery, bucket regions, listing and fetching), the key
+//! layout CloudTrail writes, and the IAM policy those calls need. Reads
+//! only the config; hands on trails, keys and byte streams.
 
 mod clients;
 pub mod discovery;
 pub mod fetch;
+pub mod keys;
 pub mod listing;
+pub mod policy;
 pub mod region;
 
 pub use clients::AwsClients;

@@ -1,8 +1,8 @@
-//! The command line: one file per command.
+//! The command line: one file per command. Each parses its arguments, asks
+//! the library (`app` for start-up, the stages for the work) and prints.
 
 mod generate;
 mod iam_policy;
-mod logging;
 mod once;
 mod outbox;
 mod rules;
@@ -107,9 +107,7 @@ pub enum Format {
     Table,
 }
 
-/// Exit codes (DESIGN.md): 0 success, 1 a run that failed, 2 bad usage or config.
-pub(crate) const EXIT_FAILED: u8 = 1;
-pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) use crate::app::{EXIT_FAILED, EXIT_USAGE};
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
@@ -136,92 +134,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Loads and validates a config file; on failure prints
-/// `config error: <field path>: <reason>` and gives exit code 2.
-pub(crate) fn load_config(path: &std::path::Path) -> Result<crate::config::Config, ExitCode> {
-    crate::config::Config::load(path).map_err(|e| {
-        eprintln!("config error: {e}");
-        ExitCode::from(EXIT_USAGE)
-    })
-}
-
-/// The async runtime (multi-threaded, or on the current thread); exit 1 if
-/// it cannot start.
-pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
-    let mut builder = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    builder.enable_all().build().map_err(|e| {
-        eprintln!("error: cannot start the async runtime: {e}");
-        ExitCode::from(EXIT_FAILED)
-    })
-}
-
-/// Opens the state store (with the config's suppression window) and checks
-/// that it can be written.
-pub(crate) fn open_state(
-    config: &crate::config::Config,
-) -> Result<std::sync::Arc<crate::state::StateStore>, String> {
-    for d in &config.rules.deprecations {
-        tracing::warn!("{d}");
-    }
-    let suppression = config.rules.suppression.clone();
-    crate::state::StateStore::open(&config.state_path)
-        .and_then(|s| s.check_writable().map(|_| s))
-        .map(|s| std::sync::Arc::new(s.with_suppression(suppression)))
-        .map_err(|e| e.to_string())
-}
-
-/// Loads the config's rules with its allowlist; the stateful rules pick up
-/// their windows where the last run left them. Rule errors are logged. The
-/// error, if any, is that the saved correlation state could not be read.
-pub(crate) fn load_rules_for(
-    config: &crate::config::Config,
-    state: &crate::state::StateStore,
-) -> (std::sync::Arc<crate::rules::RuleSet>, Option<String>) {
-    let (rules, errors) = crate::rules::load_rule_set(config.rules.builtin, &config.rules.paths);
-    for e in &errors {
-        tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
-    }
-    let rules = rules.with_allowlist(config.rules.allow.clone());
-    let mut failure = None;
-    match state.correlation_state() {
-        Ok(Some(saved)) => {
-            if rules.with_correlator(|c| c.import(saved)) == Some(false) {
-                tracing::warn!(
-                    "the saved correlation state does not fit the rules; starting afresh"
-                );
-            }
-        }
-        Ok(None) => {}
-        Err(e) => failure = Some(e.to_string()),
-    }
-    tracing::info!(
-        rules = rules.len(),
-        correlations = rules.correlations().len(),
-        "rules loaded"
-    );
-    (std::sync::Arc::new(rules), failure)
-}
-
-/// Installs the log subscriber (text or JSON, per the config).
-pub fn init_logging(config: &crate::config::LogConfig) {
-    logging::init(config);
-}
-
-/// Loads rules for a command, printing each rule error on stderr.
+/// Loads the rules a command names (`--rules`, `--no-builtin`).
 pub(crate) fn load_rules(sources: &RuleSources) -> Result<crate::rules::RuleSet, ExitCode> {
-    for dir in &sources.rules {
-        if !dir.is_dir() {
-            eprintln!("error: --rules {}: not a directory", dir.display());
-            return Err(ExitCode::from(EXIT_USAGE));
-        }
-    }
-    let (set, errors) = crate::rules::load_rule_set(!sources.no_builtin, &sources.rules);
-    for e in &errors {
-        eprintln!("rule error: {e}");
-    }
-    Ok(set)
+    crate::app::load_rules(!sources.no_builtin, &sources.rules)
 }

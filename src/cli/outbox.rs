@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{EXIT_FAILED, EXIT_USAGE};
-use crate::sinks::deliver::{HttpSink, Policy, retry_dead_letters};
+use crate::sinks::deliver::{Policy, retry_sinks};
 use crate::state::StateStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,7 +20,7 @@ pub enum Action {
 }
 
 pub fn run(action: Action, path: &Path, sink: Option<&str>, ids: &[String], all: bool) -> ExitCode {
-    let config = match super::load_config(path) {
+    let config = match crate::app::load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -65,7 +65,7 @@ pub fn run(action: Action, path: &Path, sink: Option<&str>, ids: &[String], all:
             );
             for d in &chosen {
                 let when = time::OffsetDateTime::from_unix_timestamp(d.failed_at)
-                    .map(crate::crawl::keys::key_time)
+                    .map(crate::aws::keys::key_time)
                     .unwrap_or_default();
                 let body: String = d
                     .body
@@ -107,40 +107,38 @@ pub fn run(action: Action, path: &Path, sink: Option<&str>, ids: &[String], all:
             ExitCode::SUCCESS
         }
         Action::Retry => {
-            let runtime = match super::runtime(false) {
+            let runtime = match crate::app::runtime(false) {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
+            let with_letters: std::collections::BTreeSet<&str> =
+                chosen.iter().map(|d| d.sink.as_str()).collect();
+            let retried = runtime.block_on(retry_sinks(
+                &config.sinks,
+                |name| sink.is_none_or(|n| n == name) && with_letters.contains(name),
+                &state,
+                ids,
+                &Policy::default(),
+            ));
             let mut failed = false;
-            for config in config
-                .sinks
-                .iter()
-                .filter(|s| sink.is_none_or(|n| n == s.name))
-            {
-                if !chosen.iter().any(|d| d.sink == config.name) {
-                    continue;
+            match retried {
+                Ok(per_sink) => {
+                    for (name, outcome) in per_sink {
+                        match outcome {
+                            Ok((delivered, still)) => {
+                                eprintln!("sink {name}: {delivered} delivered, {still} still dead");
+                                failed |= still > 0;
+                            }
+                            Err(e) => {
+                                eprintln!("error: sink {name}: {e}");
+                                failed = true;
+                            }
+                        }
+                    }
                 }
-                let http = match HttpSink::new(config) {
-                    Ok(Some(h)) => h,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        eprintln!("error: sink {}: {e}", config.name);
-                        failed = true;
-                        continue;
-                    }
-                };
-                match runtime.block_on(retry_dead_letters(&http, &state, ids, &Policy::default())) {
-                    Ok((delivered, still)) => {
-                        eprintln!(
-                            "sink {}: {delivered} delivered, {still} still dead",
-                            config.name
-                        );
-                        failed |= still > 0;
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(EXIT_FAILED);
-                    }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_FAILED);
                 }
             }
             if failed {

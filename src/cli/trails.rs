@@ -5,29 +5,18 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::EXIT_FAILED;
 use crate::aws::AwsClients;
-use crate::crawl::{Crawler, TargetReport, targets};
-use crate::state::StateStore;
+use crate::pipeline::{Crawler, TargetReport, targets};
 
 pub fn run(path: &Path) -> ExitCode {
-    let config = match super::load_config(path) {
-        Ok(c) => c,
+    let crate::app::Started {
+        config,
+        state,
+        runtime,
+    } = match crate::app::start(path, false) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    super::logging::init(&config.log);
-    let state = match StateStore::open(&config.state_path) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
-    let runtime = match super::runtime(true) {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let config = Arc::new(config);
     runtime.block_on(async {
         let crawler = Crawler::new(
             Arc::new(AwsClients::new(&config.aws).await),

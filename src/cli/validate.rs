@@ -4,10 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{EXIT_USAGE, RuleSources};
-use crate::config::Config;
 
 pub fn run(path: &Path, strict: bool) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match crate::app::read_config(path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("config error: {e}");

@@ -1,8 +1,11 @@
 //! Configuration: one TOML file, parsed into `raw` structs that refuse unknown
 //! fields, then validated into `Config`. Every error names its field path.
+//! A leaf: every stage reads it, and it reads only the alert contract's
+//! severity scale (each sink checks its own settings further: `sinks::check`).
 
 mod raw;
 mod secret;
+mod sink_settings;
 mod units;
 mod validate;
 
@@ -14,7 +17,23 @@ use std::time::Duration;
 pub use secret::Secret;
 pub use units::{parse_duration, parse_size};
 
-use crate::rules::Severity;
+use crate::alert::Severity;
+
+/// Objects are refused past this many decompressed bytes (2 GiB) unless the
+/// config says otherwise.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// One allowlist entry: when every condition holds, the listed rules stay quiet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    /// Rule ids; `*` for every rule.
+    pub rules: Vec<String>,
+    /// (dotted field path, accepted values); a value may use `*` wildcards.
+    /// Every field must match one of its values.
+    pub conditions: Vec<(String, Vec<String>)>,
+    /// Why this is allowed (shown by `validate`, kept for the next reader).
+    pub reason: Option<String>,
+}
 
 /// A configuration error: the field path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +45,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
             path: path.into(),
             reason: reason.into(),
@@ -51,7 +70,9 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Default)]
+/// `[aws]`: read as it is written (every field optional), then checked.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Home region for the CloudTrail API; the SDK's default chain when unset.
     pub region: Option<String>,
@@ -107,7 +128,7 @@ pub struct RulesConfig {
     pub builtin: bool,
     pub paths: Vec<PathBuf>,
     /// Matches these entries allow are not alerts.
-    pub allow: Vec<crate::rules::Allow>,
+    pub allow: Vec<Allow>,
     /// Grouping of single-record alerts (`[rules.grouping]`, on by
     /// default); None when it is switched off.
     pub suppression: Option<Suppression>,

@@ -34,16 +34,8 @@ pub struct RawState {
     pub path: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAws {
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    pub role_arn: Option<String>,
-    pub external_id: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub cloudtrail_endpoint_url: Option<String>,
-}
+/// `[aws]` needs no other shape than the validated one.
+pub use super::AwsConfig as RawAws;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,15 +5,15 @@
 //! sprinkled in at a fixed rate. The same arguments give the same bytes.
 
 mod attacks;
-mod clock;
 mod pool;
 mod profile;
+mod rng;
 mod template;
 
 pub use attacks::EXPECTED_LEVEL;
-pub use clock::{SplitMix, civil, days_from_civil, parse_rfc3339, rfc3339};
 pub use pool::Pool;
 pub use profile::{BURST_PRINCIPAL, Profile};
+pub use rng::{SplitMix, civil, days_from_civil, parse_rfc3339, rfc3339};
 pub use template::{Fill, Template};
 
 use std::collections::BTreeMap;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
 
-use super::clock::parse_rfc3339;
 use super::template::Template;
+use crate::event::time::parse_rfc3339;
 
 /// One object of the background period.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::aws::AwsClients;
 use crate::config::Config;
-use crate::crawl::{Crawler, PassReport};
+use crate::pipeline::{Crawler, PassReport};
 use crate::rules::RuleSet;
 use crate::sinks::deliver::{Policy, SinkReport, deliver_all};
 use crate::state::StateStore;
@@ -80,12 +80,12 @@ struct Current {
 }
 
 pub fn run(path: &Path) -> ExitCode {
-    let config = match crate::cli::load_config(path) {
+    let config = match crate::app::load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::cli::init_logging(&config.log);
-    let runtime = match crate::cli::runtime(true) {
+    crate::app::init_logging(&config.log);
+    let runtime = match crate::app::runtime(true) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -95,7 +95,7 @@ pub fn run(path: &Path) -> ExitCode {
 /// The rules for `config`; a saved correlation state that cannot be read is
 /// logged, and the stateful rules start afresh.
 fn load_rules(config: &Config, state: &StateStore) -> Arc<RuleSet> {
-    let (rules, failure) = crate::cli::load_rules_for(config, state);
+    let (rules, failure) = crate::app::load_rules_for(config, state);
     if let Some(e) = failure {
         tracing::warn!(error = %e, "the saved correlation state could not be read");
     }
@@ -104,7 +104,7 @@ fn load_rules(config: &Config, state: &StateStore) -> Arc<RuleSet> {
 
 async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     let notifier = Arc::new(Notifier::from_env());
-    let state = match crate::cli::open_state(&config) {
+    let state = match crate::app::open_state(&config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -217,7 +217,7 @@ async fn reload(
     notifier: &Notifier,
 ) {
     notifier.send("RELOADING=1");
-    match Config::load(path) {
+    match crate::app::read_config(path) {
         Err(e) => {
             tracing::error!(error = %format!("config error: {e}"), "reload rejected; the running config stays");
         }
@@ -290,12 +290,13 @@ async fn crawl_loop(
                 } else {
                     notifier.status(&status);
                 }
+                let totals = report.totals();
                 tracing::info!(
                     trails = report.trails.len(),
                     targets = report.targets.len(),
-                    processed = report.targets.iter().map(|t| t.processed).sum::<u64>(),
-                    records = report.targets.iter().map(|t| t.records).sum::<u64>(),
-                    new_alerts = report.targets.iter().map(|t| t.new_alerts).sum::<u64>(),
+                    processed = totals.processed,
+                    records = totals.records,
+                    new_alerts = totals.new_alerts,
                     "crawl cycle"
                 );
             }
@@ -319,7 +320,7 @@ async fn crawl_loop(
 }
 
 fn status_line(report: &PassReport) -> String {
-    let processed: u64 = report.targets.iter().map(|t| t.processed).sum();
+    let processed = report.totals().processed;
     let lag = report.targets.iter().filter_map(|t| t.lag_seconds).max();
     let mut s = format!(
         "watching {} trails, {} buckets; last cycle {} objects",

@@ -24,8 +24,8 @@ use std::io;
 
 pub use scanner::{MAX_RECORD_BYTES, RecordReader};
 
-/// Default cap on the decompressed bytes of one object (2 GiB).
-pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Default cap on the decompressed bytes of one object (the config's).
+pub use crate::config::DEFAULT_MAX_DECOMPRESSED_BYTES;
 
 /// Why an object could not be decoded to the end. Offsets are in the
 /// decompressed stream unless they say otherwise.

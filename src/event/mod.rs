@@ -4,6 +4,7 @@ mod bytes;
 mod json;
 mod record;
 pub(crate) mod shallow;
+pub mod time;
 
 pub use bytes::find_string_end;
 pub use json::Json;

@@ -4,17 +4,7 @@
 use super::index::wildcard_match;
 use crate::event::{Json, Record};
 
-/// One allowlist entry: when every condition holds, the listed rules stay quiet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allow {
-    /// Rule ids; `*` for every rule.
-    pub rules: Vec<String>,
-    /// (dotted field path, accepted values); a value may use `*` wildcards.
-    /// Every field must match one of its values.
-    pub conditions: Vec<(String, Vec<String>)>,
-    /// Why this is allowed (shown by `validate`, kept for the next reader).
-    pub reason: Option<String>,
-}
+pub use crate::config::Allow;
 
 impl Allow {
     /// Whether this entry allows `rule_id` matching `record`.

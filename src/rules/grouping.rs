@@ -94,7 +94,7 @@ impl Grouper {
     pub fn add(&self, rule: &Rule, record: &Record, detected_at: &str) {
         let t = record
             .event_time()
-            .and_then(crate::corpus::parse_rfc3339)
+            .and_then(crate::event::time::parse_rfc3339)
             .unwrap_or(0);
         let id = record.event_id().unwrap_or("");
         let principal = record.principal().unwrap_or("");

@@ -4,6 +4,7 @@
 mod allow;
 mod builtin;
 mod correlate;
+mod emit;
 mod eval;
 mod grouping;
 mod index;
@@ -16,6 +17,7 @@ mod rule;
 pub use allow::Allow;
 pub use builtin::builtin_rules;
 pub use correlate::{Correlator, SeenDelta, Snapshot};
+pub use emit::{write_jsonl_alerts, write_jsonl_for};
 pub use grouping::Grouper;
 pub use index::RuleIndex;
 pub use load::{Correlation, Loaded, load_dir, load_text, rule_files};
@@ -79,14 +81,11 @@ impl RuleSet {
         let mut errors = Vec::new();
         for rule in rules {
             if let Some((file, line)) = seen.get(&rule.id) {
-                errors.push(RuleError {
-                    file: rule.origin.path().to_owned(),
-                    line: rule.line,
-                    reason: format!(
-                        "duplicate rule id '{}' (first defined at {file}:{line})",
-                        rule.id
-                    ),
-                });
+                let reason = format!(
+                    "duplicate rule id '{}' (first defined at {file}:{line})",
+                    rule.id
+                );
+                errors.push(RuleError::at(&rule.origin, rule.line, reason));
                 continue;
             }
             seen.insert(rule.id.clone(), (rule.origin.path().to_owned(), rule.line));

@@ -3,38 +3,10 @@
 use std::fmt;
 
 use rsigma_eval::CompiledRule;
-use serde::Serialize;
 
-/// A Sigma level, lowest first (so `>=` compares severity).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+pub use crate::alert::Severity;
 
 impl Severity {
-    pub const NAMES: [&'static str; 5] = ["informational", "low", "medium", "high", "critical"];
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// Parses a Sigma level name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "informational" => Some(Severity::Informational),
-            "low" => Some(Severity::Low),
-            "medium" => Some(Severity::Medium),
-            "high" => Some(Severity::High),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-
     pub(crate) fn from_sigma(level: Option<rsigma_parser::Level>) -> Self {
         use rsigma_parser::Level;
         match level {
@@ -45,12 +17,6 @@ impl Severity {
             Some(Level::High) => Severity::High,
             Some(Level::Critical) => Severity::Critical,
         }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -156,6 +122,17 @@ pub struct RuleError {
     pub file: String,
     pub line: usize,
     pub reason: String,
+}
+
+impl RuleError {
+    /// An error about the rule at `line` of `origin`'s file.
+    pub fn at(origin: &RuleOrigin, line: usize, reason: impl Into<String>) -> RuleError {
+        RuleError {
+            file: origin.path().to_owned(),
+            line,
+            reason: reason.into(),
+        }
+    }
 }
 
 impl fmt::Display for RuleError {

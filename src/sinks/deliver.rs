@@ -16,29 +16,16 @@ use super::http::{self, Attempt};
 use super::route::selects;
 use super::{datadog, webhook};
 use crate::alert::{Alert, AlertContext};
-use crate::config::{Route, Secret, SinkConfig, SinkKind};
+use crate::config::{Route, SinkConfig, SinkKind};
 use crate::state::{StateError, StateStore};
-
-/// Where an HTTP sink sends, and how.
-enum Target {
-    Datadog {
-        url: String,
-        api_key: Secret,
-        tags: Vec<String>,
-    },
-    Webhook {
-        url: String,
-        method: reqwest::Method,
-        headers: Vec<(String, Secret)>,
-        template: Option<String>,
-        secret: Option<Secret>,
-    },
-}
 
 /// A Datadog or webhook sink, ready to send.
 pub struct HttpSink {
     pub name: String,
-    target: Target,
+    /// The config's Datadog or webhook settings.
+    kind: SinkKind,
+    /// A webhook's method, parsed once.
+    method: reqwest::Method,
     route: Route,
     client: reqwest::Client,
     /// At most `burst + per_second × T` requests in any T seconds, retries included.
@@ -86,32 +73,28 @@ pub struct SinkReport {
     pub statuses: std::collections::BTreeMap<String, u64>,
 }
 
+/// One line: what the drain delivered, and what is left or failing.
+impl std::fmt::Display for SinkReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sink {}: {} delivered, {} dead letters, {} retries, {} pending",
+            self.sink, self.delivered, self.dead_letters, self.retries, self.pending
+        )?;
+        match &self.failing {
+            Some(e) => write!(f, " (failing: {e})"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl HttpSink {
     /// The HTTP sink for `config`, or `None` for a local (file, stdout) sink.
     pub fn new(config: &SinkConfig) -> Result<Option<HttpSink>, String> {
-        let target = match &config.kind {
-            SinkKind::Datadog { url, api_key, tags } => Target::Datadog {
-                url: url.clone(),
-                api_key: api_key.clone(),
-                tags: tags.clone(),
-            },
-            SinkKind::Webhook {
-                url,
-                method,
-                headers,
-                body_template,
-                signing_secret,
-            } => Target::Webhook {
-                url: url.clone(),
-                method: reqwest::Method::from_bytes(method.as_bytes())
-                    .map_err(|e| format!("method {method}: {e}"))?,
-                headers: headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                template: body_template.clone(),
-                secret: signing_secret.clone(),
-            },
+        let method = match &config.kind {
+            SinkKind::Datadog { .. } => reqwest::Method::POST,
+            SinkKind::Webhook { method, .. } => reqwest::Method::from_bytes(method.as_bytes())
+                .map_err(|e| format!("method {method}: {e}"))?,
             SinkKind::File { .. } | SinkKind::Stdout => return Ok(None),
         };
         let client = reqwest::Client::builder()
@@ -130,7 +113,8 @@ impl HttpSink {
         });
         Ok(Some(HttpSink {
             name: config.name.clone(),
-            target,
+            kind: config.kind.clone(),
+            method,
             route: config.route.clone(),
             client,
             limiter,
@@ -147,22 +131,22 @@ impl HttpSink {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-        let request = match &self.target {
-            Target::Datadog { url, api_key, tags } => {
+        let request = match &self.kind {
+            SinkKind::Datadog { url, api_key, tags } => {
                 let body = datadog::event(alert, context, tags, time::OffsetDateTime::now_utc());
                 self.client
                     .post(url)
                     .header("DD-API-KEY", api_key.expose())
                     .json(&body)
             }
-            Target::Webhook {
+            SinkKind::Webhook {
                 url,
-                method,
                 headers,
-                template,
-                secret,
+                body_template,
+                signing_secret,
+                ..
             } => {
-                let body = match webhook::render(template.as_deref(), alert, context) {
+                let body = match webhook::render(body_template.as_deref(), alert, context) {
                     Ok(b) => b,
                     Err(e) => {
                         return Attempt::Permanent {
@@ -173,12 +157,12 @@ impl HttpSink {
                 };
                 let mut request = self
                     .client
-                    .request(method.clone(), url)
+                    .request(self.method.clone(), url)
                     .header("content-type", "application/json");
                 for (name, value) in headers {
                     request = request.header(name, value.expose());
                 }
-                if let Some(secret) = secret {
+                if let Some(secret) = signing_secret {
                     let t = time::OffsetDateTime::now_utc().unix_timestamp();
                     request = request.header(
                         webhook::SIGNATURE_HEADER,
@@ -186,6 +170,13 @@ impl HttpSink {
                     );
                 }
                 request.body(body)
+            }
+            // `new` gives no sink for these.
+            SinkKind::File { .. } | SinkKind::Stdout => {
+                return Attempt::Permanent {
+                    status: 0,
+                    body: "not an HTTP sink".into(),
+                };
             }
         };
         http::send(request).await
@@ -211,7 +202,7 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => r,
         Err(e) => Err(StateError {
             path: "(task)".into(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            source: crate::state::StateFault::Task(e.to_string()),
         }),
     }
 }
@@ -294,6 +285,32 @@ pub async fn drain(
     Ok(report)
 }
 
+/// Re-sends the dead letters (those with the given alert ids, or all) of
+/// each HTTP sink of `sinks` that `chosen` picks by name; per sink, what was
+/// delivered and what is still dead, or why the sink could not be built.
+pub async fn retry_sinks(
+    sinks: &[SinkConfig],
+    chosen: impl Fn(&str) -> bool,
+    state: &Arc<StateStore>,
+    ids: &[String],
+    policy: &Policy,
+) -> Result<Vec<(String, Result<(u64, u64), String>)>, StateError> {
+    let mut out = Vec::new();
+    for config in sinks.iter().filter(|s| chosen(&s.name)) {
+        let sink = match HttpSink::new(config) {
+            Ok(Some(sink)) => sink,
+            Ok(None) => continue,
+            Err(e) => {
+                out.push((config.name.clone(), Err(e)));
+                continue;
+            }
+        };
+        let outcome = retry_dead_letters(&sink, state, ids, policy).await?;
+        out.push((config.name.clone(), Ok(outcome)));
+    }
+    Ok(out)
+}
+
 /// Re-sends dead letters (all of the sink's, or those with the given alert
 /// ids); those delivered leave the list. Returns (delivered, still dead).
 pub async fn retry_dead_letters(
@@ -352,7 +369,7 @@ pub async fn deliver_all(
     let local_state = Arc::clone(state);
     let local_sinks = sinks.to_vec();
     let local =
-        tokio::task::spawn_blocking(move || super::outbox::drain_local(&local_state, &local_sinks));
+        tokio::task::spawn_blocking(move || super::local::drain_local(&local_state, &local_sinks));
     let mut http_sinks = Vec::new();
     let mut broken = Vec::new();
     for config in sinks {
@@ -369,11 +386,11 @@ pub async fn deliver_all(
     let remote =
         futures::future::join_all(http_sinks.iter().map(|s| drain(s, state, policy))).await;
     let local = match local.await {
-        Ok(r) => r.map_err(|super::outbox::DrainError::State(e)| e)?,
+        Ok(r) => r.map_err(|super::local::DrainError::State(e)| e)?,
         Err(e) => {
             return Err(StateError {
                 path: "(task)".into(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                source: crate::state::StateFault::Task(e.to_string()),
             });
         }
     };

@@ -24,38 +24,18 @@ pub fn selects(route: &Route, alert: &Alert) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{AlertEvent, AlertRule};
-    use crate::rules::Severity;
+    use crate::alert::{AlertEvent, Severity};
 
     fn alert(severity: &str, account: &str) -> Alert {
-        Alert {
-            id: "tw-1".into(),
-            rule: AlertRule {
-                id: "r1".into(),
-                title: "t".into(),
-                severity: severity.into(),
-                tags: vec!["attack.t1".into()],
-                source: "builtin".into(),
-            },
-            event: AlertEvent {
-                id: None,
-                name: None,
-                source: None,
-                time: None,
-                account_id: Some(account.into()),
-                region: Some("us-east-1".into()),
-                principal: None,
-                principal_type: None,
-                source_ip: None,
-                user_agent: None,
-                error_code: None,
-            },
-            object: None,
-            count: 1,
-            related_event_ids: vec![],
-            detected_at: String::new(),
-            burst: None,
-        }
+        let mut alert = Alert::sample();
+        alert.rule.severity = severity.into();
+        alert.rule.tags = vec!["attack.t1".into()];
+        alert.event = AlertEvent {
+            account_id: Some(account.into()),
+            region: Some("us-east-1".into()),
+            ..AlertEvent::default()
+        };
+        alert
     }
 
     #[test]

@@ -115,34 +115,7 @@ pub fn render(
 
 /// Checks a template at config time: it must give JSON for an alert.
 pub fn check_template(template: &str) -> Result<(), String> {
-    let sample = Alert {
-        id: "tw-0000000000000000".into(),
-        rule: crate::alert::AlertRule {
-            id: "sample".into(),
-            title: "Sample \"rule\"".into(),
-            severity: "high".into(),
-            tags: vec!["attack.t1000".into()],
-            source: "builtin".into(),
-        },
-        event: crate::alert::AlertEvent {
-            id: Some("sample".into()),
-            name: Some("StopLogging".into()),
-            source: Some("cloudtrail.amazonaws.com".into()),
-            time: Some("2026-01-01T00:00:00Z".into()),
-            account_id: None,
-            region: None,
-            principal: None,
-            principal_type: None,
-            source_ip: None,
-            user_agent: None,
-            error_code: None,
-        },
-        object: None,
-        count: 1,
-        related_event_ids: Vec::new(),
-        detected_at: "2026-01-01T00:00:00Z".into(),
-        burst: None,
-    };
+    let sample = Alert::sample();
     render(Some(template), &sample, &AlertContext::default()).map(|_| ())
 }
 
@@ -161,37 +134,25 @@ pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{AlertEvent, AlertRule};
+    use crate::alert::AlertEvent;
 
     fn alert() -> Alert {
-        Alert {
-            id: "tw-0123456789abcdef".into(),
-            rule: AlertRule {
-                id: "r1".into(),
-                title: "Rule \"one\"".into(),
-                severity: "high".into(),
-                tags: vec![],
-                source: "builtin".into(),
-            },
-            event: AlertEvent {
-                id: Some("e1".into()),
-                name: Some("StopLogging".into()),
-                source: None,
-                time: Some("2026-11-21T10:04:11Z".into()),
-                account_id: Some("123456789012".into()),
-                region: Some("us-east-1".into()),
-                principal: Some("arn:aws:iam::1:user/a\"b".into()),
-                principal_type: None,
-                source_ip: None,
-                user_agent: None,
-                error_code: None,
-            },
-            object: None,
-            count: 1,
-            related_event_ids: vec![],
-            detected_at: "2026-11-21T10:09:40Z".into(),
-            burst: None,
-        }
+        let mut alert = Alert::sample();
+        alert.id = "tw-0123456789abcdef".into();
+        alert.rule.id = "r1".into();
+        alert.rule.title = "Rule \"one\"".into();
+        alert.rule.tags = vec![];
+        alert.event = AlertEvent {
+            id: Some("e1".into()),
+            name: Some("StopLogging".into()),
+            time: Some("2026-11-21T10:04:11Z".into()),
+            account_id: Some("123456789012".into()),
+            region: Some("us-east-1".into()),
+            principal: Some("arn:aws:iam::1:user/a\"b".into()),
+            ..AlertEvent::default()
+        };
+        alert.detected_at = "2026-11-21T10:09:40Z".into();
+        alert
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::alert::{AlertEvent, AlertRule};
+use crate::alert::AlertEvent;
 
 fn alert(id: &str) -> Detected {
     Detected {
@@ -15,34 +15,17 @@ fn alert(id: &str) -> Detected {
 }
 
 fn alert_only(id: &str) -> Alert {
-    Alert {
-        id: id.into(),
-        rule: AlertRule {
-            id: "r".into(),
-            title: "t".into(),
-            severity: "high".into(),
-            tags: vec![],
-            source: "builtin".into(),
-        },
-        event: AlertEvent {
-            id: Some("e".into()),
-            name: None,
-            source: None,
-            time: None,
-            account_id: None,
-            region: None,
-            principal: None,
-            principal_type: None,
-            source_ip: None,
-            user_agent: None,
-            error_code: None,
-        },
-        object: None,
-        count: 1,
-        related_event_ids: vec![],
-        detected_at: "2026-11-21T10:00:00Z".into(),
-        burst: None,
-    }
+    let mut alert = Alert::sample();
+    alert.id = id.into();
+    alert.rule.id = "r".into();
+    alert.rule.title = "t".into();
+    alert.rule.tags = vec![];
+    alert.event = AlertEvent {
+        id: Some("e".into()),
+        ..AlertEvent::default()
+    };
+    alert.detected_at = "2026-11-21T10:00:00Z".into();
+    alert
 }
 
 fn cursor() -> CursorKey {

@@ -9,7 +9,9 @@
 //! tested against (tests/correlation_differential.rs).
 
 mod burst;
+mod closing;
 mod first_seen;
+mod snapshot;
 mod spec;
 mod window;
 
@@ -25,8 +27,9 @@ use crate::alert::{
 };
 use crate::event::Record;
 pub use burst::SAMPLE_MAX;
-use burst::{Burst, rfc3339, wall_now};
+use burst::{Burst, rfc3339};
 use first_seen::FirstSeen;
+pub use snapshot::{SeenDelta, Snapshot};
 use spec::Spec;
 use window::{Hit, Window};
 
@@ -38,9 +41,6 @@ const PRUNE_FLOOR: usize = 10_000;
 
 /// How deep correlations of correlations go (as in rsigma).
 const CHAIN_DEPTH: usize = 10;
-
-/// The version of the saved state; other versions are dropped at start.
-const STATE_VERSION: u32 = 2;
 
 /// One group of one correlation: its window and its open burst.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -96,36 +96,6 @@ pub struct Correlator {
 }
 
 type Held = HashMap<(usize, String), Vec<Burst>>;
-
-/// What is kept in the state store's `kv` row (`seen` has its own table).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Saved {
-    version: u32,
-    /// (correlation id, group key, group).
-    groups: Vec<(String, String, Group)>,
-    newest: i64,
-    pending: Vec<(Alert, AlertContext)>,
-    /// (correlation id, its first-seen state).
-    #[serde(default)]
-    first_seen: Vec<(String, first_seen::Saved)>,
-}
-
-/// The stateful rules' state: the groups and the alerts not yet committed
-/// (`state`), and the events already counted (`seen`: the hash of rule and
-/// eventID, and the event's time), sorted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub state: serde_json::Value,
-    pub seen: Vec<(i64, i64)>,
-}
-
-/// What `seen` gained since the last commit, and the range of event times
-/// outside which its entries were forgotten.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SeenDelta {
-    pub new: Vec<(i64, i64)>,
-    pub forget_outside: Option<(i64, i64)>,
-}
 
 /// The key of an event fed to a rule: FNV-1a over `rule \0 eventID` (stable
 /// across versions, as it is stored; eventIDs are AWS's UUIDs, so 64 bits
@@ -246,11 +216,7 @@ impl Correlator {
             let spec = match Spec::compile(&c.rule, &c.origin, c.new_value) {
                 Ok(spec) => spec,
                 Err(reason) => {
-                    errors.push(RuleError {
-                        file: c.origin.path().to_owned(),
-                        line: c.line,
-                        reason,
-                    });
+                    errors.push(RuleError::at(&c.origin, c.line, reason));
                     continue;
                 }
             };
@@ -260,14 +226,11 @@ impl Correlator {
                 .filter(|r| !known.contains_key(*r) && !specs.iter().any(|s| s.is_named(r)))
                 .collect();
             if !missing.is_empty() {
-                errors.push(RuleError {
-                    file: c.origin.path().to_owned(),
-                    line: c.line,
-                    reason: format!(
-                        "correlation {} uses rules that are not loaded: {missing:?}",
-                        spec.id
-                    ),
-                });
+                let reason = format!(
+                    "correlation {} uses rules that are not loaded: {missing:?}",
+                    spec.id
+                );
+                errors.push(RuleError::at(&c.origin, c.line, reason));
                 continue;
             }
             for r in &spec.rules {
@@ -619,195 +582,6 @@ impl Correlator {
                 self.pending.extend(alerts);
             }
         }
-    }
-
-    /// Closes bursts and lets idle groups go once event time has moved a
-    /// horizon past them (checked once per five minutes of event time).
-    /// Relative to the newest event: input out of time order (scan reads a
-    /// tree region by region) keeps what it may still extend.
-    fn sweep(&mut self, at: i64) {
-        if self.swept_at != i64::MIN && (at - self.swept_at).abs() < 300 {
-            return;
-        }
-        self.swept_at = at;
-        let before = self.newest.saturating_sub(self.horizon);
-        self.close_where(|spec, group| {
-            let end = group
-                .burst
-                .as_ref()
-                .map(|b| b.last_hold)
-                .or(group.window.newest())
-                .unwrap_or(i64::MIN);
-            end.saturating_add(spec.timespan) < before
-        });
-    }
-
-    /// Closes the bursts (and lets go of the groups) `done` picks.
-    fn close_where(&mut self, done: impl Fn(&Spec, &Group) -> bool) {
-        let specs = &self.specs;
-        let mut closed = Vec::new();
-        self.groups.retain(|at, group| {
-            if !done(&specs[at.0], group) {
-                return true;
-            }
-            if let Some(burst) = group.burst.take() {
-                closed.push((at.clone(), burst));
-            }
-            false
-        });
-        // A stable order for the summaries (the table's order is not).
-        closed.sort_by(|a, b| a.1.opened.0.id.cmp(&b.1.opened.0.id));
-        for (at, burst) in closed {
-            Self::end_burst(&mut self.held, &mut self.pending, &at, burst);
-        }
-    }
-
-    /// Closes every burst: the end of `scan`'s or `once`'s input. Held
-    /// summaries are released.
-    pub fn close_all(&mut self) {
-        self.flush_first_seen();
-        self.close_where(|_, _| true);
-        if let Some(held) = self.held.as_mut() {
-            let mut bursts: Vec<Burst> = held.drain().flat_map(|(_, b)| b).collect();
-            bursts.sort_by(|a, b| a.opened.0.id.cmp(&b.opened.0.id));
-            self.pending
-                .extend(bursts.into_iter().filter_map(Burst::close));
-        }
-    }
-
-    /// Closes bursts without an event for `idle_seconds` of wall time (the
-    /// daemon: a timespan plus the lookback).
-    pub fn close_idle(&mut self, idle_seconds: i64) {
-        let now = wall_now();
-        self.close_where(|spec, group| {
-            group.burst.as_ref().is_some_and(|b| {
-                now.saturating_sub(b.touched) > idle_seconds.saturating_add(spec.timespan)
-            })
-        });
-    }
-
-    /// Forgets events more than the horizon away from `at`, either way (a
-    /// tree read region by region goes back in time at each region), when
-    /// `seen` has doubled since the last time (so that the cost stays
-    /// linear in the events fed).
-    fn forget_far_from(&mut self, at: i64) {
-        if self.seen.len() >= self.prune_at {
-            let (lo, hi) = (at - self.horizon, at.saturating_add(self.horizon));
-            self.seen.retain(|_, t| (lo..=hi).contains(t));
-            self.seen_new.retain(|(_, t)| (lo..=hi).contains(t));
-            // Rows outside the newest range go; a later prune's range wins.
-            self.forget_outside = Some((lo, hi));
-            self.prune_at = (self.seen.len() * 2).max(PRUNE_FLOOR);
-        }
-    }
-
-    /// The correlation alerts waiting to be committed.
-    pub fn pending(&self) -> &[Detected] {
-        &self.pending
-    }
-
-    /// Forgets the first `n` pending alerts and the changes to `seen`, once
-    /// committed.
-    pub fn committed(&mut self, n: usize) {
-        self.pending.drain(..n.min(self.pending.len()));
-        self.seen_new.clear();
-        self.forget_outside = None;
-    }
-
-    /// What `seen` gained and forgot since the last commit.
-    pub fn seen_delta(&self) -> SeenDelta {
-        SeenDelta {
-            new: self.seen_new.clone(),
-            forget_outside: self.forget_outside,
-        }
-    }
-
-    /// Takes every pending alert (when nothing is persisted, as in `scan`:
-    /// the changes to `seen` kept for a commit are let go too).
-    pub fn take_pending(&mut self) -> Vec<Detected> {
-        self.seen_new.clear();
-        self.forget_outside = None;
-        std::mem::take(&mut self.pending)
-    }
-
-    /// The groups and the alerts not yet committed (the state store's `kv`
-    /// row), in a stable order.
-    pub fn export_state(&self) -> serde_json::Value {
-        let mut groups: Vec<(String, String, Group)> = self
-            .groups
-            .iter()
-            .map(|((s, key), g)| (self.specs[*s].id.clone(), key.clone(), g.clone()))
-            .collect();
-        groups.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        let first_seen = self
-            .first_seen
-            .iter()
-            .enumerate()
-            .filter_map(|(s, f)| Some((self.specs[s].id.clone(), f.as_ref()?.save())))
-            .collect();
-        let saved = Saved {
-            version: STATE_VERSION,
-            groups,
-            first_seen,
-            newest: self.newest,
-            pending: self
-                .pending
-                .iter()
-                .map(|d| (d.alert.clone(), d.context.clone()))
-                .collect(),
-        };
-        serde_json::to_value(saved).unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Everything: the state and all of `seen`.
-    pub fn export(&self) -> Snapshot {
-        let mut seen: Vec<(i64, i64)> = self.seen.iter().map(|(k, t)| (*k, *t)).collect();
-        seen.sort_unstable();
-        Snapshot {
-            state: self.export_state(),
-            seen,
-        }
-    }
-
-    /// Restores what `export` gave; false when it does not fit (a state
-    /// saved by another version: the caller logs it and starts afresh).
-    /// Groups of correlations no longer loaded are let go.
-    pub fn import(&mut self, from: Snapshot) -> bool {
-        let Ok(saved) = serde_json::from_value::<Saved>(from.state) else {
-            return false;
-        };
-        if saved.version != STATE_VERSION {
-            return false;
-        }
-        self.groups = saved
-            .groups
-            .into_iter()
-            .filter_map(|(id, key, g)| {
-                let s = self.specs.iter().position(|spec| spec.id == id)?;
-                // A rule changed since: its window's shape must still fit.
-                (std::mem::discriminant(&g.window)
-                    == std::mem::discriminant(&Window::new(&self.specs[s])))
-                .then_some(((s, key), g))
-            })
-            .collect();
-        for (id, state) in saved.first_seen {
-            if let Some(s) = self.specs.iter().position(|spec| spec.id == id)
-                && let Some(slot) = self.first_seen.get_mut(s)
-                && slot.is_some()
-            {
-                *slot = Some(FirstSeen::restore(state));
-            }
-        }
-        self.newest = saved.newest;
-        self.seen = from.seen.into_iter().collect();
-        self.seen_new.clear();
-        self.forget_outside = None;
-        self.pending = saved
-            .pending
-            .into_iter()
-            .map(|(alert, context)| Detected { alert, context })
-            .collect();
-        true
     }
 }
 

@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-use rsigma_eval::event::{Event, EventValue};
-
 use std::cell::OnceCell;
 
 use super::json::Json;
@@ -15,6 +13,9 @@ use super::shallow::{
 
 /// Nesting deeper than this is not walked (defends the keyword search).
 const MAX_DEPTH: usize = 64;
+
+mod compact;
+mod sigma;
 
 /// A CloudTrail record borrowing from the buffer it was read from. Parsing
 /// checks the whole record and notes where each top-level member is; a
@@ -307,77 +308,10 @@ impl<'a> Record<'a> {
         node.as_str().map(|s| (s, false))
     }
 
-    /// The value at a dotted path (objects only, no arrays) written as
-    /// compact JSON, exactly as `serde_json::to_string` writes its parsed
-    /// value; `None` when absent. Read straight from the record's text when
-    /// that text already is the compact form, so most calls parse nothing.
-    pub fn json_at(&self, path: &str) -> Option<Cow<'_, str>> {
-        let (head, rest) = match split_dot(path) {
-            Some((head, rest)) => (head, Some(rest)),
-            None => (path, None),
-        };
-        let member = self.member(head)?;
-        if member.value.get().is_none() && !member.raw.is_empty() {
-            let found = match rest {
-                None => Walk::Value(member.raw),
-                Some(rest) => self.walk_member(member, rest).0,
-            };
-            match found {
-                Walk::Missing => return None,
-                Walk::Value(raw) if is_compact(raw) => return Some(Cow::Borrowed(raw)),
-                _ => {}
-            }
-        }
-        let mut node = member.value();
-        for segment in rest.into_iter().flat_map(|r| r.split('.')) {
-            node = node.get(segment)?;
-        }
-        serde_json::to_string(node).ok().map(Cow::Owned)
-    }
-
     /// The record's own JSON text, when it was read from text (not built
     /// from a parsed value).
     pub fn text(&self) -> Option<&'a str> {
         (!self.text.is_empty()).then_some(self.text)
-    }
-
-    /// The first of `names` (in the order given, not the record's) that the
-    /// object at top-level member `parent` has, with its value as compact
-    /// JSON (as `json_at`); `None` when it has none of them.
-    pub fn first_json_among(&self, parent: &str, names: &[&str]) -> Option<Cow<'_, str>> {
-        let member = self.member(parent)?;
-        if member.value.get().is_none()
-            && let Some(span) = self.spans.get(member.span as usize)
-        {
-            let mut best: Option<(usize, &MemberSpan)> = None;
-            let mut exact = true;
-            for (_, child) in siblings(&self.spans, span.first) {
-                if child.escaped {
-                    exact = false;
-                    break;
-                }
-                let key = &self.text[child.key.clone()];
-                if let Some(rank) = names.iter().position(|n| n.len() == key.len() && *n == key)
-                    && best.is_none_or(|(b, _)| rank < b)
-                {
-                    best = Some((rank, child));
-                }
-            }
-            let is_object = self.text.as_bytes().get(span.value.start) == Some(&b'{');
-            if exact && is_object {
-                let (_, child) = best?;
-                let raw = &self.text[child.value.clone()];
-                if is_compact(raw) {
-                    return Some(Cow::Borrowed(raw));
-                }
-            }
-        }
-        let node = member.value();
-        names
-            .iter()
-            .find_map(|name| node.get(name))
-            .and_then(|v| serde_json::to_string(v).ok())
-            .map(Cow::Owned)
     }
 
     pub fn event_id(&self) -> Option<&str> {
@@ -518,66 +452,6 @@ fn split_dot(path: &str) -> Option<(&str, &str)> {
     Some((&path[..at], &path[at + 1..]))
 }
 
-/// Whether checked JSON text is already what serializing its parsed value
-/// writes: no escapes, no white space, and only integers that parse as
-/// such (no fraction, exponent, `-0` or more than 18 digits).
-fn is_compact(raw: &str) -> bool {
-    let mut in_string = false;
-    let mut digits = 0usize;
-    let mut prev = 0u8;
-    for &b in raw.as_bytes() {
-        if in_string {
-            match b {
-                b'"' => in_string = false,
-                b'\\' => return false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'0'..=b'9' => {
-                if b == b'0' && prev == b'-' {
-                    return false;
-                }
-                digits += 1;
-                if digits > 18 {
-                    return false;
-                }
-            }
-            b'{' | b'}' | b'[' | b']' | b':' | b',' | b'-' => {}
-            b't' | b'r' | b'u' | b'f' | b'a' | b'l' | b's' | b'n' => {}
-            b'e' if !prev.is_ascii_digit() => {}
-            _ => return false,
-        }
-        if !b.is_ascii_digit() {
-            digits = 0;
-        }
-        prev = b;
-    }
-    !in_string
-}
-
-/// A scalar's value straight from its checked JSON text; `None` for objects,
-/// arrays and strings with escapes.
-fn raw_scalar(raw: &str) -> Option<EventValue<'_>> {
-    let bytes = raw.as_bytes();
-    match bytes.first()? {
-        b'"' if memchr::memchr(b'\\', bytes).is_none() => {
-            Some(EventValue::Str(Cow::Borrowed(&raw[1..raw.len() - 1])))
-        }
-        b'n' => Some(EventValue::Null),
-        b't' => Some(EventValue::Bool(true)),
-        b'f' => Some(EventValue::Bool(false)),
-        b'-' | b'0'..=b'9' => match Json::parse(raw).ok()? {
-            Json::Int(n) => Some(EventValue::Int(n)),
-            Json::Float(f) => Some(EventValue::Float(f)),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// Serialises in document order (compact with `serde_json::to_string`).
 impl serde::Serialize for Record<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -632,109 +506,10 @@ fn collect_path<'s, 'a>(node: &'s Json<'a>, path: &str, out: &mut Vec<&'s Json<'
     }
 }
 
-/// A field's value as the rule engine sees it. An object is seen as its
-/// compact JSON text, as SIEMs that store CloudTrail as flat JSON do: SigmaHQ
-/// rules such as `requestParameters|contains: 'Suspended'` search the whole
-/// object that way. Arrays stay arrays, so that any element can match.
-fn to_event_value<'s>(json: &'s Json<'_>) -> EventValue<'s> {
-    match json {
-        Json::Null => EventValue::Null,
-        Json::Bool(b) => EventValue::Bool(*b),
-        Json::Int(n) => EventValue::Int(*n),
-        Json::Float(f) => EventValue::Float(*f),
-        Json::Str(s) => EventValue::Str(Cow::Borrowed(s)),
-        Json::Array(items) => EventValue::Array(items.iter().map(to_event_value).collect()),
-        Json::Object(_) => {
-            EventValue::Str(Cow::Owned(serde_json::to_string(json).unwrap_or_default()))
-        }
-    }
-}
-
-fn visit_strings(json: &Json, depth: usize, visit: &mut dyn FnMut(&str) -> bool) -> bool {
-    if depth == 0 {
-        return false;
-    }
-    match json {
-        Json::Str(s) => visit(s),
-        Json::Array(items) => items.iter().any(|v| visit_strings(v, depth - 1, visit)),
-        Json::Object(members) => members
-            .iter()
-            .any(|(_, v)| visit_strings(v, depth - 1, visit)),
-        _ => false,
-    }
-}
-
-impl Event for Record<'_> {
-    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        // A flat key that contains dots wins over nested traversal, as in Sigma.
-        if let Some(value) = self.get(path) {
-            return Some(to_event_value(value));
-        }
-        let (head, rest) = split_dot(path)?;
-        // Through objects to a scalar: read straight from the text.
-        let member = self.member(head)?;
-        if member.value.get().is_none() && !member.raw.is_empty() {
-            match self.walk_member(member, rest) {
-                (Walk::Missing, _) => return None,
-                (Walk::Value(raw), true) => {
-                    return Some(EventValue::Str(Cow::Borrowed(&raw[1..raw.len() - 1])));
-                }
-                (Walk::Value(raw), false) => {
-                    if let Some(value) = raw_scalar(raw) {
-                        return Some(value);
-                    }
-                }
-                (Walk::NeedTree, _) => {}
-            }
-        }
-        let mut found = Vec::new();
-        self.values_at(path, &mut found);
-        match found.len() {
-            0 => None,
-            1 => Some(to_event_value(found[0])),
-            _ => Some(EventValue::Array(
-                found.into_iter().map(to_event_value).collect(),
-            )),
-        }
-    }
-
-    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
-        self.members()
-            .any(|(_, v)| visit_strings(v, MAX_DEPTH, &mut |s| pred(s)))
-    }
-
-    fn all_string_values(&self) -> Vec<Cow<'_, str>> {
-        let mut out = Vec::new();
-        self.visit_string_values(&mut |s| out.push(Cow::Owned(s.to_owned())));
-        out
-    }
-
-    fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
-        for (_, value) in self.members() {
-            visit_strings(value, MAX_DEPTH, &mut |s| {
-                visit(s);
-                false
-            });
-        }
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        self.to_value()
-    }
-
-    fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        Some(
-            self.members
-                .iter()
-                .map(|m| Cow::Borrowed(m.key.as_ref()))
-                .collect(),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rsigma_eval::event::{Event, EventValue};
 
     const RECORD: &str = r#"{
         "eventID": "e1", "eventName": "AuthorizeSecurityGroupIngress",

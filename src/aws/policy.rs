@@ -1,0 +1,79 @@
+//! The least-privilege IAM policy for a config's trails: exactly the calls
+//! discovery, listing and fetching make, on the trails' buckets, prefixes
+//! and KMS keys (the documents in `iam-policies/` explain each statement).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::discovery::Trail;
+use crate::config::Config;
+
+/// The policy document for these trails.
+pub fn policy(config: &Config, trails: &[Trail]) -> Value {
+    let mut statements = Vec::new();
+    if config.discovery.enabled {
+        statements.push(json!({
+            "Sid": "DiscoverTrails", "Effect": "Allow",
+            "Action": "cloudtrail:DescribeTrails", "Resource": "*"
+        }));
+        let arns: BTreeSet<&str> = trails
+            .iter()
+            .filter(|t| t.origin == "discovered")
+            .map(|t| t.arn.as_str())
+            .collect();
+        let resource: Value = if arns.is_empty() {
+            json!("arn:aws:cloudtrail:*:*:trail/*")
+        } else {
+            json!(arns)
+        };
+        statements.push(json!({
+            "Sid": "ReadTrailStatus", "Effect": "Allow",
+            "Action": "cloudtrail:GetTrailStatus", "Resource": resource
+        }));
+    }
+    let places: BTreeSet<(String, String)> = trails
+        .iter()
+        .map(|t| {
+            let root = super::keys::awslogs_root(t.prefix.as_deref());
+            (t.bucket.clone(), root)
+        })
+        .collect();
+    let buckets: BTreeSet<String> = places
+        .iter()
+        .map(|(b, _)| format!("arn:aws:s3:::{b}"))
+        .collect();
+    if !buckets.is_empty() {
+        statements.push(json!({
+            "Sid": "FindTrailBucketRegion", "Effect": "Allow",
+            "Action": "s3:GetBucketLocation", "Resource": buckets
+        }));
+        for (i, (bucket, root)) in places.iter().enumerate() {
+            statements.push(json!({
+                "Sid": format!("ListTrailLogs{i}"), "Effect": "Allow",
+                "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{bucket}"),
+                "Condition": {"StringLike": {"s3:prefix": format!("{root}*")}}
+            }));
+        }
+        let objects: BTreeSet<String> = places
+            .iter()
+            .map(|(b, root)| format!("arn:aws:s3:::{b}/{root}*"))
+            .collect();
+        statements.push(json!({
+            "Sid": "ReadTrailLogs", "Effect": "Allow",
+            "Action": "s3:GetObject", "Resource": objects
+        }));
+    }
+    let keys: BTreeSet<&str> = trails
+        .iter()
+        .filter_map(|t| t.kms_key_id.as_deref())
+        .collect();
+    if !keys.is_empty() {
+        statements.push(json!({
+            "Sid": "DecryptTrailLogsThroughS3", "Effect": "Allow",
+            "Action": "kms:Decrypt", "Resource": keys,
+            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}

@@ -1,0 +1,174 @@
+//! List: each cursor's keys from its watermark minus the lookback (or
+//! `start_from` on a first run) to now, day folder by day folder, less those
+//! already processed; they become the pass's work.
+
+use std::collections::{BTreeMap, HashSet};
+
+use time::OffsetDateTime;
+
+use crate::aws::listing::list_keys;
+use crate::config::StartFrom;
+use crate::decode::is_log_object;
+use crate::state::CursorKey;
+
+use super::process::Work;
+use super::{CrawlError, Crawler, Target, TargetReport};
+use crate::aws::keys::{self, KeyTime};
+
+/// What listing found: the objects to read, and each cursor's listed key
+/// times (for its watermark).
+#[derive(Default)]
+pub(super) struct Listing {
+    pub work: Vec<Work>,
+    pub listed: BTreeMap<(usize, CursorKey), Vec<KeyTime>>,
+}
+
+impl Crawler {
+    /// Plans and lists every target; a target or cursor that fails is
+    /// reported in its target's report and skipped.
+    pub(super) async fn list_all(
+        &self,
+        targets: &[Target],
+        reports: &mut [TargetReport],
+        started: OffsetDateTime,
+    ) -> Result<Listing, CrawlError> {
+        let mut listing = Listing::default();
+        for (i, target) in targets.iter().enumerate() {
+            let report = &mut reports[i];
+            let (region, cursors) = match self.plan(target).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    tracing::warn!(bucket = %target.bucket, error = %e, "bucket skipped");
+                    report.errors.push(e);
+                    continue;
+                }
+            };
+            report.region = Some(region.clone());
+            let client = self.clients.s3(&region);
+            report.reachable = true;
+            for cursor in cursors {
+                report.cursors.push(format!(
+                    "{}{}/CloudTrail/{}",
+                    cursor.prefix, cursor.account, cursor.region
+                ));
+                match self.list_cursor(&client, &cursor, started).await {
+                    Ok(keys) => {
+                        report.listed += keys.len() as u64;
+                        let entry = listing.listed.entry((i, cursor.clone())).or_default();
+                        for (key, key_time) in keys {
+                            entry.push(key_time.clone());
+                            listing.work.push(Work {
+                                target: i,
+                                cursor: cursor.clone(),
+                                key,
+                                key_time,
+                                region: region.clone(),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(bucket = %target.bucket, error = %e, "listing failed");
+                        report.errors.push(e.to_string());
+                    }
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    /// The keys of a cursor not processed yet, from its watermark minus the
+    /// lookback (or `start_from` on a first run) to now, in key order.
+    pub(super) async fn list_cursor(
+        &self,
+        client: &aws_sdk_s3::Client,
+        cursor: &CursorKey,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, KeyTime)>, CrawlError> {
+        let c = cursor.clone();
+        let watermark = self.blocking(move |s| s.watermark(&c)).await?;
+        let from = match watermark.as_deref().and_then(keys::parse_key_time) {
+            Some(w) => w - self.config.crawl.lookback,
+            None => self.start_from(now),
+        };
+        let from_key = keys::key_time(from);
+        let c = cursor.clone();
+        let since = from_key.clone();
+        let done = self
+            .blocking(move |s| s.processed_keys_since(&c, &since))
+            .await?;
+        let folder = keys::cursor_folder(&cursor.prefix, &cursor.account, &cursor.region);
+        let mut out = Vec::new();
+        for (n, day) in keys::days(from, now).into_iter().enumerate() {
+            let day_prefix = keys::day_folder(&folder, day);
+            let after =
+                (n == 0).then(|| keys::start_after(&folder, &cursor.account, &cursor.region, from));
+            let listed = match list_keys(client, &cursor.bucket, &day_prefix, after.as_deref())
+                .await
+            {
+                Ok(keys) => keys,
+                Err(e) => {
+                    tracing::warn!(bucket = %cursor.bucket, prefix = %day_prefix, error = %e, "listing failed");
+                    continue;
+                }
+            };
+            out.extend(select_keys(listed, &done, &from_key));
+        }
+        Ok(out)
+    }
+
+    fn start_from(&self, now: OffsetDateTime) -> OffsetDateTime {
+        match &self.config.crawl.start_from {
+            StartFrom::Ago(d) => now - *d,
+            StartFrom::At(text) => {
+                OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .unwrap_or(now)
+            }
+        }
+    }
+}
+
+/// The listed keys worth reading, with their key times: CloudTrail log
+/// objects not processed yet and no older than `from_key`.
+fn select_keys(
+    listed: Vec<String>,
+    done: &HashSet<String>,
+    from_key: &str,
+) -> Vec<(String, KeyTime)> {
+    listed
+        .into_iter()
+        .filter(|key| is_log_object(key) && !done.contains(key))
+        .filter_map(|key| {
+            let key_time = keys::object_key_time(&key)?;
+            (key_time.as_str() >= from_key).then_some((key, key_time))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FOLDER: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/21/";
+
+    fn key(stamp: &str) -> String {
+        format!("{FOLDER}111122223333_CloudTrail_us-east-1_{stamp}_AbCd.json.gz")
+    }
+
+    #[test]
+    fn only_new_log_objects_from_the_start_are_read() {
+        let listed = vec![
+            key("20261121T0955Z"),
+            key("20261121T1000Z"),
+            key("20261121T1005Z"),
+            key("20261121T1010Z"),
+            format!("{FOLDER}111122223333_CloudTrail-Digest_us-east-1_20261121T1010Z.json.gz"),
+            format!("{FOLDER}notes.txt"),
+        ];
+        let done: HashSet<String> = [key("20261121T1005Z")].into_iter().collect();
+        let chosen: Vec<String> = select_keys(listed, &done, "20261121T1000Z")
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(chosen, ["20261121T1000Z", "20261121T1010Z"]);
+    }
+}

@@ -1,0 +1,127 @@
+//! The crawl, stage by stage, as one object flows: discover the trails
+//! (`discover`), find each bucket's region and cursors (`plan`), list each
+//! cursor's new objects (`list`), read each through detection and commit its
+//! alerts with its checkpoint (`process`), then move the watermarks and write
+//! what became of each target (`report`). `bursts` closes the stateful
+//! rules' bursts between passes. The AWS calls are `aws`'s, detection is
+//! `detect`'s; this module only orders them.
+
+mod bursts;
+mod discover;
+mod list;
+mod plan;
+mod process;
+mod report;
+pub mod trail_alerts;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::aws::AwsClients;
+use crate::aws::discovery::Trail;
+use crate::config::Config;
+use crate::rules::RuleSet;
+use crate::state::StateStore;
+
+pub use discover::{Target, targets};
+pub use report::{PassReport, PassTotals, TargetReport};
+
+/// Why a pass could not go on at all.
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// A discovery round: when it ran, the trails, and the errors by region.
+type Discovered = (std::time::Instant, Vec<Trail>, BTreeMap<String, String>);
+
+/// The crawler's long-lived parts.
+pub struct Crawler {
+    pub clients: Arc<AwsClients>,
+    pub state: Arc<StateStore>,
+    pub rules: Arc<RuleSet>,
+    pub config: Arc<Config>,
+    /// Set to stop starting objects (shutdown): those in flight finish and
+    /// commit; the rest are listed again on the next start.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The last discovery and when it ran (refreshed every `refresh_interval`).
+    discovered: std::sync::Mutex<Option<Discovered>>,
+}
+
+impl Crawler {
+    pub fn new(
+        clients: Arc<AwsClients>,
+        state: Arc<StateStore>,
+        rules: Arc<RuleSet>,
+        config: Arc<Config>,
+    ) -> Crawler {
+        Crawler {
+            clients,
+            state,
+            rules,
+            config,
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            discovered: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` on the state store off the async threads.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&StateStore) -> crate::state::Result<T> + Send + 'static,
+    ) -> Result<T, CrawlError> {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || f(&state))
+            .await
+            .map_err(|e| CrawlError::Task(e.to_string()))?
+            .map_err(CrawlError::from)
+    }
+
+    /// One pass over every logging trail: each stage in turn.
+    pub async fn pass(&self) -> Result<PassReport, CrawlError> {
+        let started = OffsetDateTime::now_utc();
+        let (trails, discovery_errors, fresh) = self.trails_cached().await;
+        let trail_alerts = if fresh {
+            self.record_trail_status(&trails).await?
+        } else {
+            0
+        };
+        let targets = targets(&trails);
+        for t in trails.iter().filter(|t| !t.logging) {
+            tracing::info!(trail = %t.name, bucket = %t.bucket, "trail is not logging: skipped");
+        }
+        let mut reports = report::blank(&targets);
+        let mut listing = self.list_all(&targets, &mut reports, started).await?;
+
+        // A sink whose backlog is full pauses the crawl (nothing is dropped:
+        // the objects stay unprocessed and are listed again next pass).
+        let paused_by = self.full_backlog().await?;
+        if let Some((sink, pending, bound)) = &paused_by {
+            tracing::warn!(sink = %sink, pending, bound, "crawl paused: the sink's backlog is full");
+            listing = list::Listing::default();
+        }
+
+        let results = self.process_all(&targets, listing.work).await;
+        let tally = report::tally(&mut reports, results);
+        self.advance_watermarks(listing.listed, &tally, started)
+            .await?;
+        self.update_lag(&targets, &mut reports).await?;
+        let summaries = self.blocking(|s| s.close_suppression_windows()).await?;
+        if summaries > 0 {
+            tracing::info!(summaries, "suppression windows closed with repeats");
+        }
+        self.save_status(&targets, &reports).await?;
+        Ok(PassReport {
+            trails,
+            discovery_errors,
+            targets: reports,
+            trail_alerts,
+            paused_by,
+        })
+    }
+}
