@@ -42,7 +42,7 @@ fn fired(set: &RuleSet, record: &Value) -> Vec<(String, Severity)> {
     matched
         .iter()
         .filter(|r| r.emit)
-        .map(|r| (r.id.clone(), r.severity))
+        .map(|r| (r.id.clone(), r.meta.severity))
         .collect()
 }
 
@@ -172,8 +172,8 @@ fn a_benign_day_raises_at_most_two_medium_alerts() {
         let mut matched = Vec::new();
         set.for_each_match(&record, &mut scratch, |r| matched.push(r));
         for r in matched.iter().filter(|r| r.emit) {
-            *by_level.entry(r.severity).or_default() += 1;
-            if r.severity >= Severity::Medium {
+            *by_level.entry(r.meta.severity).or_default() += 1;
+            if r.meta.severity >= Severity::Medium {
                 *loud.entry(r.id.clone()).or_default() += 1;
             }
         }

@@ -28,9 +28,9 @@ pub fn list(sources: &RuleSources) -> ExitCode {
             out,
             "{:<id_width$}  {:<13}  {:<60}  {}",
             rule.id,
-            rule.severity.as_str(),
-            rule.title,
-            rule.origin.label()
+            rule.meta.severity.as_str(),
+            rule.meta.title,
+            rule.meta.origin.label()
         );
         if line.is_err() {
             break; // stdout closed (e.g. piped into head)
@@ -75,7 +75,7 @@ pub fn test(sources: &RuleSources) -> ExitCode {
             out,
             "FAIL {} ({}:{}): example '{}' expects {expected}, but {got}",
             o.rule.id,
-            o.rule.origin.path(),
+            o.rule.meta.origin.path(),
             o.rule.line,
             o.example.name
         );

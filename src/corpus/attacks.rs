@@ -29,7 +29,7 @@ pub fn candidates(rules: &RuleSet, feeders: bool) -> Vec<Attack> {
     };
     for rule in rules.rules() {
         let feeds = feeders && rule.feeds;
-        if !feeds && (!rule.emit || rule.severity < EXPECTED_LEVEL) {
+        if !feeds && (!rule.emit || rule.meta.severity < EXPECTED_LEVEL) {
             continue;
         }
         for example in rule.examples.iter().filter(|e| e.expect_match) {
@@ -61,7 +61,7 @@ pub fn fires(rules: &RuleSet, text: &[u8]) -> Vec<String> {
     let mut ids = Vec::new();
     let mut scratch = Vec::new();
     rules.for_each_match(&record, &mut scratch, |rule| {
-        if rule.emit && rule.severity >= EXPECTED_LEVEL {
+        if rule.emit && rule.meta.severity >= EXPECTED_LEVEL {
             ids.push(rule.id.clone());
         }
     });
@@ -84,7 +84,7 @@ mod tests {
         let alerting = rules
             .rules()
             .iter()
-            .filter(|r| r.emit && r.severity >= EXPECTED_LEVEL)
+            .filter(|r| r.emit && r.meta.severity >= EXPECTED_LEVEL)
             .count();
         // Every alerting rule has a matching example (`rules test` checks it),
         // and re-identifying it must not stop it firing.

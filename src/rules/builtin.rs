@@ -55,10 +55,14 @@ mod tests {
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
         assert!(loaded.rules.len() >= 6);
         for rule in &loaded.rules {
-            assert!(!rule.tags.is_empty(), "{} has no tags", rule.id);
-            assert!(rule.description.is_some(), "{} has no description", rule.id);
+            assert!(!rule.meta.tags.is_empty(), "{} has no tags", rule.id);
             assert!(
-                !rule.falsepositives.is_empty(),
+                rule.meta.description.is_some(),
+                "{} has no description",
+                rule.id
+            );
+            assert!(
+                !rule.meta.falsepositives.is_empty(),
                 "{} has no falsepositives",
                 rule.id
             );

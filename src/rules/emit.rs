@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::alert::{
-    Alert, AlertContext, AlertEvent, AlertRule, Detected, ObjectRef, RECORD_EXCERPT_BYTES,
-    alert_id, hashed_id_bytes, record_key, resource,
+    Alert, AlertContext, AlertEvent, Detected, ObjectRef, RECORD_EXCERPT_BYTES, alert_id,
+    hashed_id_bytes, record_key, resource,
 };
 use crate::event::Record;
 
@@ -22,13 +22,7 @@ impl Alert {
     ) -> Alert {
         Alert {
             id: alert_id(&rule.id, &record_key(record)),
-            rule: AlertRule {
-                id: rule.id.clone(),
-                title: rule.title.clone(),
-                severity: rule.severity.as_str().to_owned(),
-                tags: rule.tags.clone(),
-                source: rule.origin.label().to_owned(),
-            },
+            rule: rule.meta.alert_rule(&rule.id),
             event: AlertEvent::from_record(record),
             object,
             count: 1,
@@ -57,8 +51,8 @@ impl Alert {
         Detected {
             alert: Alert::for_match(rule, record, object, detected_at),
             context: AlertContext {
-                description: rule.description.clone(),
-                falsepositives: rule.falsepositives.clone(),
+                description: rule.meta.description.clone(),
+                falsepositives: rule.meta.falsepositives.clone(),
                 record: Some(excerpt),
                 resource: resource(record),
                 ungrouped: !rule.grouped,
@@ -121,10 +115,10 @@ fn write_head(out: &mut Vec<u8>, rule: &Rule, key: &str) {
     let rule_json = rule.alert_json.get_or_init(|| {
         serde_json::to_string(&RuleView {
             id: &rule.id,
-            title: &rule.title,
-            severity: rule.severity.as_str(),
-            tags: &rule.tags,
-            source: rule.origin.label(),
+            title: &rule.meta.title,
+            severity: rule.meta.severity.as_str(),
+            tags: &rule.meta.tags,
+            source: rule.meta.origin.label(),
         })
         .unwrap_or_default()
     });

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rsigma_parser::{SigmaRule, parse_sigma_yaml};
 
-use super::rule::{Example, Rule, RuleError, RuleOrigin, Severity};
+use super::rule::{Example, Rule, RuleError, RuleOrigin, meta_of};
 
 /// The rules of one file, and the errors of the documents that did not load.
 #[derive(Debug, Default)]
@@ -311,12 +311,7 @@ fn compile(
     };
     Ok(Rule {
         id,
-        title: rule.title.clone(),
-        severity: Severity::from_sigma(rule.level),
-        tags: rule.tags.clone(),
-        description: rule.description.clone(),
-        falsepositives: rule.falsepositives.clone(),
-        origin: origin.clone(),
+        meta: meta_of!(rule, origin),
         line: start_line,
         examples,
         emit: true,
@@ -400,6 +395,7 @@ fn yaml_error_line(reason: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::Severity;
 
     fn origin() -> RuleOrigin {
         RuleOrigin::File {
@@ -420,7 +416,7 @@ mod tests {
         let loaded = load_text(&text, origin());
         assert_eq!(loaded.rules.len(), 1);
         assert_eq!(loaded.rules[0].id, "r-stop");
-        assert_eq!(loaded.rules[0].severity, Severity::High);
+        assert_eq!(loaded.rules[0].meta.severity, Severity::High);
         assert_eq!(loaded.errors.len(), 2, "{:?}", loaded.errors);
         let bogus = &loaded.errors[0];
         assert_eq!(bogus.file, "user/rules.yml");

@@ -22,7 +22,7 @@ pub use grouping::Grouper;
 pub use index::RuleIndex;
 pub use load::{Correlation, Loaded, load_dir, load_text, rule_files};
 pub use ordered_feed::{Held, OrderedFeed};
-pub use rule::{Example, Rule, RuleError, RuleOrigin, Severity};
+pub use rule::{Example, Rule, RuleError, RuleMeta, RuleOrigin, Severity};
 
 use std::path::PathBuf;
 
@@ -85,10 +85,13 @@ impl RuleSet {
                     "duplicate rule id '{}' (first defined at {file}:{line})",
                     rule.id
                 );
-                errors.push(RuleError::at(&rule.origin, rule.line, reason));
+                errors.push(RuleError::at(&rule.meta.origin, rule.line, reason));
                 continue;
             }
-            seen.insert(rule.id.clone(), (rule.origin.path().to_owned(), rule.line));
+            seen.insert(
+                rule.id.clone(),
+                (rule.meta.origin.path().to_owned(), rule.line),
+            );
             kept.push(rule);
         }
         let (correlator, mut corr_errors) = Correlator::build(correlations.clone(), &mut kept);

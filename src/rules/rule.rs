@@ -46,17 +46,73 @@ impl RuleOrigin {
     }
 }
 
-/// A detection rule ready to run.
+/// What an alert says about a rule (a detection or a correlation), beside
+/// its id.
 #[derive(Debug, Clone)]
-pub struct Rule {
-    /// The rule's `id`, or `<file stem>` when it has none.
-    pub id: String,
+pub struct RuleMeta {
     pub title: String,
     pub severity: Severity,
     pub tags: Vec<String>,
     pub description: Option<String>,
     pub falsepositives: Vec<String>,
     pub origin: RuleOrigin,
+}
+
+/// A rule's `RuleMeta` from its Sigma document (a detection or a
+/// correlation rule: they share these fields) and where it came from.
+macro_rules! meta_of {
+    ($rule:expr, $origin:expr) => {
+        $crate::rules::RuleMeta::from_sigma(
+            &$rule.title,
+            $rule.level,
+            &$rule.tags,
+            &$rule.description,
+            &$rule.falsepositives,
+            $origin,
+        )
+    };
+}
+pub(crate) use meta_of;
+
+impl RuleMeta {
+    /// The alert's `rule` object for the rule `id`.
+    pub fn alert_rule(&self, id: &str) -> crate::alert::AlertRule {
+        crate::alert::AlertRule {
+            id: id.to_owned(),
+            title: self.title.clone(),
+            severity: self.severity.as_str().to_owned(),
+            tags: self.tags.clone(),
+            source: self.origin.label().to_owned(),
+        }
+    }
+
+    /// From a Sigma document's fields (detection and correlation rules
+    /// share them).
+    pub(crate) fn from_sigma(
+        title: &str,
+        level: Option<rsigma_parser::Level>,
+        tags: &[String],
+        description: &Option<String>,
+        falsepositives: &[String],
+        origin: &RuleOrigin,
+    ) -> RuleMeta {
+        RuleMeta {
+            title: title.to_owned(),
+            severity: Severity::from_sigma(level),
+            tags: tags.to_vec(),
+            description: description.clone(),
+            falsepositives: falsepositives.to_vec(),
+            origin: origin.clone(),
+        }
+    }
+}
+
+/// A detection rule ready to run.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's `id`, or `<file stem>` when it has none.
+    pub id: String,
+    pub meta: RuleMeta,
     /// 1-based line of the rule's document in its file.
     pub line: usize,
     /// The rule's own examples (`rsigma.exemplars`), run by `rules test`.

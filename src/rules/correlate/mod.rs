@@ -22,9 +22,7 @@ use rsigma_eval::{Event, EventValue};
 use super::index::WordHash;
 use super::load::Correlation;
 use super::rule::{Rule, RuleError};
-use crate::alert::{
-    Alert, AlertContext, AlertEvent, AlertRule, Detected, ObjectRef, correlation_alert_id,
-};
+use crate::alert::{Alert, AlertContext, AlertEvent, Detected, ObjectRef, correlation_alert_id};
 use crate::event::Record;
 pub use burst::SAMPLE_MAX;
 use burst::{Burst, rfc3339};
@@ -167,13 +165,7 @@ fn spec_alert(spec: &Spec, id: String, feed: &Feed, resource: String) -> Detecte
     Detected {
         alert: Alert {
             id,
-            rule: AlertRule {
-                id: spec.id.clone(),
-                title: spec.meta.title.clone(),
-                severity: spec.meta.severity.as_str().to_owned(),
-                tags: spec.meta.tags.clone(),
-                source: spec.meta.origin.label().to_owned(),
-            },
+            rule: spec.meta.alert_rule(&spec.id),
             event: AlertEvent::from_record(feed.record),
             object: feed.object.cloned(),
             count: 1,

@@ -6,7 +6,7 @@
 
 use rsigma_parser::{ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType};
 
-use crate::rules::rule::{RuleOrigin, Severity};
+use crate::rules::rule::{RuleMeta, RuleOrigin, meta_of};
 
 /// Thresholds above this would need unbounded state; such rules are refused.
 pub const MAX_THRESHOLD: u64 = 10_000;
@@ -36,17 +36,6 @@ pub const DEFAULT_LEARNING: i64 = 7 * 86_400;
 /// The values a first-seen rule keeps without `trailwatch.max_values`.
 pub const DEFAULT_MAX_VALUES: usize = 50_000;
 
-/// What an alert needs to say about a correlation rule.
-#[derive(Debug, Clone)]
-pub struct Meta {
-    pub title: String,
-    pub severity: Severity,
-    pub tags: Vec<String>,
-    pub description: Option<String>,
-    pub falsepositives: Vec<String>,
-    pub origin: RuleOrigin,
-}
-
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub id: String,
@@ -62,7 +51,7 @@ pub struct Spec {
     /// Events (or distinct values) a group keeps: the largest threshold + 1.
     pub cap: usize,
     pub generate: bool,
-    pub meta: Meta,
+    pub meta: RuleMeta,
 }
 
 impl Spec {
@@ -152,14 +141,7 @@ impl Spec {
             predicates,
             cap: (largest as usize + 1).max(1),
             generate: rule.generate,
-            meta: Meta {
-                title: rule.title.clone(),
-                severity: Severity::from_sigma(rule.level),
-                tags: rule.tags.clone(),
-                description: rule.description.clone(),
-                falsepositives: rule.falsepositives.clone(),
-                origin: origin.clone(),
-            },
+            meta: meta_of!(rule, origin),
         })
     }
 
