@@ -13,6 +13,7 @@ use crate::alert::{Alert, Detected, ObjectRef, now_rfc3339};
 use crate::aws::fetch::{FetchError, open_object};
 use crate::decode::DecodeError;
 use crate::detect::{ObjectReport, detect_object};
+use crate::rules::Held;
 use crate::state::{CursorKey, ObjectCommit, ObjectStatus, StateStore};
 
 use super::{Crawler, Target};
@@ -42,6 +43,18 @@ pub(super) enum Outcome {
 struct Fetched {
     report: ObjectReport,
     alerts: Vec<Detected>,
+    /// Its records that feed a correlation, fed when it is committed.
+    held: Vec<Held>,
+}
+
+/// What reading an object calls for.
+enum Step {
+    Commit {
+        status: ObjectStatus,
+        error: Option<String>,
+        fetched: Option<Fetched>,
+    },
+    RetryLater(String),
 }
 
 /// How reading an object ends: committed with a status (and why it failed,
@@ -89,21 +102,36 @@ fn judge(bucket: &str, key: &str, read: &Result<Fetched, FetchError>) -> Judged 
 }
 
 impl Crawler {
-    /// Processes the pass's work with bounded concurrency.
+    /// Processes the pass's work: objects are read with bounded
+    /// concurrency, and committed one by one in the order they were listed
+    /// (key order within each cursor), whichever read finished first. The
+    /// stateful rules are fed each object's records at its commit, so what
+    /// they find does not depend on which read was faster.
     pub(super) async fn process_all(
         &self,
         targets: &[Target],
         work: Vec<Work>,
     ) -> Vec<(Work, Outcome)> {
-        futures::stream::iter(work)
+        let mut reads = futures::stream::iter(work)
             .map(|w| async {
                 let kms = targets[w.target].kms_key_id.clone();
-                let outcome = self.process(&w, kms.as_deref()).await;
-                (w, outcome)
+                let read = self.read_step(&w, kms.as_deref()).await;
+                (w, read)
             })
-            .buffer_unordered(self.config.crawl.concurrency)
-            .collect()
-            .await
+            .buffered(self.config.crawl.concurrency);
+        let mut out = Vec::new();
+        while let Some((w, read)) = reads.next().await {
+            let outcome = match read {
+                Step::RetryLater(reason) => Outcome::RetryLater(reason),
+                Step::Commit {
+                    status,
+                    error,
+                    fetched,
+                } => self.commit(&w, status, error, fetched).await,
+            };
+            out.push((w, outcome));
+        }
+        out
     }
 
     /// Streams one object through detection on the blocking pool.
@@ -119,7 +147,7 @@ impl Crawler {
         };
         let handle = tokio::task::spawn_blocking(move || {
             let reader = SyncIoBridge::new(body.into_async_read());
-            let mut alerts = Vec::new();
+            let (mut alerts, mut held) = (Vec::new(), Vec::new());
             let detected_at = now_rfc3339();
             let report = detect_object(
                 reader,
@@ -135,9 +163,13 @@ impl Crawler {
                         ))
                     }
                 },
-                |matched, record| rules.correlate(record, matched, Some(&object), &detected_at),
+                |matched, record| held.extend(rules.hold_for_correlation(record, matched)),
             );
-            Fetched { report, alerts }
+            Fetched {
+                report,
+                alerts,
+                held,
+            }
         });
         handle.await.map_err(|e| FetchError::Transient {
             bucket: bucket.clone(),
@@ -146,19 +178,38 @@ impl Crawler {
         })
     }
 
-    /// Reads one object and commits its alerts with its checkpoint.
-    async fn process(&self, w: &Work, kms_key: Option<&str>) -> Outcome {
+    /// Reads one object (unless the crawl is stopping) and judges the read.
+    async fn read_step(&self, w: &Work, kms_key: Option<&str>) -> Step {
         if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return Outcome::RetryLater("stopping: left for the next start".into());
+            return Step::RetryLater("stopping: left for the next start".into());
         }
         let read = self.read(w, kms_key).await;
-        let (status, error) = match judge(&w.cursor.bucket, &w.key, &read) {
-            Judged::Commit { status, error } => (status, error),
-            Judged::RetryLater(reason) => return Outcome::RetryLater(reason),
+        match judge(&w.cursor.bucket, &w.key, &read) {
+            Judged::Commit { status, error } => Step::Commit {
+                status,
+                error,
+                fetched: read.ok(),
+            },
+            Judged::RetryLater(reason) => Step::RetryLater(reason),
+        }
+    }
+
+    /// Feeds the object's held records to the stateful rules, then commits
+    /// its alerts, theirs and their state with its checkpoint.
+    async fn commit(
+        &self,
+        w: &Work,
+        status: ObjectStatus,
+        error: Option<String>,
+        fetched: Option<Fetched>,
+    ) -> Outcome {
+        let (records, alerts, held) = match fetched {
+            Some(f) => (f.report.records, f.alerts, f.held),
+            None => (0, Vec::new(), Vec::new()),
         };
-        let (records, alerts) = match read {
-            Ok(f) => (f.report.records, f.alerts),
-            Err(_) => (0, Vec::new()),
+        let object = ObjectRef {
+            bucket: w.cursor.bucket.clone(),
+            key: w.key.clone(),
         };
         let cursor = w.cursor.clone();
         let key = w.key.clone();
@@ -166,6 +217,10 @@ impl Crawler {
         let failed = error.clone();
         let rules = Arc::clone(&self.rules);
         let commit = move |s: &StateStore| {
+            let detected_at = now_rfc3339();
+            for h in &held {
+                rules.feed_held(h, Some(&object), &detected_at);
+            }
             let commit =
                 |alerts: &[crate::alert::Detected],
                  correlation: Option<crate::state::CorrelationCommit<'_>>| {
@@ -232,6 +287,7 @@ mod tests {
                 ..ObjectReport::default()
             },
             alerts: Vec::new(),
+            held: Vec::new(),
         })
     }
 

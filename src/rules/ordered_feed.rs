@@ -1,4 +1,6 @@
-//! The stateful rules fed in a fixed order when objects are read in parallel.
+//! The stateful rules fed in a fixed order when objects are read in parallel
+//! (`scan` here; the crawl feeds each object's held records at its commit,
+//! which follows listing order).
 //!
 //! A correlation's windows open where its first event comes in, so feeding it
 //! records in whatever order threads finish their objects would make its
@@ -11,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::alert::ObjectRef;
 use crate::event::Record;
 
 use super::{Rule, RuleSet};
@@ -42,7 +45,7 @@ impl OrderedFeed {
         self.waiting.insert(index, held);
         while let Some(records) = self.waiting.remove(&self.next) {
             for held in &records {
-                rules.feed_held(held, detected_at);
+                rules.feed_held(held, None, detected_at);
             }
             self.next += 1;
         }
@@ -74,8 +77,8 @@ impl RuleSet {
         Some(Held { text, rules })
     }
 
-    /// Feeds one held record to the stateful rules.
-    fn feed_held(&self, held: &Held, detected_at: &str) {
+    /// Feeds one held record (read from `object`) to the stateful rules.
+    pub fn feed_held(&self, held: &Held, object: Option<&ObjectRef>, detected_at: &str) {
         let Ok(record) = Record::parse(&held.text) else {
             return;
         };
@@ -84,7 +87,7 @@ impl RuleSet {
             .iter()
             .filter_map(|&i| self.rules.get(i as usize))
             .collect();
-        self.correlate(&record, &matched, None, detected_at);
+        self.correlate(&record, &matched, object, detected_at);
     }
 
     /// Where `rule` (one of this set's) is in it.
