@@ -83,6 +83,41 @@ pub async fn list_keys(
     Ok(out)
 }
 
+/// What the crawl asks of a bucket: its folders and its keys. S3's client
+/// answers with the paginators above; the pipeline's tests use a fake.
+pub trait Lister: Sync {
+    /// The folders directly under `prefix` (as `list_folders`).
+    fn folders(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<String>, ListError>> + Send;
+
+    /// The keys under `prefix` after `start_after`, in key order (as
+    /// `list_keys`).
+    fn keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> impl std::future::Future<Output = Result<Vec<String>, ListError>> + Send;
+}
+
+impl Lister for aws_sdk_s3::Client {
+    async fn folders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, ListError> {
+        list_folders(self, bucket, prefix).await
+    }
+
+    async fn keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<String>, ListError> {
+        list_keys(self, bucket, prefix, start_after).await
+    }
+}
+
 /// Header access on a raw response (lets `list_error` stay generic).
 pub trait RawHeaders {
     fn raw_header(&self, name: &str) -> Option<&str>;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use time::OffsetDateTime;
 
-use crate::aws::listing::list_keys;
+use crate::aws::listing::Lister;
 use crate::config::StartFrom;
 use crate::decode::is_log_object;
 use crate::state::CursorKey;
@@ -80,7 +80,7 @@ impl Crawler {
     /// lookback (or `start_from` on a first run) to now, in key order.
     pub(super) async fn list_cursor(
         &self,
-        client: &aws_sdk_s3::Client,
+        lister: &impl Lister,
         cursor: &CursorKey,
         now: OffsetDateTime,
     ) -> Result<Vec<(String, KeyTime)>, CrawlError> {
@@ -102,7 +102,8 @@ impl Crawler {
             let day_prefix = keys::day_folder(&folder, day);
             let after =
                 (n == 0).then(|| keys::start_after(&folder, &cursor.account, &cursor.region, from));
-            let listed = match list_keys(client, &cursor.bucket, &day_prefix, after.as_deref())
+            let listed = match lister
+                .keys(&cursor.bucket, &day_prefix, after.as_deref())
                 .await
             {
                 Ok(keys) => keys,
@@ -170,5 +171,80 @@ mod tests {
             .map(|(_, t)| t)
             .collect();
         assert_eq!(chosen, ["20261121T1000Z", "20261121T1010Z"]);
+    }
+
+    /// A key of the test cursor, `minutes` ago.
+    fn key_at(now: OffsetDateTime, minutes: i64) -> (String, KeyTime) {
+        let t = now - time::Duration::minutes(minutes);
+        let stamp = keys::key_time(t);
+        let key = format!(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/{:04}/{:02}/{:02}/111122223333_CloudTrail_us-east-1_{stamp}_m{minutes}.json.gz",
+            t.year(),
+            t.month() as u8,
+            t.day()
+        );
+        (key, stamp)
+    }
+
+    #[tokio::test]
+    async fn a_cursor_lists_from_its_watermark_less_the_lookback_and_skips_what_is_done() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::config::Config::from_toml(
+            "[aws]\nregion = \"us-east-1\"\n[crawl]\nstart_from = \"24h\"\nlookback = \"1h\"\n",
+            dir.path(),
+        )
+        .expect("config");
+        let state =
+            Arc::new(crate::state::StateStore::open(&dir.path().join("state.db")).expect("state"));
+        let crawler = Crawler::new(
+            Arc::new(crate::aws::AwsClients::new(&config.aws).await),
+            Arc::clone(&state),
+            Arc::new(crate::rules::RuleSet::new(Vec::new()).0),
+            Arc::new(config),
+        );
+        let now = OffsetDateTime::now_utc();
+        let minutes = [300, 180, 90, 30, 10];
+        let written: Vec<(String, KeyTime)> = minutes.iter().map(|m| key_at(now, *m)).collect();
+        let keys: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
+        let bucket = crate::pipeline::fake::FakeBucket::new("logs", &keys);
+        let cursor = CursorKey {
+            bucket: "logs".into(),
+            prefix: "AWSLogs/".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+        };
+        let listed = |got: Vec<(String, KeyTime)>| -> Vec<String> {
+            got.into_iter().map(|(k, _)| k).collect()
+        };
+        // A first run: everything since `start_from`.
+        let first = crawler
+            .list_cursor(&bucket, &cursor, now)
+            .await
+            .expect("listed");
+        assert_eq!(listed(first), keys);
+        // One object done, the watermark 90 minutes ago: from 150 minutes
+        // ago (the lookback), without the one done.
+        let (done_key, done_time) = &written[3];
+        state
+            .commit_object(&crate::state::ObjectCommit {
+                cursor: &cursor,
+                key: done_key,
+                key_time: done_time,
+                status: crate::state::ObjectStatus::Done,
+                records: 1,
+                error: None,
+                alerts: &[],
+                correlation: None,
+            })
+            .expect("commit");
+        state
+            .advance_watermark(&cursor, &written[2].1)
+            .expect("watermark");
+        let next = crawler
+            .list_cursor(&bucket, &cursor, now)
+            .await
+            .expect("listed");
+        assert_eq!(listed(next), [keys[2], keys[4]]);
     }
 }

@@ -8,6 +8,8 @@
 
 mod bursts;
 mod discover;
+#[cfg(test)]
+mod fake;
 mod list;
 mod plan;
 mod process;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::aws::listing::{ListError, list_folders};
+use crate::aws::listing::{ListError, Lister};
 use crate::aws::region::bucket_region;
 use crate::state::CursorKey;
 
@@ -39,7 +39,7 @@ impl Crawler {
             }
         };
         let client = self.clients.s3(&region);
-        match self.cursors(&client, target).await {
+        match cursors(&client, target).await {
             Ok(cursors) => Ok((region, cursors)),
             // The bucket lives elsewhere (a static trail's region was wrong,
             // or the bucket moved): follow the redirect once.
@@ -48,52 +48,103 @@ impl Crawler {
                 tracing::info!(bucket = %target.bucket, region = %region,
                     "the bucket answered with a redirect; following it");
                 let client = self.clients.s3(&region);
-                let cursors = self
-                    .cursors(&client, target)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let cursors = cursors(&client, target).await.map_err(|e| e.to_string())?;
                 Ok((region, cursors))
             }
             Err(e) => Err(e.to_string()),
         }
     }
+}
 
-    /// The cursors of a target: `[<prefix>/]AWSLogs/[o-<org>/]<account>/CloudTrail/<region>/`.
-    pub async fn cursors(
-        &self,
-        client: &aws_sdk_s3::Client,
-        target: &Target,
-    ) -> Result<Vec<CursorKey>, ListError> {
-        let awslogs = keys::awslogs_root(target.prefix.as_deref());
-        let mut roots = Vec::new();
-        let mut accounts = Vec::new();
-        for child in list_folders(client, &target.bucket, &awslogs).await? {
-            match keys::classify_awslogs_child(&child) {
-                AwsLogsChild::Account => accounts.push((awslogs.clone(), child)),
-                AwsLogsChild::Organization => roots.push(format!("{awslogs}{child}")),
-                AwsLogsChild::Other => {}
+/// The cursors of a target: `[<prefix>/]AWSLogs/[o-<org>/]<account>/CloudTrail/<region>/`.
+pub async fn cursors(lister: &impl Lister, target: &Target) -> Result<Vec<CursorKey>, ListError> {
+    let awslogs = keys::awslogs_root(target.prefix.as_deref());
+    let mut roots = Vec::new();
+    let mut accounts = Vec::new();
+    for child in lister.folders(&target.bucket, &awslogs).await? {
+        match keys::classify_awslogs_child(&child) {
+            AwsLogsChild::Account => accounts.push((awslogs.clone(), child)),
+            AwsLogsChild::Organization => roots.push(format!("{awslogs}{child}")),
+            AwsLogsChild::Other => {}
+        }
+    }
+    for root in roots {
+        for child in lister.folders(&target.bucket, &root).await? {
+            if keys::classify_awslogs_child(&child) == AwsLogsChild::Account {
+                accounts.push((root.clone(), child));
             }
         }
-        for root in roots {
-            for child in list_folders(client, &target.bucket, &root).await? {
-                if keys::classify_awslogs_child(&child) == AwsLogsChild::Account {
-                    accounts.push((root.clone(), child));
-                }
-            }
+    }
+    let mut cursors = BTreeSet::new();
+    for (root, account) in accounts {
+        let account = account.trim_end_matches('/').to_owned();
+        let regions_prefix = format!("{root}{account}/CloudTrail/");
+        for region in lister.folders(&target.bucket, &regions_prefix).await? {
+            cursors.insert(CursorKey {
+                bucket: target.bucket.clone(),
+                prefix: root.clone(),
+                account: account.clone(),
+                region: region.trim_end_matches('/').to_owned(),
+            });
         }
-        let mut cursors = BTreeSet::new();
-        for (root, account) in accounts {
-            let account = account.trim_end_matches('/').to_owned();
-            let regions_prefix = format!("{root}{account}/CloudTrail/");
-            for region in list_folders(client, &target.bucket, &regions_prefix).await? {
-                cursors.insert(CursorKey {
-                    bucket: target.bucket.clone(),
-                    prefix: root.clone(),
-                    account: account.clone(),
-                    region: region.trim_end_matches('/').to_owned(),
-                });
-            }
+    }
+    Ok(cursors.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::fake::FakeBucket;
+
+    fn target(prefix: Option<&str>) -> Target {
+        Target {
+            bucket: "logs".into(),
+            prefix: prefix.map(str::to_owned),
+            trails: vec!["t".into()],
+            kms_key_id: None,
+            region: Some("us-east-1".into()),
         }
-        Ok(cursors.into_iter().collect())
+    }
+
+    #[tokio::test]
+    async fn cursors_are_every_account_and_region_folder_of_a_trail() {
+        let bucket = FakeBucket::new(
+            "logs",
+            &[
+                "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/21/a.json.gz",
+                "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/21/b.json.gz",
+                "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/21/d.json.gz",
+                "AWSLogs/o-abc123def4/444455556666/CloudTrail/us-east-1/2026/11/21/c.json.gz",
+                "AWSLogs/notes/readme.txt",
+                "org/AWSLogs/777788889999/CloudTrail/ap-south-1/2026/11/21/e.json.gz",
+            ],
+        );
+        let found: Vec<String> = cursors(&bucket, &target(None))
+            .await
+            .expect("listed")
+            .into_iter()
+            .map(|c| format!("{}|{}|{}", c.prefix, c.account, c.region))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "AWSLogs/|111122223333|eu-west-1",
+                "AWSLogs/|111122223333|us-east-1",
+                "AWSLogs/o-abc123def4/|444455556666|us-east-1",
+            ]
+        );
+        let prefixed = cursors(&bucket, &target(Some("org")))
+            .await
+            .expect("listed");
+        assert_eq!(prefixed.len(), 1);
+        assert_eq!(prefixed[0].prefix, "org/AWSLogs/");
+        let missing = Target {
+            bucket: "elsewhere".into(),
+            ..target(None)
+        };
+        let e = cursors(&bucket, &missing)
+            .await
+            .expect_err("no such bucket");
+        assert!(e.to_string().contains("s3://elsewhere/"), "{e}");
     }
 }
