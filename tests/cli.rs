@@ -337,6 +337,76 @@ fn rules_test_runs_examples_and_fails_on_a_wrong_one() {
 }
 
 #[test]
+fn rules_test_writes_junit_that_parses_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("mine.yml"),
+        "title: Mine\nid: mine\nlogsource:\n  product: aws\n  service: cloudtrail\n\
+         detection:\n  sel:\n    eventName: DeleteBucket\n  condition: sel\nlevel: low\n\
+         rsigma.exemplars:\n  - name: right <&>\n    expect: match\n    event: {eventName: DeleteBucket}\n\
+         \x20 - name: wrong\n    expect: match\n    event: {eventName: CreateBucket}\n",
+    )
+    .expect("write");
+    let junit = tmp.path().join("examples.xml");
+    let out = run(&[
+        "rules",
+        "test",
+        "--no-builtin",
+        "--rules",
+        tmp.path().to_str().expect("utf-8"),
+        "--junit",
+        junit.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    // Parsed by another implementation: Python's XML parser.
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E\n\
+             s = E.parse(sys.argv[1]).getroot().find('testsuite')\n\
+             print(s.get('tests'), s.get('failures'))\n\
+             for c in s.iter('testcase'):\n\
+             \x20   print(c.get('classname'), c.get('name'), c.find('failure') is not None)",
+        ])
+        .arg(&junit)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&parsed.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["2 1", "mine right <&> False", "mine wrong True"],
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+}
+
+#[test]
+fn scan_fail_on_exits_3_when_an_alert_reaches_the_level() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = key_dir(tmp.path());
+    let stop = stratus("aws.defense-evasion.cloudtrail-stop");
+    std::fs::write(dir.join("a.json.gz"), gzip(&envelope(&stop))).expect("write");
+    let root = tmp.path().to_str().expect("utf-8");
+    let code = |level: &str| {
+        run(&["scan", "--format", "jsonl", "--fail-on", level, root])
+            .status
+            .code()
+    };
+    // StopLogging is high: critical is not reached, high and below are.
+    assert_eq!(code("critical"), Some(0));
+    assert_eq!(code("high"), Some(3));
+    assert_eq!(code("low"), Some(3));
+    assert_eq!(
+        run(&["scan", "--fail-on", "severe", root]).status.code(),
+        Some(2),
+        "an unknown level is a usage error"
+    );
+    // An input that could not be read wins: exit 1.
+    std::fs::write(dir.join("b.json.gz"), b"not gzip").expect("write");
+    assert_eq!(code("low"), Some(1));
+}
+
+#[test]
 fn scan_output_is_in_input_order_whatever_the_threads() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = key_dir(tmp.path());

@@ -12,9 +12,11 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError};
 use crate::state::StateStore;
 
-/// Exit codes (DESIGN.md): 0 success, 1 a run that failed, 2 bad usage or config.
+/// Exit codes (DESIGN.md): 0 success, 1 a run that failed, 2 bad usage or
+/// config, 3 `scan --fail-on`'s level reached.
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_FOUND: u8 = 3;
 
 /// Reads and validates a config file: its shape and values, then what each
 /// sink checks of its own settings.

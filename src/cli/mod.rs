@@ -87,7 +87,13 @@ pub enum RulesCommand {
     /// The loaded rules: id, level, title, source.
     List(RuleSources),
     /// Run each rule's own examples (`rsigma.exemplars`); exit 1 if any fails.
-    Test(RuleSources),
+    Test {
+        #[command(flatten)]
+        sources: RuleSources,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
 }
 
 /// Which rules to load.
@@ -107,7 +113,7 @@ pub enum Format {
     Table,
 }
 
-pub(crate) use crate::app::{EXIT_FAILED, EXIT_USAGE};
+pub(crate) use crate::app::{EXIT_FAILED, EXIT_FOUND, EXIT_USAGE};
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
@@ -129,8 +135,8 @@ pub fn run(cli: Cli) -> ExitCode {
             command: RulesCommand::List(sources),
         } => rules::list(&sources),
         Command::Rules {
-            command: RulesCommand::Test(sources),
-        } => rules::test(&sources),
+            command: RulesCommand::Test { sources, junit },
+        } => rules::test(&sources, junit.as_deref()),
     }
 }
 

@@ -1,9 +1,11 @@
-//! `trailwatch rules list`
+//! `trailwatch rules list` and `trailwatch rules test`
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::{EXIT_FAILED, RuleSources, load_rules};
+use crate::rules::junit::{cases, junit_xml};
 
 pub fn list(sources: &RuleSources) -> ExitCode {
     let set = match load_rules(sources) {
@@ -47,47 +49,19 @@ pub fn list(sources: &RuleSources) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `trailwatch rules test`: runs each rule's own examples; exit 1 if any fails.
-pub fn test(sources: &RuleSources) -> ExitCode {
+/// `trailwatch rules test`: runs each rule's own examples (and writes their
+/// results as JUnit XML with `--junit`); exit 1 if any fails.
+pub fn test(sources: &RuleSources, junit: Option<&Path>) -> ExitCode {
     let set = match load_rules(sources) {
         Ok(set) => set,
         Err(code) => return code,
     };
-    let outcomes = set.test_examples();
+    let cases = cases(&set);
     let mut out = std::io::stdout().lock();
-    let mut failed = 0;
-    for o in &outcomes {
-        if o.passed {
-            continue;
-        }
-        failed += 1;
-        let expected = if o.example.expect_match {
-            "match"
-        } else {
-            "no match"
-        };
-        let got = match &o.error {
-            Some(e) => format!("the event is not a valid record: {e}"),
-            None if o.example.expect_match => "it did not fire".to_owned(),
-            None => "it fired".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "FAIL {} ({}:{}): example '{}' expects {expected}, but {got}",
-            o.rule.id,
-            o.rule.meta.origin.path(),
-            o.rule.line,
-            o.example.name
-        );
-    }
-    let correlation = set.test_correlation_examples();
-    for (rule, example, passed, error) in &correlation {
-        if !passed {
-            failed += 1;
-            let why = error
-                .clone()
-                .unwrap_or_else(|| "it did not behave as expected".into());
-            let _ = writeln!(out, "FAIL {rule}: correlation example '{example}': {why}");
+    let failed = cases.iter().filter(|c| c.failure.is_some()).count();
+    for case in &cases {
+        if let Some(why) = &case.failure {
+            let _ = writeln!(out, "FAIL {} '{}': {why}", case.rule, case.example);
         }
     }
     let without: Vec<&str> = set
@@ -102,11 +76,17 @@ pub fn test(sources: &RuleSources) -> ExitCode {
     let _ = writeln!(
         out,
         "{} examples of {} rules: {} passed, {failed} failed; {} rules without examples",
-        outcomes.len() + correlation.len(),
+        cases.len(),
         set.len() + set.correlations().len(),
-        outcomes.len() + correlation.len() - failed,
+        cases.len() - failed,
         without.len()
     );
+    if let Some(path) = junit
+        && let Err(e) = std::fs::write(path, junit_xml(&cases))
+    {
+        eprintln!("error: --junit {}: {e}", path.display());
+        return ExitCode::from(EXIT_FAILED);
+    }
     if failed > 0 {
         ExitCode::from(EXIT_FAILED)
     } else {

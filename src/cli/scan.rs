@@ -6,7 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{EXIT_FAILED, EXIT_USAGE, Format, RuleSources, load_rules};
+use super::{EXIT_FAILED, EXIT_FOUND, EXIT_USAGE, Format, RuleSources, load_rules};
+use crate::alert::Severity;
 use crate::decode::DEFAULT_MAX_DECOMPRESSED_BYTES;
 use crate::scan::{Options, Output};
 
@@ -30,6 +31,10 @@ pub struct ScanArgs {
     /// Every match is an alert of its own (no grouping of repeats).
     #[arg(long)]
     pub no_grouping: bool,
+    /// Exit 3 when an alert at this level or above was raised and every
+    /// input was read (informational, low, medium, high, critical).
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    pub fail_on: Option<Severity>,
     /// Files or directories (`.json`, `.json.gz`, `.jsonl`; a local copy of a
     /// bucket made with `aws s3 sync` included).
     #[arg(required = true, value_name = "PATH")]
@@ -38,6 +43,15 @@ pub struct ScanArgs {
 
 fn parse_window(text: &str) -> Result<u64, String> {
     crate::config::parse_duration(text).map(|d| d.as_secs())
+}
+
+fn parse_level(text: &str) -> Result<Severity, String> {
+    Severity::parse(text).ok_or_else(|| {
+        format!(
+            "unknown level {text:?} (one of {})",
+            Severity::NAMES.join(", ")
+        )
+    })
 }
 
 fn parse_size_arg(text: &str) -> Result<u64, String> {
@@ -98,9 +112,14 @@ pub fn run(args: ScanArgs) -> ExitCode {
         threads,
         rules.len(),
     );
-    if summary.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILED)
+    if !summary.failures.is_empty() {
+        return ExitCode::from(EXIT_FAILED);
+    }
+    match (args.fail_on, summary.highest) {
+        (Some(level), Some(highest)) if highest >= level => {
+            let _ = writeln!(err, "alerts at {highest} raised (--fail-on {level})");
+            ExitCode::from(EXIT_FOUND)
+        }
+        _ => ExitCode::SUCCESS,
     }
 }

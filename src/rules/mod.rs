@@ -8,6 +8,7 @@ mod emit;
 mod eval;
 mod grouping;
 mod index;
+pub mod junit;
 mod load;
 mod matcher;
 mod memo;

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::alert::{Alert, now_rfc3339};
+use crate::alert::{Alert, Severity, now_rfc3339};
 use crate::detect::{ObjectReport, detect_object};
 use crate::rules::{Grouper, OrderedFeed, Rule, RuleSet, write_jsonl_alerts};
 use crate::sinks;
@@ -51,6 +51,8 @@ pub struct Summary {
     /// Alerts written (grouped repeats counted as their bursts' alerts).
     pub alerts: u64,
     pub failures: Vec<Failure>,
+    /// The highest severity of the alerts written (`None`: no alert).
+    pub highest: Option<Severity>,
     pub elapsed_seconds: f64,
 }
 
@@ -63,9 +65,8 @@ pub fn run<W: Write + Send>(
     mut out: W,
 ) -> Summary {
     let started = Instant::now();
-    let inputs = std::sync::Mutex::new(Inputs::new(paths));
     let threads = options.threads.max(1);
-    let (cap, format) = (options.max_decompressed_bytes, options.output);
+    let format = options.output;
     // Each file is read once: events need remembering (against duplicates
     // delivered twice) only as long as the longest correlation window.
     rules.with_correlator(|c| {
@@ -77,16 +78,29 @@ pub fn run<W: Write + Send>(
     if format == Output::Table {
         output_open = sinks::table::write_header(&mut out).is_ok();
     }
-    let printer = std::sync::Mutex::new(Printer::new(out, output_open));
-    let grouper = options.group_window.map(Grouper::new);
-    let feed = std::sync::Mutex::new(OrderedFeed::new());
+    let shared = Shared {
+        inputs: std::sync::Mutex::new(Inputs::new(paths)),
+        rules,
+        cap: options.max_decompressed_bytes,
+        format,
+        printer: std::sync::Mutex::new(Printer::new(out, output_open)),
+        grouper: options.group_window.map(Grouper::new),
+        feed: std::sync::Mutex::new(OrderedFeed::new()),
+        highest: Highest::default(),
+    };
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            let (inputs, printer) = (&inputs, &printer);
-            let (grouper, feed) = (grouper.as_ref(), &feed);
-            scope.spawn(move || worker(inputs, rules, cap, format, printer, grouper, feed));
+            let shared = &shared;
+            scope.spawn(move || worker(shared));
         }
     });
+    let Shared {
+        inputs,
+        printer,
+        grouper,
+        highest,
+        ..
+    } = shared;
     let Printer {
         mut out,
         totals,
@@ -105,6 +119,9 @@ pub fn run<W: Write + Send>(
         closed.extend(summaries);
     }
     for d in closed {
+        if let Some(severity) = d.alert.severity() {
+            highest.note(severity);
+        }
         let _ = match format {
             Output::Jsonl => sinks::write_jsonl(&mut out, &d.alert),
             Output::Table => sinks::table::write_alert(&mut out, &d.alert),
@@ -122,19 +139,53 @@ pub fn run<W: Write + Send>(
         totals,
         alerts: totals.alerts - grouped_matches + grouped_alerts,
         failures,
+        highest: highest.get(),
         elapsed_seconds: started.elapsed().as_secs_f64(),
     }
 }
 
-fn worker<W: Write>(
-    inputs: &std::sync::Mutex<Inputs>,
-    rules: &RuleSet,
+/// The highest severity among the alerts written so far.
+#[derive(Debug, Default)]
+struct Highest(std::sync::atomic::AtomicU8);
+
+impl Highest {
+    fn note(&self, severity: Severity) {
+        self.0
+            .fetch_max(severity as u8 + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Option<Severity> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            n => Severity::parse(Severity::NAMES.get(usize::from(n - 1))?),
+        }
+    }
+}
+
+/// What the workers share.
+struct Shared<'a, W> {
+    inputs: std::sync::Mutex<Inputs>,
+    rules: &'a RuleSet,
     cap: u64,
     format: Output,
-    printer: &std::sync::Mutex<Printer<W>>,
-    grouper: Option<&Grouper>,
-    feed: &std::sync::Mutex<OrderedFeed>,
-) {
+    printer: std::sync::Mutex<Printer<W>>,
+    grouper: Option<Grouper>,
+    feed: std::sync::Mutex<OrderedFeed>,
+    highest: Highest,
+}
+
+fn worker<W: Write>(shared: &Shared<'_, W>) {
+    let Shared {
+        inputs,
+        rules,
+        cap,
+        format,
+        printer,
+        grouper,
+        feed,
+        highest,
+    } = shared;
+    let (rules, cap, format, grouper) = (*rules, *cap, *format, grouper.as_ref());
     let detected_at = now_rfc3339();
     let print = |index: usize, output: &mut Vec<u8>, report: Option<FileReport>| {
         printer
@@ -153,6 +204,9 @@ fn worker<W: Write>(
                 rules,
                 cap,
                 |all, record| {
+                    for rule in all {
+                        highest.note(rule.meta.severity);
+                    }
                     // Grouped rules' matches wait for the end of the input.
                     let mut direct: Vec<&Rule> = Vec::new();
                     let matched: &[&Rule] = match grouper {
@@ -210,6 +264,9 @@ fn worker<W: Write>(
         // Alerts of stateful rules completed by the files fed so far.
         if let Some(completed) = rules.with_correlator(|c| c.take_pending()) {
             for d in completed {
+                if let Some(severity) = d.alert.severity() {
+                    highest.note(severity);
+                }
                 let _ = match format {
                     Output::Jsonl => sinks::write_jsonl(&mut output, &d.alert),
                     Output::Table => sinks::table::write_alert(&mut output, &d.alert),
