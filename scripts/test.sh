@@ -8,6 +8,16 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 . scripts/datasets.sh
 
+# Debian's logrotate, for the file sink's rotation test.
+if ! [ -x /usr/sbin/logrotate ] && ! command -v logrotate >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q logrotate >/dev/null ||
+            { apt-get update -q >/dev/null && apt-get install -y -q logrotate >/dev/null; }
+    else
+        echo "test.sh: logrotate is needed (apt-get install logrotate)" >&2
+        exit 2
+    fi
+fi
 bash scripts/pyenv.sh
 bash scripts/receiver-venv.sh
 bash scripts/parliament-venv.sh

@@ -241,6 +241,9 @@ async fn reload(
             tracing::info!("config and rules reloaded");
         }
     }
+    // The file sinks open their files again at the next drain (logrotate's
+    // `postrotate` sends SIGHUP, whether or not the config is accepted).
+    shared.delivery_wake.notify_one();
     notifier.send("READY=1\nSTATUS=reloaded");
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::file::FileSink;
+use super::file::{Committed, FileSink};
 use super::route::selects;
 use crate::config::{SinkConfig, SinkKind};
 use crate::state::{StateError, StateStore};
@@ -37,32 +37,41 @@ pub fn drain_local(state: &StateStore, sinks: &[SinkConfig]) -> Result<Vec<Drain
             sink: sink.name.clone(),
             ..Drained::default()
         };
-        let mut file = match &sink.kind {
-            SinkKind::File { path, fsync } => match FileSink::open(path, *fsync, file_len) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    report.error = Some(format!("{}: {e}", path.display()));
-                    report.pending = (last - seq).max(0) as u64;
-                    out.push(report);
-                    continue;
-                }
-            },
-            SinkKind::Stdout => None,
-            SinkKind::Datadog { .. } | SinkKind::Webhook { .. } => {
-                report.pending = (last - seq).max(0) as u64;
-                report.error = Some(
-                    "delivery for this sink type is not built yet; alerts wait in the outbox"
-                        .into(),
-                );
-                out.push(report);
-                continue;
-            }
+        if let SinkKind::Datadog { .. } | SinkKind::Webhook { .. } = &sink.kind {
+            report.pending = (last - seq).max(0) as u64;
+            report.error = Some(
+                "delivery for this sink type is not built yet; alerts wait in the outbox".into(),
+            );
+            out.push(report);
+            continue;
+        }
+        let committed = match file_len {
+            Some(len) => Some(Committed {
+                len,
+                file_id: state.sink_file_id(&sink.name)?,
+            }),
+            None => None,
         };
+        let mut file = None;
         loop {
             let batch = state.alerts_after(seq, BATCH)?;
             let Some(batch_last) = batch.last().map(|o| o.seq) else {
                 break;
             };
+            // The file sink writes in the file its path names now (opened
+            // again after a rotation), its new position committed first.
+            if let SinkKind::File { path, fsync } = &sink.kind
+                && file.as_ref().is_none_or(|f: &FileSink| !f.still_current())
+            {
+                let known = file.as_ref().map(FileSink::position).or(committed.clone());
+                match open_file(state, &sink.name, seq, path, *fsync, known.as_ref()) {
+                    Ok(f) => file = Some(f),
+                    Err(e) => {
+                        report.error = Some(e);
+                        break;
+                    }
+                }
+            }
             let selected: Vec<_> = batch
                 .iter()
                 .map(|o| &o.alert)
@@ -73,21 +82,45 @@ pub fn drain_local(state: &StateStore, sinks: &[SinkConfig]) -> Result<Vec<Drain
                 None => write_stdout(&selected).map(|_| None),
             };
             match written {
-                Ok(len) => {
-                    state.set_sink_offset(&sink.name, batch_last, len)?;
-                    seq = batch_last;
-                    report.delivered += selected.len() as u64;
+                Ok(Some(at)) => {
+                    let id = at.file_id.unwrap_or_default();
+                    state.set_sink_file_position(&sink.name, batch_last, at.len, &id)?;
                 }
+                Ok(None) => state.set_sink_offset(&sink.name, batch_last, None)?,
                 Err(e) => {
                     report.error = Some(e.to_string());
                     break;
                 }
             }
+            seq = batch_last;
+            report.delivered += selected.len() as u64;
         }
         report.pending = (last - seq).max(0) as u64;
         out.push(report);
     }
     Ok(out)
+}
+
+/// Opens the file sink's file; when it was rotated, commits where it starts
+/// in the new file before anything is written there.
+fn open_file(
+    state: &StateStore,
+    sink: &str,
+    seq: i64,
+    path: &std::path::Path,
+    fsync: crate::config::Fsync,
+    known: Option<&Committed>,
+) -> Result<FileSink, String> {
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let opened = FileSink::open(path, fsync, known).map_err(failed)?;
+    if opened.rotated {
+        let at = opened.sink.position();
+        let id = at.file_id.unwrap_or_default();
+        state
+            .set_sink_file_position(sink, seq, at.len, &id)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(opened.sink)
 }
 
 fn write_stdout(alerts: &[&crate::alert::Alert]) -> std::io::Result<()> {

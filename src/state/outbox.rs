@@ -180,7 +180,38 @@ impl StateStore {
             .map_err(|e| self.err(e))
     }
 
-    // ---- trails and targets ------------------------------------------------
+    /// The file a file sink's committed length belongs to, when known.
+    pub fn sink_file_id(&self, sink: &str) -> Result<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT file_id FROM sink_offsets WHERE sink = ?1",
+                [sink],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A file sink's position: the last alert written, and the length of
+    /// the file (named by `file_id`) after it.
+    pub fn set_sink_file_position(
+        &self,
+        sink: &str,
+        seq: i64,
+        file_len: u64,
+        file_id: &str,
+    ) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO sink_offsets (sink, last_seq, file_len, file_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sink) DO UPDATE SET last_seq = excluded.last_seq,
+                   file_len = excluded.file_len, file_id = excluded.file_id",
+                params![sink, seq, file_len as i64, file_id],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
 }
 
 pub(super) fn insert_alerts(

@@ -85,6 +85,10 @@ CREATE TABLE correlation_seen (
 CREATE INDEX correlation_seen_at ON correlation_seen (at);
 ";
 
+/// Version 3: the file a file sink's committed length belongs to (device
+/// and inode), so that a rotated file is told apart.
+const V3: &str = "ALTER TABLE sink_offsets ADD COLUMN file_id TEXT;";
+
 /// Creates or upgrades the schema. The version is read inside a write
 /// transaction, so two processes opening a new file at once (the daemon and
 /// `trailwatch trails`) do not both create it.
@@ -98,6 +102,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     if version < 2 {
         tx.execute_batch(V2)?;
         tx.execute_batch("PRAGMA user_version = 2")?;
+    }
+    if version < 3 {
+        tx.execute_batch(V3)?;
+        tx.execute_batch("PRAGMA user_version = 3")?;
     }
     tx.commit()
 }
