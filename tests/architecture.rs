@@ -24,7 +24,7 @@ const LAYERS: [&[&str]; 10] = [
 
 /// The engine: records in, alerts out, the same for `scan`, the daemon
 /// and the benches.
-const ENGINE: [&str; 6] = ["event", "alert", "decode", "rules", "detect", "scan"];
+const ENGINE: [&str; 5] = ["event", "alert", "decode", "rules", "detect"];
 
 /// Crates the engine must not use.
 const NOT_IN_ENGINE: [&str; 6] = [

@@ -21,7 +21,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 /// 40 objects a minute apart; in each, five reads of secrets by one role,
 /// their event times out of key order, and in every third object 3,000
 /// other calls, so that concurrent reads finish out of order.
-async fn upload() {
+async fn upload(prefix: &str) {
     let s3 = emulators::s3().await;
     let _ = s3.create_bucket().bucket(BUCKET).send().await;
     let now = time::OffsetDateTime::now_utc() - time::Duration::minutes(60);
@@ -49,7 +49,7 @@ async fn upload() {
             }));
         }
         let key = format!(
-            "AWSLogs/111122223333/CloudTrail/us-east-1/{:04}/{:02}/{:02}/111122223333_CloudTrail_us-east-1_{}_o{n:02}.json.gz",
+            "{prefix}/AWSLogs/111122223333/CloudTrail/us-east-1/{:04}/{:02}/{:02}/111122223333_CloudTrail_us-east-1_{}_o{n:02}.json.gz",
             t.year(),
             t.month() as u8,
             t.day(),
@@ -67,14 +67,14 @@ async fn upload() {
 }
 
 /// The correlation alerts of a fresh `once` at this concurrency.
-fn correlated(concurrency: usize) -> Vec<String> {
+fn correlated(prefix: &str, concurrency: usize) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("trailwatch.toml");
     std::fs::write(
         &config,
         format!(
             "[state]\npath = \"state.db\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\
-             [discovery]\nenabled = false\n[[trails]]\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n\
+             [discovery]\nenabled = false\n[[trails]]\nbucket = \"{BUCKET}\"\nprefix = \"{prefix}\"\nregion = \"us-east-1\"\n\
              [crawl]\nstart_from = \"24h\"\nconcurrency = {concurrency}\n\
              [[sinks]]\ntype = \"file\"\npath = \"alerts.jsonl\"\n",
             emulators::LOCALSTACK
@@ -103,13 +103,20 @@ fn correlated(concurrency: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn correlations_are_the_same_whatever_the_concurrency() {
     emulators::require_emulators();
-    upload().await;
-    let one = tokio::task::spawn_blocking(|| correlated(1))
+    // A prefix of this run's own: objects of earlier runs are not listed.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let prefix = format!("run-{nanos}");
+    upload(&prefix).await;
+    let p = prefix.clone();
+    let one = tokio::task::spawn_blocking(move || correlated(&p, 1))
         .await
         .expect("task");
     assert!(!one.is_empty(), "the correlation fires");
     for _ in 0..2 {
-        let many = tokio::task::spawn_blocking(|| correlated(16))
+        let p = prefix.clone();
+        let many = tokio::task::spawn_blocking(move || correlated(&p, 16))
             .await
             .expect("task");
         assert_eq!(many, one, "the same whatever the concurrency");

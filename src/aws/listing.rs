@@ -3,6 +3,8 @@
 
 use aws_sdk_s3::error::DisplayErrorContext;
 
+use super::keys::{self, AwsLogsChild};
+
 /// A listing failure, naming the bucket and prefix.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("s3://{bucket}/{prefix}: {reason}")]
@@ -116,6 +118,81 @@ impl Lister for aws_sdk_s3::Client {
     ) -> Result<Vec<String>, ListError> {
         list_keys(self, bucket, prefix, start_after).await
     }
+}
+
+/// One account and region folder of a trail's logs:
+/// `<root><account>/CloudTrail/<region>/`, `root` being `[<prefix>/]AWSLogs/`
+/// or, in an organisation trail, `[<prefix>/]AWSLogs/o-<org>/`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogFolder {
+    pub root: String,
+    pub account: String,
+    pub region: String,
+}
+
+/// The account and region folders of a trail writing under `prefix` in
+/// `bucket` (organisation layouts included; digests and other folders left
+/// out), in order.
+pub async fn log_folders(
+    lister: &impl Lister,
+    bucket: &str,
+    prefix: Option<&str>,
+) -> Result<Vec<LogFolder>, ListError> {
+    let awslogs = keys::awslogs_root(prefix);
+    let mut roots = Vec::new();
+    let mut accounts = Vec::new();
+    for child in lister.folders(bucket, &awslogs).await? {
+        match keys::classify_awslogs_child(&child) {
+            AwsLogsChild::Account => accounts.push((awslogs.clone(), child)),
+            AwsLogsChild::Organization => roots.push(format!("{awslogs}{child}")),
+            AwsLogsChild::Other => {}
+        }
+    }
+    for root in roots {
+        for child in lister.folders(bucket, &root).await? {
+            if keys::classify_awslogs_child(&child) == AwsLogsChild::Account {
+                accounts.push((root.clone(), child));
+            }
+        }
+    }
+    let mut folders = std::collections::BTreeSet::new();
+    for (root, account) in accounts {
+        let account = account.trim_end_matches('/').to_owned();
+        let regions_prefix = format!("{root}{account}/CloudTrail/");
+        for region in lister.folders(bucket, &regions_prefix).await? {
+            folders.insert(LogFolder {
+                root: root.clone(),
+                account: account.clone(),
+                region: region.trim_end_matches('/').to_owned(),
+            });
+        }
+    }
+    Ok(folders.into_iter().collect())
+}
+
+/// The keys of `folder` delivered from `from` on (by the time in the key:
+/// the listing starts after `from` in the first day folder) up to the day
+/// of `to`, day folder by day folder, in key order; with the day folders
+/// that could not be listed.
+pub async fn keys_between(
+    lister: &impl Lister,
+    bucket: &str,
+    folder: &LogFolder,
+    from: time::OffsetDateTime,
+    to: time::OffsetDateTime,
+) -> (Vec<String>, Vec<ListError>) {
+    let base = keys::cursor_folder(&folder.root, &folder.account, &folder.region);
+    let (mut out, mut errors) = (Vec::new(), Vec::new());
+    for (n, day) in keys::days(from, to).into_iter().enumerate() {
+        let day_prefix = keys::day_folder(&base, day);
+        let after =
+            (n == 0).then(|| keys::start_after(&base, &folder.account, &folder.region, from));
+        match lister.keys(bucket, &day_prefix, after.as_deref()).await {
+            Ok(keys) => out.extend(keys),
+            Err(e) => errors.push(e),
+        }
+    }
+    (out, errors)
 }
 
 /// Header access on a raw response (lets `list_error` stay generic).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::aws::AwsClients;
-use crate::pipeline::{Crawler, TargetReport, targets};
+use crate::pipeline::Crawler;
 
 pub fn run(path: &Path) -> ExitCode {
     let crate::app::Started {
@@ -24,59 +24,25 @@ pub fn run(path: &Path) -> ExitCode {
             Arc::new(crate::rules::RuleSet::new(Vec::new()).0),
             Arc::clone(&config),
         );
-        let (trails, errors) = crawler.discover_trails().await;
+        let (rows, errors) = crawler.trail_rows().await;
         for (where_, why) in &errors {
             eprintln!("discovery: {where_}: {why}");
         }
-        let planned = targets(&trails);
         println!(
             "{:<24} {:<8} {:<28} {:<15} {:<40} {:>8}  LAST ERROR",
             "TRAIL", "LOGGING", "BUCKET", "REGION", "PREFIXES", "LAG"
         );
-        for trail in &trails {
-            let target = planned
-                .iter()
-                .find(|t| t.bucket == trail.bucket && t.prefix == trail.prefix);
-            let (region, prefixes, mut error) = match target {
-                Some(t) => match crawler.plan(t).await {
-                    Ok((region, cursors)) => {
-                        let p: Vec<String> = cursors
-                            .iter()
-                            .map(|c| format!("{}{}/{}", c.prefix, c.account, c.region))
-                            .collect();
-                        (region, p.join(","), None)
-                    }
-                    Err(e) => ("?".into(), String::new(), Some(e)),
-                },
-                None => ("-".into(), String::new(), None),
-            };
-            let last: Option<TargetReport> = target
-                .and_then(|t| state.target_status(&t.id()).ok().flatten())
-                .and_then(|v| serde_json::from_value(v).ok());
-            let lag = last
-                .as_ref()
-                .and_then(|r| r.lag_seconds)
-                .map(|s| format!("{s}s"))
-                .unwrap_or_else(|| "-".into());
-            if error.is_none() {
-                error = trail
-                    .latest_delivery_error
-                    .clone()
-                    .or_else(|| last.as_ref().and_then(|r| r.errors.first().cloned()));
-            }
+        for row in rows {
+            let or_dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
             println!(
                 "{:<24} {:<8} {:<28} {:<15} {:<40} {:>8}  {}",
-                trail.name,
-                if trail.logging { "yes" } else { "no" },
-                trail.bucket,
-                region,
-                if prefixes.is_empty() {
-                    "-".into()
-                } else {
-                    prefixes
-                },
-                lag,
-                error.unwrap_or_else(|| "-".into())
+                row.name,
+                if row.logging { "yes" } else { "no" },
+                row.bucket,
+                row.region,
+                or_dash(row.prefixes.join(",")),
+                row.lag_seconds.map_or("-".into(), |s| format!("{s}s")),
+                row.last_error.unwrap_or_else(|| "-".into())
             );
         }
     });

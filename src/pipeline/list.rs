@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use time::OffsetDateTime;
 
-use crate::aws::listing::Lister;
+use crate::aws::listing::{Lister, LogFolder, keys_between};
 use crate::config::StartFrom;
 use crate::decode::is_log_object;
 use crate::state::CursorKey;
@@ -96,24 +96,16 @@ impl Crawler {
         let done = self
             .blocking(move |s| s.processed_keys_since(&c, &since))
             .await?;
-        let folder = keys::cursor_folder(&cursor.prefix, &cursor.account, &cursor.region);
-        let mut out = Vec::new();
-        for (n, day) in keys::days(from, now).into_iter().enumerate() {
-            let day_prefix = keys::day_folder(&folder, day);
-            let after =
-                (n == 0).then(|| keys::start_after(&folder, &cursor.account, &cursor.region, from));
-            let listed = match lister
-                .keys(&cursor.bucket, &day_prefix, after.as_deref())
-                .await
-            {
-                Ok(keys) => keys,
-                Err(e) => {
-                    tracing::warn!(bucket = %cursor.bucket, prefix = %day_prefix, error = %e, "listing failed");
-                    continue;
-                }
-            };
-            out.extend(select_keys(listed, &done, &from_key));
+        let folder = LogFolder {
+            root: cursor.prefix.clone(),
+            account: cursor.account.clone(),
+            region: cursor.region.clone(),
+        };
+        let (listed, errors) = keys_between(lister, &cursor.bucket, &folder, from, now).await;
+        for e in errors {
+            tracing::warn!(bucket = %cursor.bucket, error = %e, "listing failed");
         }
+        let out = select_keys(listed, &done, &from_key);
         Ok(out)
     }
 

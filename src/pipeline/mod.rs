@@ -14,6 +14,7 @@ mod list;
 mod plan;
 mod process;
 mod report;
+mod status;
 pub mod trail_alerts;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use crate::state::StateStore;
 
 pub use discover::{Target, targets};
 pub use report::{PassReport, PassTotals, TargetReport};
+pub use status::TrailRow;
 
 /// Why a pass could not go on at all.
 #[derive(Debug, thiserror::Error)]

@@ -2,14 +2,11 @@
 //! cursors, one per account and region folder; and whether a full sink
 //! backlog pauses the crawl.
 
-use std::collections::BTreeSet;
-
-use crate::aws::listing::{ListError, Lister};
+use crate::aws::listing::{ListError, Lister, log_folders};
 use crate::aws::region::bucket_region;
 use crate::state::CursorKey;
 
 use super::{CrawlError, Crawler, Target};
-use crate::aws::keys::{self, AwsLogsChild};
 
 impl Crawler {
     /// The first sink whose backlog has reached its bound.
@@ -58,37 +55,16 @@ impl Crawler {
 
 /// The cursors of a target: `[<prefix>/]AWSLogs/[o-<org>/]<account>/CloudTrail/<region>/`.
 pub async fn cursors(lister: &impl Lister, target: &Target) -> Result<Vec<CursorKey>, ListError> {
-    let awslogs = keys::awslogs_root(target.prefix.as_deref());
-    let mut roots = Vec::new();
-    let mut accounts = Vec::new();
-    for child in lister.folders(&target.bucket, &awslogs).await? {
-        match keys::classify_awslogs_child(&child) {
-            AwsLogsChild::Account => accounts.push((awslogs.clone(), child)),
-            AwsLogsChild::Organization => roots.push(format!("{awslogs}{child}")),
-            AwsLogsChild::Other => {}
-        }
-    }
-    for root in roots {
-        for child in lister.folders(&target.bucket, &root).await? {
-            if keys::classify_awslogs_child(&child) == AwsLogsChild::Account {
-                accounts.push((root.clone(), child));
-            }
-        }
-    }
-    let mut cursors = BTreeSet::new();
-    for (root, account) in accounts {
-        let account = account.trim_end_matches('/').to_owned();
-        let regions_prefix = format!("{root}{account}/CloudTrail/");
-        for region in lister.folders(&target.bucket, &regions_prefix).await? {
-            cursors.insert(CursorKey {
-                bucket: target.bucket.clone(),
-                prefix: root.clone(),
-                account: account.clone(),
-                region: region.trim_end_matches('/').to_owned(),
-            });
-        }
-    }
-    Ok(cursors.into_iter().collect())
+    let folders = log_folders(lister, &target.bucket, target.prefix.as_deref()).await?;
+    Ok(folders
+        .into_iter()
+        .map(|f| CursorKey {
+            bucket: target.bucket.clone(),
+            prefix: f.root,
+            account: f.account,
+            region: f.region,
+        })
+        .collect())
 }
 
 #[cfg(test)]

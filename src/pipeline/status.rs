@@ -1,0 +1,67 @@
+//! What `trailwatch trails` shows of each trail: whether it logs, where its
+//! bucket is, the cursors under its prefix, its lag and its last error (from
+//! the state store's last pass and the trail's own status).
+
+use super::{Crawler, TargetReport, targets};
+
+/// One trail as `trails` shows it.
+#[derive(Debug, Clone)]
+pub struct TrailRow {
+    pub name: String,
+    pub logging: bool,
+    pub bucket: String,
+    /// The bucket's region (`?` when it could not be found, `-` for a trail
+    /// that is not crawled).
+    pub region: String,
+    /// The cursors, `<root><account>/<region>`.
+    pub prefixes: Vec<String>,
+    pub lag_seconds: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl Crawler {
+    /// Every trail discovered or configured, planned now; and the discovery
+    /// errors by region.
+    pub async fn trail_rows(&self) -> (Vec<TrailRow>, std::collections::BTreeMap<String, String>) {
+        let (trails, errors) = self.discover_trails().await;
+        let planned = targets(&trails);
+        let mut rows = Vec::new();
+        for trail in &trails {
+            let target = planned
+                .iter()
+                .find(|t| t.bucket == trail.bucket && t.prefix == trail.prefix);
+            let (region, prefixes, mut error) = match target {
+                Some(t) => match self.plan(t).await {
+                    Ok((region, cursors)) => {
+                        let p = cursors
+                            .iter()
+                            .map(|c| format!("{}{}/{}", c.prefix, c.account, c.region))
+                            .collect();
+                        (region, p, None)
+                    }
+                    Err(e) => ("?".into(), Vec::new(), Some(e)),
+                },
+                None => ("-".into(), Vec::new(), None),
+            };
+            let last: Option<TargetReport> = target
+                .and_then(|t| self.state.target_status(&t.id()).ok().flatten())
+                .and_then(|v| serde_json::from_value(v).ok());
+            if error.is_none() {
+                error = trail
+                    .latest_delivery_error
+                    .clone()
+                    .or_else(|| last.as_ref().and_then(|r| r.errors.first().cloned()));
+            }
+            rows.push(TrailRow {
+                name: trail.name.clone(),
+                logging: trail.logging,
+                bucket: trail.bucket.clone(),
+                region,
+                prefixes,
+                lag_seconds: last.as_ref().and_then(|r| r.lag_seconds),
+                last_error: error,
+            });
+        }
+        (rows, errors)
+    }
+}
