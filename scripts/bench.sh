@@ -9,7 +9,8 @@
 #     scripts/burst_bench.py: the sparse, dense and burst profiles, CPU per
 #     event as one window fills (bench/burst.md, appended to the report);
 #  3. the crawler's throughput against LocalStack (scripts/crawl_bench.py),
-#     appended to the report.
+#     and `scan s3://` against `aws s3 sync` + a local scan
+#     (scripts/s3_scan_bench.py), appended to the report.
 #
 # Environment: BENCH_SIZE (1GB), BENCH_BIG (10GB; 0 skips), RUNS (3),
 # CRAWL_OBJECTS (2000), CRAWL_CONCURRENCY (1,4,16,64), TRAILWATCH_DATASETS.
@@ -49,4 +50,8 @@ localstack/up.sh
         --objects "${CRAWL_OBJECTS:-2000}" --concurrency "${CRAWL_CONCURRENCY:-1,4,16,64}"
     echo '```'
 } | tee -a bench/report.md
+# Hunting straight from S3 against `aws s3 sync` then a local scan.
+localstack/.venv-moto/bin/python scripts/s3_scan_bench.py --objects "${CRAWL_OBJECTS:-2000}" ||
+    status=$?
+cat bench/s3_scan.md >>bench/report.md
 exit "$status"

@@ -170,10 +170,15 @@ pub async fn log_folders(
     Ok(folders.into_iter().collect())
 }
 
+/// Past this many days, the day folders that exist are found by listing the
+/// year, month and day folders, rather than by asking for every day (a month
+/// of a quiet region is then a handful of requests, not thirty).
+const WALK_FOLDERS_PAST_DAYS: usize = 3;
+
 /// The keys of `folder` delivered from `from` on (by the time in the key:
-/// the listing starts after `from` in the first day folder) up to the day
-/// of `to`, day folder by day folder, in key order; with the day folders
-/// that could not be listed.
+/// the listing starts after `from` in its day folder) up to the day of
+/// `to`, day folder by day folder, in key order; with what could not be
+/// listed.
 pub async fn keys_between(
     lister: &impl Lister,
     bucket: &str,
@@ -183,16 +188,73 @@ pub async fn keys_between(
 ) -> (Vec<String>, Vec<ListError>) {
     let base = keys::cursor_folder(&folder.root, &folder.account, &folder.region);
     let (mut out, mut errors) = (Vec::new(), Vec::new());
-    for (n, day) in keys::days(from, to).into_iter().enumerate() {
+    let mut days = keys::days(from, to);
+    if days.len() > WALK_FOLDERS_PAST_DAYS {
+        match existing_days(lister, bucket, &base, from.date(), to.date()).await {
+            Ok(found) => days = found,
+            Err(e) => return (out, vec![e]),
+        }
+    }
+    for day in days {
         let day_prefix = keys::day_folder(&base, day);
-        let after =
-            (n == 0).then(|| keys::start_after(&base, &folder.account, &folder.region, from));
+        let after = (day == from.date())
+            .then(|| keys::start_after(&base, &folder.account, &folder.region, from));
         match lister.keys(bucket, &day_prefix, after.as_deref()).await {
             Ok(keys) => out.extend(keys),
             Err(e) => errors.push(e),
         }
     }
     (out, errors)
+}
+
+/// The day folders under a cursor folder (`YYYY/MM/DD/`) from `from` to
+/// `to`, found by listing the year, month and day folders.
+async fn existing_days(
+    lister: &impl Lister,
+    bucket: &str,
+    base: &str,
+    from: time::Date,
+    to: time::Date,
+) -> Result<Vec<time::Date>, ListError> {
+    let number = |name: &str| name.trim_end_matches('/').parse::<u16>().ok();
+    let mut out = Vec::new();
+    for y in lister.folders(bucket, base).await? {
+        let Some(year) = number(&y).map(i32::from) else {
+            continue;
+        };
+        if year < from.year() || year > to.year() {
+            continue;
+        }
+        let in_year = format!("{base}{y}");
+        for m in lister.folders(bucket, &in_year).await? {
+            let Some(month) = number(&m)
+                .and_then(|m| u8::try_from(m).ok())
+                .and_then(|m| time::Month::try_from(m).ok())
+            else {
+                continue;
+            };
+            let first = time::Date::from_calendar_date(year, month, 1);
+            let (from_month, to_month) = (
+                (from.year(), from.month() as u8),
+                (to.year(), to.month() as u8),
+            );
+            if first.is_err() || (year, month as u8) < from_month || (year, month as u8) > to_month
+            {
+                continue;
+            }
+            let in_month = format!("{in_year}{m}");
+            for d in lister.folders(bucket, &in_month).await? {
+                let day = number(&d)
+                    .and_then(|d| u8::try_from(d).ok())
+                    .and_then(|d| time::Date::from_calendar_date(year, month, d).ok());
+                if let Some(day) = day.filter(|d| (from..=to).contains(d)) {
+                    out.push(day);
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Header access on a raw response (lets `list_error` stay generic).
@@ -203,5 +265,60 @@ pub trait RawHeaders {
 impl RawHeaders for aws_smithy_runtime_api::http::Response {
     fn raw_header(&self, name: &str) -> Option<&str> {
         self.headers().get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::FakeBucket;
+
+    fn at(text: &str) -> time::OffsetDateTime {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .expect("time")
+    }
+
+    #[tokio::test]
+    async fn a_long_range_walks_the_day_folders_that_exist() {
+        let key = |day: &str, stamp: &str| {
+            format!(
+                "AWSLogs/111122223333/CloudTrail/us-east-1/{day}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz"
+            )
+        };
+        let keys = [
+            key("2026/10/30", "20261030T2300Z"),
+            key("2026/11/02", "20261102T0955Z"),
+            key("2026/11/02", "20261102T1005Z"),
+            key("2026/11/20", "20261120T0000Z"),
+            key("2026/12/01", "20261201T0000Z"),
+        ];
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let bucket = FakeBucket::new("logs", &refs);
+        let folder = LogFolder {
+            root: "AWSLogs/".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+        };
+        // 19 days: the folders are walked; the first day from 10:00 on.
+        let (found, errors) = keys_between(
+            &bucket,
+            "logs",
+            &folder,
+            at("2026-11-02T10:00:00Z"),
+            at("2026-11-20T12:00:00Z"),
+        )
+        .await;
+        assert!(errors.is_empty());
+        assert_eq!(found, [keys[2].clone(), keys[3].clone()]);
+        // Two days: asked day by day, the same answer for them.
+        let (short, _) = keys_between(
+            &bucket,
+            "logs",
+            &folder,
+            at("2026-11-01T00:00:00Z"),
+            at("2026-11-02T23:00:00Z"),
+        )
+        .await;
+        assert_eq!(short, [keys[1].clone(), keys[2].clone()]);
     }
 }

@@ -5,6 +5,8 @@
 
 mod clients;
 pub mod discovery;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod fetch;
 pub mod keys;
 pub mod listing;

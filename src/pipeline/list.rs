@@ -199,7 +199,7 @@ mod tests {
         let minutes = [300, 180, 90, 30, 10];
         let written: Vec<(String, KeyTime)> = minutes.iter().map(|m| key_at(now, *m)).collect();
         let keys: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
-        let bucket = crate::pipeline::fake::FakeBucket::new("logs", &keys);
+        let bucket = crate::aws::fake::FakeBucket::new("logs", &keys);
         let cursor = CursorKey {
             bucket: "logs".into(),
             prefix: "AWSLogs/".into(),

@@ -8,8 +8,6 @@
 
 mod bursts;
 mod discover;
-#[cfg(test)]
-mod fake;
 mod list;
 mod plan;
 mod process;

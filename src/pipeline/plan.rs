@@ -70,7 +70,7 @@ pub async fn cursors(lister: &impl Lister, target: &Target) -> Result<Vec<Cursor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::fake::FakeBucket;
+    use crate::aws::fake::FakeBucket;
 
     fn target(prefix: Option<&str>) -> Target {
         Target {

@@ -1,9 +1,9 @@
-//! A bucket in memory, for the stages' tests: lists folders and keys as S3
+//! A bucket in memory, for the listing's and the pipeline stages' tests: lists folders and keys as S3
 //! does (delimiter listing, `StartAfter`, key order).
 
 use std::collections::BTreeSet;
 
-use crate::aws::listing::{ListError, Lister};
+use super::listing::{ListError, Lister};
 
 /// The keys of one bucket.
 #[derive(Debug, Default)]
