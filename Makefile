@@ -10,7 +10,7 @@ export TRAILWATCH_DATASETS := $(abspath $(DATASETS))
 DEMO_DIR := demo
 FUZZ_SECONDS ?= 120
 
-.PHONY: all build demo demo-scan test check fmt clippy pyenv fuzz bench clean
+.PHONY: all build demo demo-scan test check fmt clippy pyenv fuzz bench dist clean
 
 all: build
 
@@ -50,6 +50,11 @@ fuzz:
 ## Micro-benchmarks: cargo bench.
 bench:
 	bash scripts/bench.sh
+
+## dist: the release binary and a Debian package (cargo-deb, pinned) with SHA-256
+## sums under target/dist/; as root, the package installed, checked and removed
+dist:
+	bash scripts/dist.sh
 
 clean:
 	$(CARGO) clean
