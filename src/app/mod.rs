@@ -12,6 +12,16 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError};
 use crate::state::StateStore;
 
+/// `0.1.0 (commit 1a2b3c4d5e6f, rule pack 2026.12.06)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TRAILWATCH_COMMIT"),
+    ", rule pack ",
+    env!("TRAILWATCH_RULES_VERSION"),
+    ")"
+);
+
 /// Exit codes (DESIGN.md): 0 success, 1 a run that failed, 2 bad usage or
 /// config, 3 `scan --fail-on`'s level reached.
 pub const EXIT_FAILED: u8 = 1;

@@ -15,20 +15,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// `0.1.0 (commit 1a2b3c4d5e6f, rule pack 2026.12.06)`.
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("TRAILWATCH_COMMIT"),
-    ", rule pack ",
-    env!("TRAILWATCH_RULES_VERSION"),
-    ")"
-);
-
 /// Watches AWS CloudTrail: runs Sigma rules over CloudTrail logs and
 /// delivers alerts.
 #[derive(Debug, Parser)]
-#[command(name = "trailwatch", version = VERSION, about)]
+#[command(name = "trailwatch", version = crate::app::VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -3,6 +3,7 @@
 //! A leaf: every stage reads it, and it reads only the alert contract's
 //! severity scale (each sink checks its own settings further: `sinks::check`).
 
+pub mod network;
 mod raw;
 mod secret;
 mod sink_settings;
@@ -209,6 +210,10 @@ pub struct SinkConfig {
     pub rate_limit: Option<RateLimit>,
     pub max_backlog: u64,
     pub timeout: Duration,
+    /// Datadog and webhook sinks: a PEM file of certificate authorities
+    /// trusted besides the system's (a TLS-inspecting gateway's, a private
+    /// endpoint's).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -149,6 +149,8 @@ pub struct RawSink {
     pub body_template: Option<String>,
     pub secret_file: Option<PathBuf>,
     pub secret_env: Option<String>,
+    // datadog and webhook: a PEM file of CAs trusted besides the system's
+    pub ca_file: Option<PathBuf>,
     // every sink
     pub rate_limit: Option<RawRateLimit>,
     pub min_level: Option<String>,

@@ -12,7 +12,14 @@ fn allowed_fields(kind: &str) -> &'static [&'static str] {
     match kind {
         "file" => &["path", "fsync"],
         "stdout" => &[],
-        "datadog" => &["site", "url", "api_key_file", "api_key_env", "tags"],
+        "datadog" => &[
+            "site",
+            "url",
+            "api_key_file",
+            "api_key_env",
+            "tags",
+            "ca_file",
+        ],
         "webhook" => &[
             "url",
             "method",
@@ -20,6 +27,7 @@ fn allowed_fields(kind: &str) -> &'static [&'static str] {
             "body_template",
             "secret_file",
             "secret_env",
+            "ca_file",
         ],
         _ => &[],
     }
@@ -46,7 +54,8 @@ pub(super) fn sink(
             format!("\"{kind_name}\" is not one of \"file\", \"stdout\", \"datadog\", \"webhook\""),
         ));
     }
-    let present: [(&str, bool); 12] = [
+    let present: [(&str, bool); 13] = [
+        ("ca_file", raw.ca_file.is_some()),
         ("path", raw.path.is_some()),
         ("fsync", raw.fsync.is_some()),
         ("site", raw.site.is_some()),
@@ -239,6 +248,7 @@ pub(super) fn sink(
         rate_limit,
         max_backlog,
         timeout: duration(&at("timeout"), raw.timeout, Duration::from_secs(10))?,
+        ca_file: raw.ca_file.as_deref().map(resolve),
     })
 }
 

@@ -73,6 +73,42 @@ pub struct SinkReport {
     pub statuses: std::collections::BTreeMap<String, u64>,
 }
 
+/// The sink's HTTP client: the system's certificate authorities and its
+/// own `ca_file`; `HTTPS_PROXY` / `HTTP_PROXY` with `NO_PROXY`, the metadata
+/// addresses and loopback always direct.
+fn http_client(config: &SinkConfig) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("trailwatch/", env!("CARGO_PKG_VERSION")))
+        .no_proxy();
+    if let Some(path) = &config.ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "ca_file {}: no PEM certificate in it",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let proxies = crate::config::network::Proxies::from_env();
+    let direct = || reqwest::NoProxy::from_string(&proxies.no_proxy);
+    if let Some(url) = &proxies.https {
+        let proxy = reqwest::Proxy::https(url).map_err(|e| format!("HTTPS_PROXY: {e}"))?;
+        builder = builder.proxy(proxy.no_proxy(direct()));
+    }
+    if let Some(url) = &proxies.http {
+        let proxy = reqwest::Proxy::http(url).map_err(|e| format!("HTTP_PROXY: {e}"))?;
+        builder = builder.proxy(proxy.no_proxy(direct()));
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
 /// One line: what the drain delivered, and what is left or failing.
 impl std::fmt::Display for SinkReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,12 +133,7 @@ impl HttpSink {
                 .map_err(|e| format!("method {method}: {e}"))?,
             SinkKind::File { .. } | SinkKind::Stdout => return Ok(None),
         };
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("trailwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let client = http_client(config)?;
         let limiter = config.rate_limit.map(|rl| {
             let period = Duration::from_secs_f64(1.0 / rl.per_second);
             let burst = NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN);

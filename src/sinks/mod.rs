@@ -16,10 +16,25 @@ use crate::alert::Alert;
 use crate::config::{Config, ConfigError, SinkKind};
 
 /// What the sinks check of their own settings beyond the config's shape:
-/// a webhook's body template must give JSON for an alert. Named by field
+/// a webhook's body template must give JSON for an alert; a `ca_file` must
+/// hold PEM certificates. Named by field
 /// path, as every config error is.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
     for (i, sink) in config.sinks.iter().enumerate() {
+        if let Some(path) = &sink.ca_file {
+            let at = format!("sinks[{i}].ca_file");
+            let pem = std::fs::read(path)
+                .map_err(|e| ConfigError::new(&at, format!("{}: {e}", path.display())))?;
+            match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) if !certs.is_empty() => {}
+                _ => {
+                    return Err(ConfigError::new(
+                        &at,
+                        format!("{}: no PEM certificate in it", path.display()),
+                    ));
+                }
+            }
+        }
         if let SinkKind::Webhook {
             body_template: Some(template),
             ..
