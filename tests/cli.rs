@@ -514,29 +514,7 @@ fn scan_correlations_are_the_same_whatever_the_threads() {
     // different times: a correlation fed in finishing order would open its
     // windows at different events from run to run.
     for file in 0..40u32 {
-        let minute = (file * 7) % 40;
-        let mut records: Vec<Value> = (0..5u32)
-            .map(|i| {
-                json!({
-                    "eventVersion": "1.08",
-                    "eventID": format!("s{file:02}-{i}"),
-                    "eventTime": format!("2026-11-21T10:{minute:02}:{:02}Z", i * 11),
-                    "eventSource": "secretsmanager.amazonaws.com",
-                    "eventName": "GetSecretValue",
-                    "awsRegion": "us-east-1",
-                    "recipientAccountId": "111122223333",
-                    "userIdentity": {"type": "AssumedRole",
-                        "arn": "arn:aws:sts::111122223333:assumed-role/app/i-1"},
-                    "requestParameters": {"secretId": format!("prod/secret-{}", (file * 5 + i) % 37)}
-                })
-            })
-            .collect();
-        let padding = if file % 3 == 0 { 3000 } else { 0 };
-        records.extend((0..padding).map(|i| {
-            json!({"eventID": format!("p{file:02}-{i}"), "eventTime": "2026-11-21T10:00:00Z",
-                   "eventSource": "ec2.amazonaws.com", "eventName": "DescribeRegions",
-                   "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/x"}})
-        }));
+        let records = common::secret_reads(file);
         let name = format!("111122223333_CloudTrail_us-east-1_20261121T10{file:02}Z_x.json.gz");
         std::fs::write(dir.join(name), gzip(&envelope(&records))).expect("write");
     }
@@ -544,17 +522,11 @@ fn scan_correlations_are_the_same_whatever_the_threads() {
     let correlated = |threads: &str| -> Vec<String> {
         let out = run(&["scan", "--format", "jsonl", "--threads", threads, root]);
         assert_eq!(out.status.code(), Some(0));
-        let mut alerts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        let alerts = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).expect("alert JSON"))
-            .filter(|a| a["rule"]["id"] == "aws-secrets-mass-read-any")
-            .map(|mut a| {
-                a["detected_at"] = Value::Null;
-                a.to_string()
-            })
-            .collect();
-        alerts.sort();
-        alerts
+            .collect::<Vec<_>>();
+        common::of_rule_sorted(alerts, "aws-secrets-mass-read-any")
     };
     let one = correlated("1");
     assert!(!one.is_empty(), "the correlation fires");

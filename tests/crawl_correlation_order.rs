@@ -8,7 +8,7 @@ use std::io::Write;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::emulators;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const BUCKET: &str = "tw-order-logs";
 
@@ -18,36 +18,14 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("gzip")
 }
 
-/// 40 objects a minute apart; in each, five reads of secrets by one role,
-/// their event times out of key order, and in every third object 3,000
-/// other calls, so that concurrent reads finish out of order.
+/// 40 objects a minute apart (`common::secret_reads`).
 async fn upload(prefix: &str) {
     let s3 = emulators::s3().await;
     let _ = s3.create_bucket().bucket(BUCKET).send().await;
     let now = time::OffsetDateTime::now_utc() - time::Duration::minutes(60);
     for n in 0..40i64 {
         let t = now + time::Duration::minutes(n);
-        let minute = (n * 7) % 40;
-        let mut records: Vec<Value> = (0..5)
-            .map(|i| {
-                json!({
-                    "eventVersion": "1.08", "eventID": format!("s{n:02}-{i}"),
-                    "eventTime": format!("2026-11-21T10:{minute:02}:{:02}Z", i * 11),
-                    "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue",
-                    "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
-                    "userIdentity": {"type": "AssumedRole",
-                        "arn": "arn:aws:sts::111122223333:assumed-role/app/i-1"},
-                    "requestParameters": {"secretId": format!("prod/secret-{}", (n * 5 + i) % 37)}
-                })
-            })
-            .collect();
-        if n % 3 == 0 {
-            records.extend((0..3000).map(|i| {
-                json!({"eventID": format!("p{n:02}-{i}"), "eventTime": "2026-11-21T10:00:00Z",
-                       "eventSource": "ec2.amazonaws.com", "eventName": "DescribeRegions",
-                       "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/x"}})
-            }));
-        }
+        let records = common::secret_reads(n as u32);
         let key = format!(
             "{prefix}/AWSLogs/111122223333/CloudTrail/us-east-1/{:04}/{:02}/{:02}/111122223333_CloudTrail_us-east-1_{}_o{n:02}.json.gz",
             t.year(),
@@ -88,16 +66,7 @@ fn correlated(prefix: &str, concurrency: usize) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut alerts: Vec<String> = emulators::alerts(dir.path())
-        .into_iter()
-        .filter(|a| a["rule"]["id"] == "aws-secrets-mass-read-any")
-        .map(|mut a| {
-            a["detected_at"] = Value::Null;
-            a.to_string()
-        })
-        .collect();
-    alerts.sort();
-    alerts
+    common::of_rule_sorted(emulators::alerts(dir.path()), "aws-secrets-mass-read-any")
 }
 
 #[tokio::test(flavor = "multi_thread")]

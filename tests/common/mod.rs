@@ -137,3 +137,47 @@ pub fn all_records() -> Vec<(String, Value)> {
 pub fn trailwatch() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_trailwatch"))
 }
+
+/// Object `n` of the correlation-order tests: five reads of secrets by one
+/// role, their event times out of object order (minute `7n mod 40`), and in
+/// every third object 3,000 other calls, so that parallel readers finish
+/// objects out of order.
+pub fn secret_reads(n: u32) -> Vec<Value> {
+    let minute = (n * 7) % 40;
+    let mut records: Vec<Value> = (0..5u32)
+        .map(|i| {
+            serde_json::json!({
+                "eventVersion": "1.08", "eventID": format!("s{n:02}-{i}"),
+                "eventTime": format!("2026-11-21T10:{minute:02}:{:02}Z", i * 11),
+                "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue",
+                "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+                "userIdentity": {"type": "AssumedRole",
+                    "arn": "arn:aws:sts::111122223333:assumed-role/app/i-1"},
+                "requestParameters": {"secretId": format!("prod/secret-{}", (n * 5 + i) % 37)}
+            })
+        })
+        .collect();
+    if n.is_multiple_of(3) {
+        records.extend((0..3000).map(|i| {
+            serde_json::json!({"eventID": format!("p{n:02}-{i}"), "eventTime": "2026-11-21T10:00:00Z",
+                   "eventSource": "ec2.amazonaws.com", "eventName": "DescribeRegions",
+                   "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/x"}})
+        }));
+    }
+    records
+}
+
+/// The alerts of `rule` as sorted JSON texts, without `detected_at` (the
+/// one field that may differ between two runs).
+pub fn of_rule_sorted(alerts: impl IntoIterator<Item = Value>, rule: &str) -> Vec<String> {
+    let mut out: Vec<String> = alerts
+        .into_iter()
+        .filter(|a| a["rule"]["id"] == rule)
+        .map(|mut a| {
+            a["detected_at"] = Value::Null;
+            a.to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
