@@ -42,6 +42,32 @@ fn key_dir(root: &Path) -> std::path::PathBuf {
     dir
 }
 
+/// `count` copies of `template`, each with the event id (and, when given,
+/// the event time) that `fill` gives for its position.
+fn copies(
+    template: &Value,
+    count: usize,
+    fill: impl Fn(usize) -> (String, Option<String>),
+) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let (id, time) = fill(i);
+            let mut r = template.clone();
+            r["eventID"] = json!(id);
+            if let Some(time) = time {
+                r["eventTime"] = json!(time);
+            }
+            r
+        })
+        .collect()
+}
+
+/// Writes `records` as a gzipped CloudTrail object of key time `stamp`.
+fn write_object(dir: &Path, stamp: &str, records: &[Value]) {
+    let name = format!("111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz");
+    std::fs::write(dir.join(name), gzip(&envelope(records))).expect("write");
+}
+
 #[test]
 fn scan_reports_a_corrupt_object_and_goes_on() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -415,15 +441,8 @@ fn scan_output_is_in_input_order_whatever_the_threads() {
     // workers finish out of order and the head file streams in chunks.
     for file in 0..24 {
         let count = if file % 5 == 0 { 600 } else { 1 + file % 3 };
-        let records: Vec<Value> = (0..count)
-            .map(|i| {
-                let mut r = stop.clone();
-                r["eventID"] = json!(format!("f{file:02}-{i:05}"));
-                r
-            })
-            .collect();
-        let name = format!("111122223333_CloudTrail_us-east-1_20261121T00{file:02}Z_x.json.gz");
-        std::fs::write(dir.join(name), gzip(&envelope(&records))).expect("write");
+        let records = copies(&stop, count, |i| (format!("f{file:02}-{i:05}"), None));
+        write_object(&dir, &format!("20261121T00{file:02}Z"), &records);
     }
     let root = tmp.path().to_str().expect("utf-8");
     let ids_of = |threads: &str| -> Vec<String> {
@@ -463,16 +482,11 @@ fn scan_groups_repeats_into_one_burst_whatever_the_threads() {
     let stop = stratus("aws.defense-evasion.cloudtrail-stop")[0].clone();
     // 12 files of StopLogging calls by one principal, minutes apart.
     for file in 0..12 {
-        let records: Vec<Value> = (0..20)
-            .map(|i| {
-                let mut r = stop.clone();
-                r["eventID"] = json!(format!("g{file:02}-{i:03}"));
-                r["eventTime"] = json!(format!("2026-11-21T10:{file:02}:{i:02}Z"));
-                r
-            })
-            .collect();
-        let name = format!("111122223333_CloudTrail_us-east-1_20261121T10{file:02}Z_x.json.gz");
-        std::fs::write(dir.join(name), gzip(&envelope(&records))).expect("write");
+        let records = copies(&stop, 20, |i| {
+            let time = format!("2026-11-21T10:{file:02}:{i:02}Z");
+            (format!("g{file:02}-{i:03}"), Some(time))
+        });
+        write_object(&dir, &format!("20261121T10{file:02}Z"), &records);
     }
     let root = tmp.path().to_str().expect("utf-8");
     let alerts = |threads: &str| -> Vec<Value> {
