@@ -47,7 +47,8 @@ localstack/up.sh
     echo
     echo '```'
     localstack/.venv-moto/bin/python scripts/crawl_bench.py \
-        --objects "${CRAWL_OBJECTS:-2000}" --concurrency "${CRAWL_CONCURRENCY:-1,4,16,64}"
+        --objects "${CRAWL_OBJECTS:-2000}" --concurrency "${CRAWL_CONCURRENCY:-1,4,16,64}" \
+        --activity-runs "${ACTIVITY_RUNS:-3}"
     echo '```'
 } | tee -a bench/report.md
 # Hunting straight from S3 against `aws s3 sync` then a local scan.

@@ -100,7 +100,7 @@ def emulator_cpu() -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(binary: str, concurrency: int) -> dict:
+def run_once(binary: str, concurrency: int, activity: bool = True) -> dict:
     work = Path(tempfile.mkdtemp(prefix="tw-bench-"))
     try:
         config = work / "trailwatch.toml"
@@ -118,6 +118,8 @@ region = "us-east-1"
 [crawl]
 concurrency = {concurrency}
 start_from = "48h"
+[store]
+activity = {"true" if activity else "false"}
 [log]
 level = "warn"
 [[sinks]]
@@ -143,9 +145,36 @@ path = "alerts.jsonl"
         emulator = (emulator_after - emulator_before
                     if emulator_before is not None and emulator_after is not None else float("nan"))
         return {"concurrency": concurrency, "objects": objects, "records": records,
-                "alerts": alerts, "wall": wall, "cpu": cpu, "emulator": emulator}
+                "alerts": alerts, "wall": wall, "cpu": cpu, "emulator": emulator,
+                "activity": activity, "state_bytes": state_bytes(work)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def state_bytes(work: Path) -> int:
+    return sum(p.stat().st_size for p in work.glob("state.db*"))
+
+
+def activity_cost(binary: str, concurrencies: list[int], runs: int) -> None:
+    """The activity index's cost: each concurrency with the index on and off,
+    interleaved `runs` times; medians, and on/off ratios of objects/s and of
+    trailwatch's CPU per record."""
+    import statistics
+    print(f"\nactivity index on and off, medians of {runs} interleaved runs:")
+    print(f"{'concurrency':>11} {'activity':>8} {'objects/s':>10} {'tw cpu µs/record':>16} {'state MB':>8}")
+    for c in concurrencies:
+        got = {True: [], False: []}
+        for _ in range(runs):
+            for on in (True, False):
+                got[on].append(run_once(binary, c, on))
+        rates, cpus = {}, {}
+        for on in (True, False):
+            rs = got[on]
+            rates[on] = statistics.median(r["objects"] / r["wall"] for r in rs)
+            cpus[on] = statistics.median(r["cpu"] / r["records"] * 1e6 for r in rs)
+            mb = statistics.median(r["state_bytes"] for r in rs) / 1e6
+            print(f"{c:>11} {'on' if on else 'off':>8} {rates[on]:>10.1f} {cpus[on]:>16.1f} {mb:>8.1f}")
+        print(f"{c:>11} {'on/off':>8} {rates[True] / rates[False]:>10.2f} {cpus[True] / cpus[False]:>16.2f}")
 
 
 def main() -> int:
@@ -154,6 +183,8 @@ def main() -> int:
     p.add_argument("--records-per-object", type=int, default=50)
     p.add_argument("--concurrency", default="1,8")
     p.add_argument("--binary", default=str(REPO / "target/release/trailwatch"))
+    p.add_argument("--activity-runs", type=int, default=0,
+                   help="also measure the activity index on and off, this many interleaved runs")
     p.add_argument("--datasets", default=os.environ.get("TRAILWATCH_DATASETS", str(REPO.parent / "shared/datasets")))
     args = p.parse_args()
     have = ensure_objects(args.objects, args.records_per_object, args.datasets)
@@ -168,6 +199,8 @@ def main() -> int:
               f"{r['objects'] / r['wall']:>10.1f} {r['records'] / r['wall']:>10.0f} "
               f"{r['cpu']:>8.2f} {r['emulator']:>9.2f} {busy:>5.0%}")
     print(f"busy: the CPU time of trailwatch and the emulator over wall time x {cores} cores")
+    if args.activity_runs:
+        activity_cost(args.binary, [int(x) for x in args.concurrency.split(",")], args.activity_runs)
     return 0
 
 

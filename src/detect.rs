@@ -29,6 +29,26 @@ pub fn detect_object(
     input: impl Read,
     rules: &RuleSet,
     max_decompressed_bytes: u64,
+    on_alerts: impl FnMut(&[&Rule], &Record),
+    on_matched: impl FnMut(&[&Rule], &Record),
+) -> ObjectReport {
+    detect_object_seeing(
+        input,
+        rules,
+        max_decompressed_bytes,
+        |_| {},
+        on_alerts,
+        on_matched,
+    )
+}
+
+/// As `detect_object`, and every record goes to `on_record` first (the
+/// activity index), matched or not.
+pub fn detect_object_seeing(
+    input: impl Read,
+    rules: &RuleSet,
+    max_decompressed_bytes: u64,
+    mut on_record: impl FnMut(&Record),
     mut on_alerts: impl FnMut(&[&Rule], &Record),
     mut on_matched: impl FnMut(&[&Rule], &Record),
 ) -> ObjectReport {
@@ -48,6 +68,7 @@ pub fn detect_object(
         match reader.next_record_in(&mut store) {
             Ok(Some(record)) => {
                 report.records += 1;
+                on_record(&record);
                 matched.clear();
                 rules.for_each_match(&record, &mut scratch, |rule| matched.push(rule));
                 // A rule a correlation uses with `generate: false` only feeds it.

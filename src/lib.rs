@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod decode;
 pub mod detect;
 pub mod event;
+pub mod lookup;
 pub mod pipeline;
 pub mod rules;
 pub mod scan;

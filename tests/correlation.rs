@@ -107,6 +107,7 @@ fn the_state_is_committed_with_the_object() {
             records: 2,
             error: None,
             alerts: &[],
+            activity: &[],
             correlation: Some(trailwatch::state::CorrelationCommit {
                 state: &state.state,
                 seen_new: &state.seen,

@@ -7,9 +7,12 @@ use sha2::{Digest, Sha256};
 
 use crate::event::Record;
 
+pub mod activity;
+pub mod ocsf;
 mod sample;
 mod severity;
 
+pub use activity::Activity;
 pub use severity::Severity;
 
 /// One alert: what the JSONL sink, `scan --format jsonl` and webhooks carry.
@@ -73,7 +76,8 @@ pub struct AlertEvent {
 pub struct AlertContext {
     pub description: Option<String>,
     pub falsepositives: Vec<String>,
-    /// The record as compact JSON, cut at `RECORD_EXCERPT_BYTES`.
+    /// The record as compact JSON, cut at `RECORD_EXCERPT_BYTES` (the
+    /// store keeps it for lookups; sinks cut it to what they carry).
     pub record: Option<String>,
     /// What the call acted on (a grouped burst's summary lists them).
     #[serde(default)]
@@ -92,7 +96,7 @@ pub struct Detected {
 }
 
 /// How much of the raw record an alert keeps for people to read.
-pub const RECORD_EXCERPT_BYTES: usize = 2000;
+pub const RECORD_EXCERPT_BYTES: usize = 128 * 1024;
 
 impl AlertEvent {
     /// The record's who, what, where and when.

@@ -3,6 +3,7 @@
 
 mod generate;
 mod iam_policy;
+mod lookup;
 mod once;
 mod outbox;
 mod rules;
@@ -75,6 +76,11 @@ pub enum Command {
     /// Write a CloudTrail corpus: a background day replayed with fresh ids,
     /// attack examples sprinkled in, gzipped and named as CloudTrail does.
     Gen(generate::GenArgs),
+    /// The store's alerts: filter by time, rule, level, principal, target,
+    /// IP, account, region, event, source, user agent.
+    Alerts(crate::lookup::AlertArgs),
+    /// The activity index: every record read, filtered as alerts are.
+    Activity(crate::lookup::LookupArgs),
     /// Inspect the loaded rules.
     Rules {
         #[command(subcommand)]
@@ -124,6 +130,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run { config } => crate::daemon::run(&config),
         Command::IamPolicy { config } => iam_policy::run(&config),
         Command::Trails { config } => trails::run(&config),
+        Command::Alerts(args) => lookup::alerts(&args),
+        Command::Activity(args) => lookup::activity(&args),
         Command::Outbox {
             action,
             config,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use secret::Secret;
-pub use units::{parse_duration, parse_size};
+pub use units::{parse_duration, parse_size, parse_when};
 
 use crate::alert::Severity;
 
@@ -69,6 +69,19 @@ pub struct Config {
     /// No `[server]`: no HTTP endpoint.
     pub server: Option<ServerConfig>,
     pub log: LogConfig,
+    pub store: StoreConfig,
+}
+
+/// `[store]`: how long alerts and activity are kept for lookups, and
+/// whether every record read goes to the activity index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Alerts (default 90 days).
+    pub retention: Duration,
+    /// The activity index (on by default).
+    pub activity: bool,
+    /// Activity (default 7 days).
+    pub activity_retention: Duration,
 }
 
 /// `[aws]`: read as it is written (every field optional), then checked.
@@ -214,6 +227,17 @@ pub struct SinkConfig {
     /// trusted besides the system's (a TLS-inspecting gateway's, a private
     /// endpoint's).
     pub ca_file: Option<PathBuf>,
+    /// What a file, stdout or webhook sink writes for an alert.
+    pub format: AlertFormat,
+}
+
+/// What a sink writes for an alert: the alert contract (DESIGN.md), or an
+/// OCSF Detection Finding (class 2004).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AlertFormat {
+    #[default]
+    Contract,
+    Ocsf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

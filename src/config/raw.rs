@@ -26,6 +26,17 @@ pub struct RawConfig {
     pub server: Option<RawServer>,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub store: RawStore,
+}
+
+/// `[store]`: the lookup store's retention and its activity index.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub retention: Option<String>,
+    pub activity: Option<bool>,
+    pub activity_retention: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +171,8 @@ pub struct RawSink {
     pub regions: Option<Vec<String>>,
     pub max_backlog: Option<i64>,
     pub timeout: Option<String>,
+    // file, stdout and webhook: "alert" (the contract) or "ocsf"
+    pub format: Option<String>,
 }
 
 /// A header value: plain text, or read from a file or the environment.

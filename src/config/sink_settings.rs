@@ -10,8 +10,8 @@ use super::*;
 /// The fields each sink type accepts, besides the shared ones.
 fn allowed_fields(kind: &str) -> &'static [&'static str] {
     match kind {
-        "file" => &["path", "fsync"],
-        "stdout" => &[],
+        "file" => &["path", "fsync", "format"],
+        "stdout" => &["format"],
         "datadog" => &[
             "site",
             "url",
@@ -28,6 +28,7 @@ fn allowed_fields(kind: &str) -> &'static [&'static str] {
             "secret_file",
             "secret_env",
             "ca_file",
+            "format",
         ],
         _ => &[],
     }
@@ -54,7 +55,8 @@ pub(super) fn sink(
             format!("\"{kind_name}\" is not one of \"file\", \"stdout\", \"datadog\", \"webhook\""),
         ));
     }
-    let present: [(&str, bool); 13] = [
+    let present: [(&str, bool); 14] = [
+        ("format", raw.format.is_some()),
         ("ca_file", raw.ca_file.is_some()),
         ("path", raw.path.is_some()),
         ("fsync", raw.fsync.is_some()),
@@ -249,6 +251,16 @@ pub(super) fn sink(
         max_backlog,
         timeout: duration(&at("timeout"), raw.timeout, Duration::from_secs(10))?,
         ca_file: raw.ca_file.as_deref().map(resolve),
+        format: match raw.format.as_deref() {
+            None | Some("alert") => AlertFormat::Contract,
+            Some("ocsf") => AlertFormat::Ocsf,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    at("format"),
+                    format!("\"{other}\" is not one of \"alert\", \"ocsf\""),
+                ));
+            }
+        },
     })
 }
 

@@ -84,6 +84,21 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// A time for `--since` / `--until`: a duration back from `now` (`24h`,
+/// `7d`) or an RFC 3339 time.
+pub fn parse_when(text: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTime, String> {
+    if let Ok(ago) = parse_duration(text) {
+        return Ok(now - ago);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| {
+            format!(
+                "{text:?}: neither a duration (24h, 7d) nor an RFC 3339 time (2026-11-21T10:00:00Z)"
+            )
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ const DEFAULT_STATE_PATH: &str = "/var/lib/trailwatch/state.db";
 const MINUTE: Duration = Duration::from_secs(60);
 const FIVE_MINUTES: Duration = Duration::from_secs(300);
 const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
 const REFRESH: &str = "discovery.refresh_interval";
 pub(super) const DEFAULT_MAX_BACKLOG: u64 = 1_000_000;
 
@@ -293,6 +294,16 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         level: raw.log.level.unwrap_or_else(|| "info".into()),
     };
 
+    let store = StoreConfig {
+        retention: duration("store.retention", raw.store.retention, 90 * DAY)?,
+        activity: raw.store.activity.unwrap_or(true),
+        activity_retention: duration(
+            "store.activity_retention",
+            raw.store.activity_retention,
+            7 * DAY,
+        )?,
+    };
+
     Ok(Config {
         state_path,
         aws,
@@ -303,6 +314,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         sinks,
         server,
         log,
+        store,
     })
 }
 

@@ -9,6 +9,7 @@
 mod http;
 pub mod metrics;
 mod notify;
+mod retention;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -159,6 +160,17 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
         Arc::clone(&shared),
         stop_rx.clone(),
     ));
+    let retention = {
+        let current = Arc::clone(&current);
+        tokio::spawn(retention::retention_loop(
+            Arc::clone(&state),
+            move || {
+                let now = current.read().unwrap_or_else(|p| p.into_inner());
+                now.config.store.clone()
+            },
+            stop_rx.clone(),
+        ))
+    };
     let watchdog = Notifier::watchdog_interval().map(|every| {
         let notifier = Arc::clone(&notifier);
         let mut stop = stop_rx.clone();
@@ -199,6 +211,7 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
         );
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), deliver).await;
+    retention.abort();
     if let Some(w) = watchdog {
         w.abort();
     }

@@ -227,6 +227,7 @@ mod tests {
                 records: 1,
                 error: None,
                 alerts: &[],
+                activity: &[],
                 correlation: None,
             })
             .expect("commit");

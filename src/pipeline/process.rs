@@ -9,10 +9,10 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio_util::io::SyncIoBridge;
 
-use crate::alert::{Alert, Detected, ObjectRef, now_rfc3339};
+use crate::alert::{Activity, Alert, Detected, ObjectRef, now_rfc3339};
 use crate::aws::fetch::{FetchError, open_object};
 use crate::decode::DecodeError;
-use crate::detect::{ObjectReport, detect_object};
+use crate::detect::{ObjectReport, detect_object_seeing};
 use crate::rules::Held;
 use crate::state::{CursorKey, ObjectCommit, ObjectStatus, StateStore};
 
@@ -45,6 +45,8 @@ struct Fetched {
     alerts: Vec<Detected>,
     /// Its records that feed a correlation, fed when it is committed.
     held: Vec<Held>,
+    /// Its records for the activity index (none when it is off).
+    activity: Vec<Activity>,
 }
 
 /// What reading an object calls for.
@@ -145,14 +147,20 @@ impl Crawler {
             bucket: bucket.clone(),
             key: key.clone(),
         };
+        let index_activity = self.config.store.activity;
         let handle = tokio::task::spawn_blocking(move || {
             let reader = SyncIoBridge::new(body.into_async_read());
-            let (mut alerts, mut held) = (Vec::new(), Vec::new());
+            let (mut alerts, mut held, mut activity) = (Vec::new(), Vec::new(), Vec::new());
             let detected_at = now_rfc3339();
-            let report = detect_object(
+            let report = detect_object_seeing(
                 reader,
                 &rules,
                 max_decompressed_bytes,
+                |record| {
+                    if index_activity {
+                        activity.push(Activity::of(record));
+                    }
+                },
                 |matched, record| {
                     for rule in matched {
                         alerts.push(Alert::detected(
@@ -169,6 +177,7 @@ impl Crawler {
                 report,
                 alerts,
                 held,
+                activity,
             }
         });
         handle.await.map_err(|e| FetchError::Transient {
@@ -203,9 +212,9 @@ impl Crawler {
         error: Option<String>,
         fetched: Option<Fetched>,
     ) -> Outcome {
-        let (records, alerts, held) = match fetched {
-            Some(f) => (f.report.records, f.alerts, f.held),
-            None => (0, Vec::new(), Vec::new()),
+        let (records, alerts, held, activity) = match fetched {
+            Some(f) => (f.report.records, f.alerts, f.held, f.activity),
+            None => (0, Vec::new(), Vec::new(), Vec::new()),
         };
         let object = ObjectRef {
             bucket: w.cursor.bucket.clone(),
@@ -232,6 +241,7 @@ impl Crawler {
                         records,
                         error: error.clone(),
                         alerts,
+                        activity: &activity,
                         correlation,
                     })
                 };
@@ -288,6 +298,7 @@ mod tests {
             },
             alerts: Vec::new(),
             held: Vec::new(),
+            activity: Vec::new(),
         })
     }
 

@@ -17,6 +17,7 @@ use crate::aws::keys;
 use crate::aws::listing::{keys_between, log_folders};
 use crate::aws::region::bucket_region;
 use crate::config::AwsConfig;
+use crate::config::parse_when;
 use crate::decode::is_log_object;
 
 use super::Failure;
@@ -207,19 +208,6 @@ impl Reader {
             self.runtime.handle().clone(),
         )))
     }
-}
-
-/// A time for `--since` / `--until`: a duration back from `now` (`24h`,
-/// `7d`) or an RFC 3339 time.
-pub fn parse_when(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
-    if let Ok(ago) = crate::config::parse_duration(text) {
-        return Ok(now - ago);
-    }
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| {
-        format!(
-            "{text:?}: neither a duration (24h, 7d) nor an RFC 3339 time (2026-11-21T10:00:00Z)"
-        )
-    })
 }
 
 /// The scan's source for `urls` (`s3://bucket[/prefix]`) and, with a

@@ -24,6 +24,8 @@ pub struct HttpSink {
     pub name: String,
     /// The config's Datadog or webhook settings.
     kind: SinkKind,
+    /// What a webhook sends when it has no template: the alert or OCSF.
+    format: crate::config::AlertFormat,
     /// A webhook's method, parsed once.
     method: reqwest::Method,
     route: Route,
@@ -145,6 +147,7 @@ impl HttpSink {
         Ok(Some(HttpSink {
             name: config.name.clone(),
             kind: config.kind.clone(),
+            format: config.format,
             method,
             route: config.route.clone(),
             client,
@@ -177,15 +180,16 @@ impl HttpSink {
                 signing_secret,
                 ..
             } => {
-                let body = match webhook::render(body_template.as_deref(), alert, context) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        return Attempt::Permanent {
-                            status: 0,
-                            body: format!("body template: {e}"),
-                        };
-                    }
-                };
+                let body =
+                    match webhook::render(body_template.as_deref(), self.format, alert, context) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            return Attempt::Permanent {
+                                status: 0,
+                                body: format!("body template: {e}"),
+                            };
+                        }
+                    };
                 let mut request = self
                     .client
                     .request(self.method.clone(), url)

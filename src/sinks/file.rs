@@ -14,7 +14,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::alert::Alert;
 use crate::config::Fsync;
 
 /// Where the last committed batch left the file: its length, and which file
@@ -113,12 +112,18 @@ impl FileSink {
     }
 
     /// Appends a batch; returns where the file stands after it, to commit.
-    pub fn write_batch(&mut self, alerts: &[&Alert]) -> io::Result<Committed> {
+    #[cfg(test)]
+    pub fn write_batch(&mut self, alerts: &[&crate::alert::Alert]) -> io::Result<Committed> {
         let mut buf = Vec::with_capacity(alerts.len() * 512);
         for alert in alerts {
             super::write_jsonl(&mut buf, alert)?;
         }
-        self.file.write_all(&buf)?;
+        self.write_lines(&buf)
+    }
+
+    /// Appends a batch of lines as one write; returns the position after it.
+    pub fn write_lines(&mut self, buf: &[u8]) -> io::Result<Committed> {
+        self.file.write_all(buf)?;
         self.len = self.file.metadata()?.len();
         let due = match self.fsync {
             Fsync::Always => true,
@@ -143,6 +148,7 @@ pub struct Opened {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Alert;
 
     #[test]
     fn bytes_past_the_committed_length_are_cut_off() {

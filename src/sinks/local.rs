@@ -74,13 +74,16 @@ pub fn drain_local(state: &StateStore, sinks: &[SinkConfig]) -> Result<Vec<Drain
             }
             let selected: Vec<_> = batch
                 .iter()
-                .map(|o| &o.alert)
-                .filter(|a| selects(&sink.route, a))
+                .filter(|o| selects(&sink.route, &o.alert))
                 .collect();
-            let written = match file.as_mut() {
-                Some(f) => f.write_batch(&selected).map(Some),
-                None => write_stdout(&selected).map(|_| None),
-            };
+            let mut lines = Vec::with_capacity(selected.len() * 512);
+            let written = selected
+                .iter()
+                .try_for_each(|o| super::write_line(&mut lines, sink.format, &o.alert, &o.context))
+                .and_then(|()| match file.as_mut() {
+                    Some(f) => f.write_lines(&lines).map(Some),
+                    None => write_stdout(&lines).map(|_| None),
+                });
             match written {
                 Ok(Some(at)) => {
                     let id = at.file_id.unwrap_or_default();
@@ -123,10 +126,8 @@ fn open_file(
     Ok(opened.sink)
 }
 
-fn write_stdout(alerts: &[&crate::alert::Alert]) -> std::io::Result<()> {
+fn write_stdout(lines: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    for alert in alerts {
-        super::write_jsonl(&mut out, alert)?;
-    }
+    out.write_all(lines)?;
     out.flush()
 }

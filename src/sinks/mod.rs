@@ -53,6 +53,26 @@ pub fn write_jsonl(out: &mut impl Write, alert: &Alert) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// One line for an alert in a sink's format: the contract, or an OCSF
+/// Detection Finding.
+pub fn write_line(
+    out: &mut impl Write,
+    format: crate::config::AlertFormat,
+    alert: &Alert,
+    context: &crate::alert::AlertContext,
+) -> io::Result<()> {
+    match format {
+        crate::config::AlertFormat::Contract => write_jsonl(out, alert),
+        crate::config::AlertFormat::Ocsf => {
+            serde_json::to_writer(
+                &mut *out,
+                &crate::alert::ocsf::detection_finding(alert, context),
+            )?;
+            out.write_all(b"\n")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -17,12 +17,13 @@ pub const SIGNATURE_HEADER: &str = "X-Trailwatch-Signature";
 
 /// Every template variable; longer names first so that `$ALERT_JSON` is not
 /// read as `$ALERT_ID`'s neighbour.
-pub const VARIABLES: [&str; 16] = [
+pub const VARIABLES: [&str; 17] = [
     "$ALERT_PRIORITY",
     "$EVENT_TITLE",
     "$EVENT_NAME",
     "$EVENT_JSON",
     "$ALERT_JSON",
+    "$OCSF_JSON",
     "$SOURCE_IP",
     "$PRINCIPAL",
     "$EVENT_MSG",
@@ -56,6 +57,7 @@ fn value(name: &str, alert: &Alert, context: &AlertContext) -> Value {
         "$EVENT_NAME" => s(&e.name),
         "$EVENT_JSON" => serde_json::to_value(&alert.event).unwrap_or(Value::Null),
         "$ALERT_JSON" => serde_json::to_value(alert).unwrap_or(Value::Null),
+        "$OCSF_JSON" => crate::alert::ocsf::detection_finding(alert, context),
         _ => Value::Null,
     }
 }
@@ -63,11 +65,18 @@ fn value(name: &str, alert: &Alert, context: &AlertContext) -> Value {
 /// Renders the body for an alert.
 pub fn render(
     template: Option<&str>,
+    format: crate::config::AlertFormat,
     alert: &Alert,
     context: &AlertContext,
 ) -> Result<Vec<u8>, String> {
     let Some(template) = template else {
-        return serde_json::to_vec(alert).map_err(|e| e.to_string());
+        return match format {
+            crate::config::AlertFormat::Contract => serde_json::to_vec(alert),
+            crate::config::AlertFormat::Ocsf => {
+                serde_json::to_vec(&crate::alert::ocsf::detection_finding(alert, context))
+            }
+        }
+        .map_err(|e| e.to_string());
     };
     let mut out = String::with_capacity(template.len() + 1024);
     let mut in_string = false;
@@ -116,7 +125,13 @@ pub fn render(
 /// Checks a template at config time: it must give JSON for an alert.
 pub fn check_template(template: &str) -> Result<(), String> {
     let sample = Alert::sample();
-    render(Some(template), &sample, &AlertContext::default()).map(|_| ())
+    render(
+        Some(template),
+        crate::config::AlertFormat::Contract,
+        &sample,
+        &AlertContext::default(),
+    )
+    .map(|_| ())
 }
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
@@ -135,6 +150,7 @@ pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::alert::AlertEvent;
+    use crate::config::AlertFormat;
 
     fn alert() -> Alert {
         let mut alert = Alert::sample();
@@ -157,7 +173,13 @@ mod tests {
 
     #[test]
     fn no_template_sends_the_alert() {
-        let body = render(None, &alert(), &AlertContext::default()).expect("render");
+        let body = render(
+            None,
+            AlertFormat::Contract,
+            &alert(),
+            &AlertContext::default(),
+        )
+        .expect("render");
         let v: Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(v["id"], "tw-0123456789abcdef");
     }
@@ -165,7 +187,13 @@ mod tests {
     #[test]
     fn standalone_variables_are_json_and_embedded_ones_are_escaped() {
         let template = r#"{"text": "$EVENT_TITLE at $DATE by $PRINCIPAL", "alert": $ALERT_JSON, "id": $ID, "who": $PRINCIPAL, "ip": $SOURCE_IP, "cost": "$5 is not $IDX"}"#;
-        let body = render(Some(template), &alert(), &AlertContext::default()).expect("render");
+        let body = render(
+            Some(template),
+            AlertFormat::Contract,
+            &alert(),
+            &AlertContext::default(),
+        )
+        .expect("render");
         let v: Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(v["alert"]["rule"]["id"], "r1");
         assert_eq!(v["id"], "tw-0123456789abcdef");
@@ -179,9 +207,30 @@ mod tests {
     }
 
     #[test]
+    fn an_ocsf_webhook_sends_the_finding_and_templates_may_embed_it() {
+        let body =
+            render(None, AlertFormat::Ocsf, &alert(), &AlertContext::default()).expect("render");
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            (v["class_uid"].clone(), v["metadata"]["uid"].clone()),
+            (json!(2004), json!(alert().id))
+        );
+        let body = render(
+            Some("{\"finding\": $OCSF_JSON}"),
+            AlertFormat::Contract,
+            &alert(),
+            &AlertContext::default(),
+        )
+        .expect("render");
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["finding"]["class_uid"], 2004);
+    }
+
+    #[test]
     fn a_template_that_is_not_json_is_refused() {
         let err = render(
             Some("{\"a\": $ALERT_ID"),
+            AlertFormat::Contract,
             &alert(),
             &AlertContext::default(),
         )

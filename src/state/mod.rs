@@ -1,15 +1,22 @@
 //! The embedded state store (SQLite in WAL mode): crawl checkpoints, the
-//! alert outbox, per-sink delivery offsets, trail status. It stores; it
-//! delivers nothing.
+//! alert outbox, per-sink delivery offsets, trail status, and the lookup
+//! store (alerts by time, rule, principal...; the activity index of every
+//! record read; their retention). It stores; it delivers nothing.
 //!
 //! An object's alerts and its checkpoint are committed in one transaction, so
 //! a crash before the commit re-reads the object and a crash after it loses
 //! nothing. Alert ids are unique here, so re-reading an object adds no alert.
 
+mod index;
+mod lookup;
 mod outbox;
+mod retention;
 mod schema;
 mod suppress;
 
+pub use index::AlertKeys;
+pub use lookup::{ActivityRow, Filter, Page, StoredAlert};
+pub use retention::{Purged, Retention, next_batch};
 pub use suppress::Suppression;
 
 use outbox::insert_alerts;
@@ -20,7 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::alert::{Alert, AlertContext, Detected};
+use crate::alert::{Activity, Alert, AlertContext, Detected, ObjectRef};
 
 /// A state store failure, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +91,8 @@ pub struct ObjectCommit<'a> {
     pub records: u64,
     pub error: Option<String>,
     pub alerts: &'a [Detected],
+    /// Its records for the activity index (empty when the index is off).
+    pub activity: &'a [Activity],
     /// The stateful rules' state after this object, kept with it.
     pub correlation: Option<CorrelationCommit<'a>>,
 }
@@ -167,8 +176,12 @@ impl StateStore {
         let mut tries = 0;
         loop {
             let set = conn
-                .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-                .and_then(|_| schema::migrate(&mut conn));
+                .execute_batch(
+                    "PRAGMA auto_vacuum = INCREMENTAL;
+                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+                )
+                .and_then(|_| schema::migrate(&mut conn))
+                .and_then(|_| schema::take_incremental_vacuum(&conn));
             match set {
                 Ok(()) => break,
                 Err(rusqlite::Error::SqliteFailure(f, _))
@@ -319,6 +332,11 @@ impl StateStore {
         if let Some(corr) = c.correlation {
             write_correlation(&tx, &corr).map_err(|e| self.err(e))?;
         }
+        let object = ObjectRef {
+            bucket: c.cursor.bucket.clone(),
+            key: c.key.to_owned(),
+        };
+        index::insert_activity(&tx, &object, c.activity).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(inserted)
     }
@@ -488,5 +506,7 @@ fn write_correlation(tx: &rusqlite::Transaction, corr: &CorrelationCommit) -> ru
     Ok(())
 }
 
+#[cfg(test)]
+mod lookup_tests;
 #[cfg(test)]
 mod tests;

@@ -258,5 +258,9 @@ fn insert_one(tx: &rusqlite::Transaction, d: &Detected) -> std::result::Result<u
     )?;
     let json = serde_json::to_string(&d.alert)?;
     let context = serde_json::to_string(&d.context)?;
-    Ok(stmt.execute(params![d.alert.id, json, context, now()])?)
+    let inserted = stmt.execute(params![d.alert.id, json, context, now()])?;
+    if inserted > 0 {
+        super::index::index_alert(tx, tx.last_insert_rowid(), &d.alert, &d.context)?;
+    }
+    Ok(inserted)
 }

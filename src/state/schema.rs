@@ -89,6 +89,70 @@ CREATE INDEX correlation_seen_at ON correlation_seen (at);
 /// and inode), so that a rotated file is told apart.
 const V3: &str = "ALTER TABLE sink_offsets ADD COLUMN file_id TEXT;";
 
+/// Version 4: the lookup store. Alerts gain the columns `trailwatch alerts`
+/// and the console filter on (filled from the alert and its record), and
+/// the activity index keeps a row per record read, its object apart.
+const V4: &str = "
+ALTER TABLE alerts ADD COLUMN at INTEGER;          -- the event's time (Unix seconds)
+ALTER TABLE alerts ADD COLUMN rule_id TEXT;
+ALTER TABLE alerts ADD COLUMN level INTEGER;       -- 0 informational .. 4 critical
+ALTER TABLE alerts ADD COLUMN principal TEXT;
+ALTER TABLE alerts ADD COLUMN principal_name TEXT;
+ALTER TABLE alerts ADD COLUMN access_key TEXT;
+ALTER TABLE alerts ADD COLUMN account TEXT;
+ALTER TABLE alerts ADD COLUMN region TEXT;
+ALTER TABLE alerts ADD COLUMN source_ip TEXT;
+ALTER TABLE alerts ADD COLUMN target TEXT;
+ALTER TABLE alerts ADD COLUMN event_name TEXT;
+ALTER TABLE alerts ADD COLUMN event_source TEXT;
+ALTER TABLE alerts ADD COLUMN user_agent TEXT;
+ALTER TABLE alerts ADD COLUMN bucket TEXT;
+ALTER TABLE alerts ADD COLUMN key TEXT;
+CREATE INDEX alerts_at ON alerts (at, seq);
+CREATE INDEX alerts_by_rule ON alerts (rule_id, at);
+CREATE INDEX alerts_by_principal ON alerts (principal, at);
+CREATE INDEX alerts_by_principal_name ON alerts (principal_name, at);
+CREATE INDEX alerts_by_access_key ON alerts (access_key, at);
+CREATE INDEX alerts_by_account ON alerts (account, at);
+CREATE INDEX alerts_by_ip ON alerts (source_ip, at);
+CREATE INDEX alerts_by_target ON alerts (target, at);
+CREATE INDEX alerts_by_created ON alerts (created_at);
+CREATE TABLE activity_objects (
+    id     INTEGER PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    last_at INTEGER NOT NULL DEFAULT 0, -- its newest record's time
+    read_at INTEGER NOT NULL DEFAULT 0, -- when it was read (retention: both past)
+    UNIQUE (bucket, key)
+);
+CREATE INDEX activity_objects_read_at ON activity_objects (read_at);
+CREATE TABLE activity (
+    id             INTEGER PRIMARY KEY,
+    at             INTEGER NOT NULL,  -- the event's time (Unix seconds)
+    event_id       TEXT UNIQUE,       -- a record read twice is kept once
+    principal      TEXT,
+    principal_name TEXT,
+    access_key     TEXT,
+    account        TEXT,
+    region         TEXT,
+    event_name     TEXT,
+    event_source   TEXT,
+    target         TEXT,
+    source_ip      TEXT,
+    user_agent     TEXT,
+    error_code     TEXT,
+    object         INTEGER            -- activity_objects.id
+);
+CREATE INDEX activity_at ON activity (at);
+CREATE INDEX activity_by_principal ON activity (principal, at);
+CREATE INDEX activity_by_principal_name ON activity (principal_name, at);
+CREATE INDEX activity_by_access_key ON activity (access_key, at);
+CREATE INDEX activity_by_event ON activity (event_name, at);
+CREATE INDEX activity_by_ip ON activity (source_ip, at);
+CREATE INDEX activity_by_target ON activity (target, at);
+CREATE INDEX activity_by_object ON activity (object);
+";
+
 /// Creates or upgrades the schema. The version is read inside a write
 /// transaction, so two processes opening a new file at once (the daemon and
 /// `trailwatch trails`) do not both create it.
@@ -107,5 +171,43 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.execute_batch(V3)?;
         tx.execute_batch("PRAGMA user_version = 3")?;
     }
+    if version < 4 {
+        tx.execute_batch(V4)?;
+        super::index::backfill(&tx)?;
+        tx.execute_batch("PRAGMA user_version = 4")?;
+    }
     tx.commit()
+}
+
+/// Retention gives freed pages back with incremental vacuum, which a file
+/// takes when it is created; a file made before (schema 3 or older) is
+/// vacuumed once to take it.
+pub fn take_incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+    if mode != 2 {
+        tracing::info!("state store: switching to incremental vacuum (once; rewrites the file)");
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
+    }
+    Ok(())
+}
+
+/// A state file as schema 3 left it (no lookup columns, no incremental
+/// vacuum), holding one alert: what an upgrade starts from.
+#[cfg(test)]
+pub(super) fn write_version_3_file(
+    path: &std::path::Path,
+    d: &crate::alert::Detected,
+) -> rusqlite::Result<()> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(V1)?;
+    conn.execute_batch(V2)?;
+    conn.execute_batch(V3)?;
+    conn.execute_batch("PRAGMA user_version = 3")?;
+    let json = serde_json::to_string(&d.alert).unwrap_or_default();
+    let context = serde_json::to_string(&d.context).unwrap_or_default();
+    conn.execute(
+        "INSERT INTO alerts (id, json, context, created_at) VALUES (?1, ?2, ?3, 0)",
+        rusqlite::params![d.alert.id, json, context],
+    )?;
+    Ok(())
 }

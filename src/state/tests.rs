@@ -51,6 +51,7 @@ fn reprocessing_an_object_adds_no_alert() {
         records: 10,
         error: None,
         alerts: &alerts,
+        activity: &[],
         correlation: None,
     };
     assert_eq!(store.commit_object(&commit).expect("commit"), 2);
@@ -89,6 +90,7 @@ fn processed_keys_watermarks_and_pruning() {
                     records: 1,
                     error: (key == "b").then(|| "corrupt gzip".to_owned()),
                     alerts: &[],
+                    activity: &[],
                     correlation: None,
                 })
                 .expect("commit");

@@ -1,0 +1,158 @@
+//! Retention: alerts and activity past their age are deleted a small batch
+//! at a time (each batch one short transaction, so the crawler never waits
+//! long for the store), and the pages they free are given back to the file
+//! system (incremental vacuum), so that the file does not grow without bound.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+
+use super::{Result, StateStore};
+
+/// How long the lookup store keeps what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub alerts: Duration,
+    pub activity: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            alerts: Duration::from_secs(90 * 86_400),
+            activity: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// What one purge step deleted, and how long it held the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub alerts: usize,
+    pub activity: usize,
+    pub objects: usize,
+    pub held: Duration,
+}
+
+impl Purged {
+    pub fn rows(&self) -> usize {
+        self.alerts + self.activity + self.objects
+    }
+}
+
+impl StateStore {
+    /// Deletes at most `batch` alerts, and the activity of about `batch / 64`
+    /// objects, past retention at `now` (Unix seconds), in one transaction.
+    /// An alert goes when both its event and its detection are older than
+    /// the retention, and only once every sink has passed it (a backlog is
+    /// never purged); an object's activity goes when its newest record and
+    /// its reading are both older than the activity retention, so that logs
+    /// hunted long after the fact stay for the retention too.
+    pub fn purge_step(&self, retention: &Retention, now: i64, batch: usize) -> Result<Purged> {
+        let alert_cut = now.saturating_sub(retention.alerts.as_secs() as i64);
+        let activity_cut = now.saturating_sub(retention.activity.as_secs() as i64);
+        let mut conn = self.conn();
+        let started = Instant::now();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let alerts = tx
+            .prepare_cached(
+                "DELETE FROM alerts WHERE seq IN (
+                   SELECT seq FROM alerts INDEXED BY alerts_by_created
+                   WHERE created_at < ?1 AND at < ?1
+                     AND seq <= COALESCE((SELECT MIN(last_seq) FROM sink_offsets), seq)
+                   LIMIT ?2)",
+            )
+            .and_then(|mut s| s.execute(params![alert_cut, batch as i64]))
+            .map_err(|e| self.err(e))?;
+        // Activity goes an object at a time: its rows, then its name.
+        let old_objects: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM activity_objects INDEXED BY activity_objects_read_at
+                 WHERE read_at < ?1 AND last_at < ?1 LIMIT ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![activity_cut, batch.div_ceil(64) as i64], |r| {
+                    r.get(0)
+                })?
+                .collect::<rusqlite::Result<Vec<i64>>>()
+            })
+            .map_err(|e| self.err(e))?;
+        let mut activity = 0;
+        for id in &old_objects {
+            activity += tx
+                .prepare_cached("DELETE FROM activity WHERE object = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(|e| self.err(e))?;
+            tx.prepare_cached("DELETE FROM activity_objects WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(|e| self.err(e))?;
+        }
+        let objects = old_objects.len();
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(Purged {
+            alerts,
+            activity,
+            objects,
+            held: started.elapsed(),
+        })
+    }
+
+    /// Folds the write-ahead log into the file (tests measure the file).
+    #[cfg(test)]
+    pub(crate) fn checkpoint_wal(&self) {
+        let _ = self.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+
+    /// Gives up to `pages` free pages back to the file system; returns how
+    /// many pages are still free.
+    pub fn reclaim(&self, pages: u32) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))
+            .map_err(|e| self.err(e))?;
+        conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Purges everything past retention in steps of about `step` each
+    /// (the batch adapts so that one step holds the store for about that
+    /// long), pausing `pause` between steps, then reclaims the freed pages.
+    /// Returns the total purged.
+    pub fn purge(
+        &self,
+        retention: &Retention,
+        now: i64,
+        step: Duration,
+        pause: Duration,
+    ) -> Result<Purged> {
+        let mut total = Purged::default();
+        let mut batch = 256usize;
+        loop {
+            let done = self.purge_step(retention, now, batch)?;
+            total.alerts += done.alerts;
+            total.activity += done.activity;
+            total.objects += done.objects;
+            total.held = total.held.max(done.held);
+            if done.rows() == 0 {
+                break;
+            }
+            batch = next_batch(batch, done.held, step);
+            std::thread::sleep(pause);
+        }
+        while self.reclaim(500)? > 0 {
+            std::thread::sleep(pause);
+        }
+        Ok(total)
+    }
+}
+
+/// The next step's batch: doubled while a step holds the store for less
+/// than half of `step`, halved when it holds it longer.
+pub fn next_batch(batch: usize, held: Duration, step: Duration) -> usize {
+    if held < step / 2 {
+        (batch * 2).min(20_000)
+    } else if held > step {
+        (batch / 2).max(16)
+    } else {
+        batch
+    }
+}
