@@ -25,7 +25,8 @@ pub struct Activity {
     pub region: Option<String>,
     pub event_name: Option<String>,
     pub event_source: Option<String>,
-    /// What the call acted on (as an alert's target), as plain text.
+    /// What the call acted on (its identifying request parameter: a bucket,
+    /// trail, user, secret...), as plain text.
     pub target: Option<String>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
@@ -49,7 +50,7 @@ impl Activity {
             region: own(record.region()),
             event_name: own(record.event_name()),
             event_source: own(record.event_source()),
-            target: super::resource_text(record).map(|t| target_text(&t)),
+            target: super::identifying_parameter(record).map(|t| target_text(&t)),
             source_ip: own(record.source_ip()),
             user_agent: own(record.user_agent()),
             error_code: own(record.error_code()),

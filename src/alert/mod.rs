@@ -205,6 +205,16 @@ pub fn resource(record: &Record) -> Option<String> {
 /// As `resource`, borrowing from the record where its text already is the
 /// target's.
 pub fn resource_text<'r>(record: &'r Record) -> Option<std::borrow::Cow<'r, str>> {
+    identifying_parameter(record).or_else(|| {
+        record
+            .json_at("requestParameters")
+            .filter(|text| text.as_ref() != "null")
+    })
+}
+
+/// The first identifying request parameter (a bucket, trail, user, role,
+/// secret... name) as compact JSON; `None` when the call names none.
+pub fn identifying_parameter<'r>(record: &'r Record) -> Option<std::borrow::Cow<'r, str>> {
     const NAMES: [&str; 18] = [
         "bucketName",
         "name",
@@ -225,13 +235,7 @@ pub fn resource_text<'r>(record: &'r Record) -> Option<std::borrow::Cow<'r, str>
         "resourceArn",
         "dBSnapshotIdentifier",
     ];
-    record
-        .first_json_among("requestParameters", &NAMES)
-        .or_else(|| {
-            record
-                .json_at("requestParameters")
-                .filter(|text| text.as_ref() != "null")
-        })
+    record.first_json_among("requestParameters", &NAMES)
 }
 
 /// Now, in the contract's format (`2026-11-21T10:09:40Z`).

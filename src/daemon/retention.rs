@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::StoreConfig;
-use crate::state::{Purged, Retention, StateStore};
+use crate::state::{Dictionary, Purged, Retention, StateStore};
 
 /// How often retention runs (and how soon after start).
 const EVERY: Duration = Duration::from_secs(600);
@@ -83,6 +83,22 @@ pub async fn purge(
         }
         batch = crate::state::next_batch(batch, step.held, STEP);
         tokio::time::sleep(PAUSE).await;
+    }
+    for table in [Dictionary::Principals, Dictionary::Events] {
+        let mut after = Some(0);
+        while let Some(from) = after {
+            if *stop.borrow() {
+                return Ok(total);
+            }
+            let s = Arc::clone(state);
+            let (_, next) =
+                tokio::task::spawn_blocking(move || s.sweep_dictionary(table, from, 500))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            after = next;
+            tokio::time::sleep(PAUSE).await;
+        }
     }
     loop {
         let s = Arc::clone(state);

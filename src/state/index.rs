@@ -2,6 +2,8 @@
 //! (filled when it enters the outbox, and once for the alerts of older
 //! files), and the activity index's rows, written in their object's commit.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::alert::activity::{principal_name, target_text};
@@ -98,51 +100,146 @@ pub(super) fn backfill(tx: &Transaction) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Writes an object's activity rows (a record already indexed, read again
-/// through another trail or after a crash, is kept once).
+/// The ids of what repeats from record to record (principals, events,
+/// places), as the file holds them: found once, then remembered.
+/// Forgotten whenever a transaction that may have added some fails.
+#[derive(Debug, Default)]
+pub(super) struct Dicts {
+    principals: HashMap<String, i64>,
+    events: HashMap<String, i64>,
+    places: HashMap<String, i64>,
+    /// The key being looked up (its parts joined by NUL), reused.
+    key: String,
+}
+
+/// Remembered ids per kind, at most; past it the kind starts afresh.
+const DICT_MAX: usize = 200_000;
+
+fn text(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}
+
+/// Which dictionary, and its SQL.
+struct Kind {
+    insert: &'static str,
+    select: &'static str,
+}
+
+const PRINCIPALS: Kind = Kind {
+    insert: "INSERT OR IGNORE INTO activity_principals (arn, name, access_key) VALUES (?1, ?2, ?3)",
+    select: "SELECT id FROM activity_principals WHERE arn = ?1 AND name = ?2 AND access_key = ?3",
+};
+const EVENTS: Kind = Kind {
+    insert: "INSERT OR IGNORE INTO activity_events (source, name) VALUES (?1, ?2)",
+    select: "SELECT id FROM activity_events WHERE source = ?1 AND name = ?2",
+};
+const PLACES: Kind = Kind {
+    insert: "INSERT OR IGNORE INTO activity_places (account, region) VALUES (?1, ?2)",
+    select: "SELECT id FROM activity_places WHERE account = ?1 AND region = ?2",
+};
+
+/// The id of `values` in a dictionary table, added if new; `key` holds
+/// them joined (a hit allocates nothing).
+fn id_of(
+    tx: &Transaction,
+    cache: &mut HashMap<String, i64>,
+    key: &mut String,
+    kind: &Kind,
+    values: &[&str],
+) -> rusqlite::Result<i64> {
+    key.clear();
+    for v in values {
+        key.push_str(v);
+        key.push('\0');
+    }
+    if let Some(id) = cache.get(key.as_str()) {
+        return Ok(*id);
+    }
+    tx.prepare_cached(kind.insert)?
+        .execute(rusqlite::params_from_iter(values))?;
+    let id: i64 = tx
+        .prepare_cached(kind.select)?
+        .query_row(rusqlite::params_from_iter(values), |r| r.get(0))?;
+    if cache.len() >= DICT_MAX {
+        cache.clear();
+    }
+    cache.insert(key.clone(), id);
+    Ok(id)
+}
+
+impl Dicts {
+    pub fn clear(&mut self) {
+        *self = Dicts::default();
+    }
+
+    /// The principal's, the event's and the place's ids.
+    fn ids(&mut self, tx: &Transaction, a: &Activity) -> rusqlite::Result<(i64, i64, i64)> {
+        let principal = id_of(
+            tx,
+            &mut self.principals,
+            &mut self.key,
+            &PRINCIPALS,
+            &[
+                text(&a.principal),
+                text(&a.principal_name),
+                text(&a.access_key),
+            ],
+        )?;
+        let event = id_of(
+            tx,
+            &mut self.events,
+            &mut self.key,
+            &EVENTS,
+            &[text(&a.event_source), text(&a.event_name)],
+        )?;
+        let place = id_of(
+            tx,
+            &mut self.places,
+            &mut self.key,
+            &PLACES,
+            &[text(&a.account), text(&a.region)],
+        )?;
+        Ok((principal, event, place))
+    }
+}
+
+/// Writes an object's activity rows. An object already indexed (read again
+/// after its checkpoint was pruned) adds nothing.
 pub(super) fn insert_activity(
     tx: &Transaction,
+    dicts: &mut Dicts,
     object: &ObjectRef,
     rows: &[Activity],
 ) -> rusqlite::Result<usize> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let object_id: i64 = match tx
+    let known: Option<i64> = tx
         .prepare_cached("SELECT id FROM activity_objects WHERE bucket = ?1 AND key = ?2")?
         .query_row(params![object.bucket, object.key], |r| r.get(0))
-        .optional()?
-    {
-        Some(id) => id,
-        None => {
-            tx.prepare_cached("INSERT INTO activity_objects (bucket, key) VALUES (?1, ?2)")?
-                .execute(params![object.bucket, object.key])?;
-            tx.last_insert_rowid()
-        }
-    };
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO activity (at, event_id, principal, principal_name, access_key,
-           account, region, event_name, event_source, target, source_ip, user_agent, error_code,
-           object)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?;
+        .optional()?;
+    if known.is_some() {
+        return Ok(0);
+    }
     let newest = rows.iter().map(|a| a.at).max().unwrap_or_default();
     tx.prepare_cached(
-        "UPDATE activity_objects SET last_at = max(last_at, ?2), read_at = ?3 WHERE id = ?1",
+        "INSERT INTO activity_objects (bucket, key, last_at, read_at) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![object_id, newest, super::now()])?;
-    let mut n = 0;
+    .execute(params![object.bucket, object.key, newest, super::now()])?;
+    let object_id = tx.last_insert_rowid();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO activity (at, event_id, principal, event, place, target, source_ip,
+           user_agent, error_code, object)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
     for a in rows {
-        n += insert.execute(params![
+        let (principal, event, place) = dicts.ids(tx, a)?;
+        insert.execute(params![
             a.at,
             a.event_id,
-            a.principal,
-            a.principal_name,
-            a.access_key,
-            a.account,
-            a.region,
-            a.event_name,
-            a.event_source,
+            principal,
+            event,
+            place,
             a.target,
             a.source_ip,
             a.user_agent,
@@ -150,5 +247,5 @@ pub(super) fn insert_activity(
             object_id,
         ])?;
     }
-    Ok(n)
+    Ok(rows.len())
 }

@@ -71,41 +71,112 @@ pub struct ActivityRow {
     pub key: Option<String>,
 }
 
-/// The WHERE clause of a filter and its values, for a table whose row key
-/// is `row` (alerts: `seq`; activity: `id`).
-fn where_clause(f: &Filter, row: &str, alerts: bool) -> (String, Vec<Value>) {
+/// Which table a filter runs on: the alerts keep their columns in the row;
+/// the activity index names principals, events and places by number.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Alerts,
+    Activity,
+}
+
+/// `column IN (?, ?…)` for `n` values.
+fn is_in(column: &str, n: usize) -> String {
+    format!("{column} IN ({})", vec!["?"; n].join(", "))
+}
+
+/// The WHERE clause of a filter and its values.
+fn where_clause(f: &Filter, table: Table) -> (String, Vec<Value>) {
     let mut sql = String::from("at >= ? AND at < ?");
     let mut args = vec![Value::Integer(f.since), Value::Integer(f.until)];
-    let mut any_of = |columns: &[&str], values: &[String]| {
-        if values.is_empty() {
-            return;
-        }
-        let marks = vec!["?"; values.len()].join(", ");
-        let ors: Vec<String> = columns
-            .iter()
-            .map(|c| format!("{c} IN ({marks})"))
-            .collect();
-        sql.push_str(&format!(" AND ({})", ors.join(" OR ")));
-        for _ in columns {
-            args.extend(values.iter().map(|v| Value::Text(v.clone())));
-        }
+    let texts = |values: &[String], times: usize| -> Vec<Value> {
+        (0..times)
+            .flat_map(|_| values.iter().map(|v| Value::Text(v.clone())))
+            .collect()
     };
-    if alerts {
-        any_of(&["rule_id"], &f.rules);
+    // (values, the alerts' condition, the activity index's condition, how
+    // many times the values appear in it)
+    let n = |v: &Vec<String>| v.len();
+    let filters: [(&Vec<String>, String, String, usize); 8] = [
+        (
+            &f.principals,
+            format!(
+                "({} OR {} OR {})",
+                is_in("principal", n(&f.principals)),
+                is_in("principal_name", n(&f.principals)),
+                is_in("access_key", n(&f.principals))
+            ),
+            format!(
+                "principal IN (SELECT id FROM activity_principals WHERE {} OR {} OR {})",
+                is_in("arn", n(&f.principals)),
+                is_in("name", n(&f.principals)),
+                is_in("access_key", n(&f.principals))
+            ),
+            3,
+        ),
+        (
+            &f.targets,
+            is_in("target", n(&f.targets)),
+            is_in("target", n(&f.targets)),
+            1,
+        ),
+        (
+            &f.ips,
+            is_in("source_ip", n(&f.ips)),
+            is_in("source_ip", n(&f.ips)),
+            1,
+        ),
+        (
+            &f.accounts,
+            is_in("account", n(&f.accounts)),
+            format!(
+                "place IN (SELECT id FROM activity_places WHERE {})",
+                is_in("account", n(&f.accounts))
+            ),
+            1,
+        ),
+        (
+            &f.regions,
+            is_in("region", n(&f.regions)),
+            format!(
+                "place IN (SELECT id FROM activity_places WHERE {})",
+                is_in("region", n(&f.regions))
+            ),
+            1,
+        ),
+        (
+            &f.events,
+            is_in("event_name", n(&f.events)),
+            format!(
+                "event IN (SELECT id FROM activity_events WHERE {})",
+                is_in("name", n(&f.events))
+            ),
+            1,
+        ),
+        (
+            &f.sources,
+            is_in("event_source", n(&f.sources)),
+            format!(
+                "event IN (SELECT id FROM activity_events WHERE {})",
+                is_in("source", n(&f.sources))
+            ),
+            1,
+        ),
+        (&f.rules, is_in("rule_id", n(&f.rules)), String::new(), 1),
+    ];
+    for (values, alerts, activity, times) in filters {
+        let condition = match table {
+            Table::Alerts => alerts,
+            Table::Activity => activity,
+        };
+        if values.is_empty() || condition.is_empty() {
+            continue;
+        }
+        sql.push_str(" AND ");
+        sql.push_str(&condition);
+        args.extend(texts(values, times));
     }
-    any_of(
-        &["principal", "principal_name", "access_key"],
-        &f.principals,
-    );
-    any_of(&["target"], &f.targets);
-    any_of(&["source_ip"], &f.ips);
-    any_of(&["account"], &f.accounts);
-    any_of(&["region"], &f.regions);
-    any_of(&["event_name"], &f.events);
-    any_of(&["event_source"], &f.sources);
-    if alerts && !f.levels.is_empty() {
-        let marks = vec!["?"; f.levels.len()].join(", ");
-        sql.push_str(&format!(" AND level IN ({marks})"));
+    if table == Table::Alerts && !f.levels.is_empty() {
+        sql.push_str(&format!(" AND {}", is_in("level", f.levels.len())));
         args.extend(f.levels.iter().map(|l| Value::Integer(*l as i64)));
     }
     if !f.user_agents.is_empty() {
@@ -114,6 +185,10 @@ fn where_clause(f: &Filter, row: &str, alerts: bool) -> (String, Vec<Value>) {
         args.extend(f.user_agents.iter().map(|v| Value::Text(v.to_lowercase())));
     }
     if let Some(page) = f.before {
+        let row = match table {
+            Table::Alerts => "seq",
+            Table::Activity => "id",
+        };
         sql.push_str(&format!(" AND (at, {row}) < (?, ?)"));
         args.extend([Value::Integer(page.at), Value::Integer(page.row)]);
     }
@@ -123,7 +198,7 @@ fn where_clause(f: &Filter, row: &str, alerts: bool) -> (String, Vec<Value>) {
 impl StateStore {
     /// The alerts a filter selects, newest first, at most `limit`.
     pub fn lookup_alerts(&self, f: &Filter) -> Result<Vec<StoredAlert>> {
-        let (clause, mut args) = where_clause(f, "seq", true);
+        let (clause, mut args) = where_clause(f, Table::Alerts);
         args.push(Value::Integer(f.limit as i64));
         let sql = format!(
             "SELECT seq, at, json, context FROM alerts WHERE {clause}
@@ -177,15 +252,20 @@ impl StateStore {
 
     /// The activity a filter selects, newest first, at most `limit`.
     pub fn lookup_activity(&self, f: &Filter) -> Result<Vec<ActivityRow>> {
-        let (clause, mut args) = where_clause(f, "a.id", false);
+        let (clause, mut args) = where_clause(f, Table::Activity);
         args.push(Value::Integer(f.limit as i64));
-        // The filter's columns are the activity table's (`at` too).
+        // The rows first (by the activity table's own indexes), then what
+        // their numbers name.
         let sql = format!(
-            "SELECT a.id, a.at, a.event_id, a.principal, a.principal_name, a.access_key,
-                    a.account, a.region, a.event_name, a.event_source, a.target, a.source_ip,
-                    a.user_agent, a.error_code, o.bucket, o.key
-             FROM activity a LEFT JOIN activity_objects o ON o.id = a.object
-             WHERE {clause} ORDER BY a.at DESC, a.id DESC LIMIT ?"
+            "SELECT a.id, a.at, a.event_id, p.arn, p.name, p.access_key, pl.account, pl.region,
+                    e.name, e.source, a.target, a.source_ip, a.user_agent, a.error_code,
+                    o.bucket, o.key
+             FROM (SELECT * FROM activity WHERE {clause} ORDER BY at DESC, id DESC LIMIT ?) a
+             LEFT JOIN activity_principals p ON p.id = a.principal
+             LEFT JOIN activity_events e ON e.id = a.event
+             LEFT JOIN activity_places pl ON pl.id = a.place
+             LEFT JOIN activity_objects o ON o.id = a.object
+             ORDER BY a.at DESC, a.id DESC"
         );
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
@@ -196,13 +276,13 @@ impl StateStore {
                     activity: Activity {
                         at: r.get(1)?,
                         event_id: r.get(2)?,
-                        principal: r.get(3)?,
-                        principal_name: r.get(4)?,
-                        access_key: r.get(5)?,
-                        account: r.get(6)?,
-                        region: r.get(7)?,
-                        event_name: r.get(8)?,
-                        event_source: r.get(9)?,
+                        principal: named(r.get(3)?),
+                        principal_name: named(r.get(4)?),
+                        access_key: named(r.get(5)?),
+                        account: named(r.get(6)?),
+                        region: named(r.get(7)?),
+                        event_name: named(r.get(8)?),
+                        event_source: named(r.get(9)?),
                         target: r.get(10)?,
                         source_ip: r.get(11)?,
                         user_agent: r.get(12)?,
@@ -216,6 +296,11 @@ impl StateStore {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
     }
+}
+
+/// A dictionary's value: '' (absent) or nothing found is `None`.
+fn named(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
 }
 
 fn stored(

@@ -16,7 +16,7 @@ mod suppress;
 
 pub use index::AlertKeys;
 pub use lookup::{ActivityRow, Filter, Page, StoredAlert};
-pub use retention::{Purged, Retention, next_batch};
+pub use retention::{Dictionary, Purged, Retention, next_batch};
 pub use suppress::Suppression;
 
 use outbox::insert_alerts;
@@ -141,6 +141,8 @@ pub struct StateStore {
     path: PathBuf,
     /// The suppression window, when configured.
     suppression: Option<Suppression>,
+    /// The activity index's dictionaries (locked after `conn`).
+    dicts: Mutex<index::Dicts>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -177,7 +179,7 @@ impl StateStore {
         loop {
             let set = conn
                 .execute_batch(
-                    "PRAGMA auto_vacuum = INCREMENTAL;
+                    "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA cache_size = -16384;
                      PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
                 )
                 .and_then(|_| schema::migrate(&mut conn))
@@ -197,6 +199,7 @@ impl StateStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             suppression: None,
+            dicts: Mutex::new(index::Dicts::default()),
         })
     }
 
@@ -336,8 +339,15 @@ impl StateStore {
             bucket: c.cursor.bucket.clone(),
             key: c.key.to_owned(),
         };
-        index::insert_activity(&tx, &object, c.activity).map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
+        let mut dicts = self.dicts.lock().unwrap_or_else(|p| p.into_inner());
+        let written = index::insert_activity(&tx, &mut dicts, &object, c.activity)
+            .map_err(|e| self.err(e))
+            .and_then(|_| tx.commit().map_err(|e| self.err(e)));
+        if written.is_err() {
+            // Ids added in the failed transaction are not in the file.
+            dicts.clear();
+        }
+        written?;
         Ok(inserted)
     }
 

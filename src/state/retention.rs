@@ -25,6 +25,13 @@ impl Default for Retention {
     }
 }
 
+/// The activity index's tables of what repeats, swept by retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dictionary {
+    Principals,
+    Events,
+}
+
 /// What one purge step deleted, and how long it held the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -97,6 +104,49 @@ impl StateStore {
         })
     }
 
+    /// Drops up to `batch` principals or events (`table`) after id `after`
+    /// that no activity row names any more; returns how many went and where
+    /// the next step starts (`None`: the table is done).
+    pub fn sweep_dictionary(
+        &self,
+        table: Dictionary,
+        after: i64,
+        batch: usize,
+    ) -> Result<(usize, Option<i64>)> {
+        let (name, column) = match table {
+            Dictionary::Principals => ("activity_principals", "principal"),
+            Dictionary::Events => ("activity_events", "event"),
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let ids: Vec<i64> = tx
+            .prepare_cached(&format!(
+                "SELECT id FROM {name} WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_map(params![after, batch as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()
+            })
+            .map_err(|e| self.err(e))?;
+        let mut gone = 0;
+        for id in &ids {
+            gone += tx
+                .prepare_cached(&format!(
+                    "DELETE FROM {name} WHERE id = ?1
+                       AND NOT EXISTS (SELECT 1 FROM activity WHERE {column} = ?1)"
+                ))
+                .and_then(|mut s| s.execute([id]))
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        if gone > 0 {
+            // Remembered ids may name rows that are gone.
+            self.dicts.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        let next = (ids.len() == batch).then(|| ids.last().copied()).flatten();
+        Ok((gone, next))
+    }
+
     /// Folds the write-ahead log into the file (tests measure the file).
     #[cfg(test)]
     pub(crate) fn checkpoint_wal(&self) {
@@ -137,6 +187,14 @@ impl StateStore {
             }
             batch = next_batch(batch, done.held, step);
             std::thread::sleep(pause);
+        }
+        for table in [Dictionary::Principals, Dictionary::Events] {
+            let mut after = Some(0);
+            while let Some(from) = after {
+                let (_, next) = self.sweep_dictionary(table, from, 500)?;
+                after = next;
+                std::thread::sleep(pause);
+            }
         }
         while self.reclaim(500)? > 0 {
             std::thread::sleep(pause);

@@ -126,28 +126,47 @@ CREATE TABLE activity_objects (
     UNIQUE (bucket, key)
 );
 CREATE INDEX activity_objects_read_at ON activity_objects (read_at);
+-- What repeats from record to record is kept once and named by a number:
+-- the principal (ARN, name, access key), the event (source, name), the place
+-- (account, region). Absent values are ''. Retention drops the principals
+-- and events no row names any more.
+CREATE TABLE activity_principals (
+    id         INTEGER PRIMARY KEY,
+    arn        TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    access_key TEXT NOT NULL,
+    UNIQUE (arn, name, access_key)
+);
+CREATE INDEX activity_principals_by_name ON activity_principals (name);
+CREATE INDEX activity_principals_by_key ON activity_principals (access_key);
+CREATE TABLE activity_events (
+    id     INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    UNIQUE (source, name)
+);
+CREATE TABLE activity_places (
+    id      INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    region  TEXT NOT NULL,
+    UNIQUE (account, region)
+);
 CREATE TABLE activity (
-    id             INTEGER PRIMARY KEY,
-    at             INTEGER NOT NULL,  -- the event's time (Unix seconds)
-    event_id       TEXT UNIQUE,       -- a record read twice is kept once
-    principal      TEXT,
-    principal_name TEXT,
-    access_key     TEXT,
-    account        TEXT,
-    region         TEXT,
-    event_name     TEXT,
-    event_source   TEXT,
-    target         TEXT,
-    source_ip      TEXT,
-    user_agent     TEXT,
-    error_code     TEXT,
-    object         INTEGER            -- activity_objects.id
+    id         INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,      -- the event's time (Unix seconds)
+    event_id   TEXT,
+    principal  INTEGER,               -- activity_principals.id
+    event      INTEGER,               -- activity_events.id
+    user_agent TEXT,
+    place      INTEGER,               -- activity_places.id
+    target     TEXT,
+    source_ip  TEXT,
+    error_code TEXT,
+    object     INTEGER                -- activity_objects.id
 );
 CREATE INDEX activity_at ON activity (at);
 CREATE INDEX activity_by_principal ON activity (principal, at);
-CREATE INDEX activity_by_principal_name ON activity (principal_name, at);
-CREATE INDEX activity_by_access_key ON activity (access_key, at);
-CREATE INDEX activity_by_event ON activity (event_name, at);
+CREATE INDEX activity_by_event ON activity (event, at);
 CREATE INDEX activity_by_ip ON activity (source_ip, at);
 CREATE INDEX activity_by_target ON activity (target, at);
 CREATE INDEX activity_by_object ON activity (object);
