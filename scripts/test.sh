@@ -8,13 +8,19 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 . scripts/datasets.sh
 
-# Debian's logrotate, for the file sink's rotation test.
-if ! [ -x /usr/sbin/logrotate ] && ! command -v logrotate >/dev/null; then
+# Debian packages the tests drive: logrotate (the file sink's rotation test),
+# Chromium and ChromeDriver (the console in a real browser).
+need=()
+[ -x /usr/sbin/logrotate ] || command -v logrotate >/dev/null || need+=(logrotate)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        apt-get install -y -q logrotate >/dev/null ||
-            { apt-get update -q >/dev/null && apt-get install -y -q logrotate >/dev/null; }
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q "${need[@]}" >/dev/null ||
+            { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; }
     else
-        echo "test.sh: logrotate is needed (apt-get install logrotate)" >&2
+        echo "test.sh: these Debian packages are needed: ${need[*]} (apt-get install ${need[*]})" >&2
         exit 2
     fi
 fi

@@ -3,6 +3,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod corpus;
 pub mod daemon;
 pub mod decode;

@@ -17,7 +17,7 @@ const LAYERS: [&[&str]; 10] = [
     &["detect", "state", "corpus"],
     &["sinks"],
     &["pipeline", "scan", "lookup"],
-    &["app"],
+    &["app", "console"],
     &["daemon"],
     &["cli"],
 ];
@@ -207,8 +207,9 @@ fn no_source_file_is_over_600_lines_before_its_tests() {
             .sum()
     };
     assert!(
-        // 900 when the house was laid out; two lookup commands since.
-        cli < 1000,
+        // 900 when the house was laid out; since then `alerts`, `activity`
+        // and `console`, each a file of arguments in and output out.
+        cli < 1100,
         "src/cli is {cli} lines: the command line stays thin"
     );
 }

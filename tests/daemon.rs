@@ -17,7 +17,11 @@ fn get(port: u16, path: &str) -> (u16, String) {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut text = String::new();
     conn.read_to_string(&mut text).expect("read");
     let status = text
@@ -71,10 +75,13 @@ fn the_daemon_speaks_to_systemd_serves_health_and_reloads_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     seed(dir.path());
     let port = free_port();
+    let console = free_port();
     let cfg = config(
         dir.path(),
         emulators::LOCALSTACK,
-        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[console]\nlisten = \"127.0.0.1:{console}\"\n"
+        ),
     );
     let good = std::fs::read_to_string(&cfg)
         .expect("config")
@@ -136,6 +143,16 @@ fn the_daemon_speaks_to_systemd_serves_health_and_reloads_and_stops_cleanly() {
     assert!(
         !emulators::alerts(dir.path()).is_empty(),
         "no alert delivered"
+    );
+    // The console in the daemon (loopback, no credentials: open) shows
+    // what was committed, and refuses to change anything.
+    let (status, page) = get(console, "/alerts?limit=500");
+    assert_eq!(status, 200, "{page}");
+    let first = &emulators::alerts(dir.path())[0];
+    assert!(
+        page.contains(first["id"].as_str().expect("id")),
+        "the console lists the delivered alert {}",
+        first["id"]
     );
     let (_, metrics) = get(port, "/metrics");
     for name in [

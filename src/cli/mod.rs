@@ -1,6 +1,7 @@
 //! The command line: one file per command. Each parses its arguments, asks
 //! the library (`app` for start-up, the stages for the work) and prints.
 
+mod console;
 mod generate;
 mod iam_policy;
 mod lookup;
@@ -81,6 +82,15 @@ pub enum Command {
     Alerts(crate::lookup::AlertArgs),
     /// The activity index: every record read, filtered as alerts are.
     Activity(crate::lookup::LookupArgs),
+    /// The read-only web console alone, over the config's state store.
+    Console {
+        #[arg(long, required_unless_present = "hash_password")]
+        config: Option<PathBuf>,
+        /// Print an argon2 hash of the password on stdin (for the
+        /// credential file's `user <name> <hash>` lines).
+        #[arg(long)]
+        hash_password: bool,
+    },
     /// Inspect the loaded rules.
     Rules {
         #[command(subcommand)]
@@ -130,6 +140,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run { config } => crate::daemon::run(&config),
         Command::IamPolicy { config } => iam_policy::run(&config),
         Command::Trails { config } => trails::run(&config),
+        Command::Console {
+            hash_password: true,
+            ..
+        } => console::hash_password(),
+        Command::Console {
+            config: Some(config),
+            ..
+        } => console::run(&config),
+        Command::Console { config: None, .. } => ExitCode::from(EXIT_USAGE),
         Command::Alerts(args) => lookup::alerts(&args),
         Command::Activity(args) => lookup::activity(&args),
         Command::Outbox {

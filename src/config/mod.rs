@@ -70,7 +70,26 @@ pub struct Config {
     pub server: Option<ServerConfig>,
     pub log: LogConfig,
     pub store: StoreConfig,
+    /// No `[console]`: no console in the daemon.
+    pub console: Option<ConsoleConfig>,
 }
+
+/// `[console]`: the read-only web console, for administrators only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub listen: SocketAddr,
+    /// Users (argon2 hashes) and tokens (SHA-256), one a line.
+    pub credentials_file: Option<PathBuf>,
+    /// A header an authenticating proxy sets to the user (oauth2-proxy's
+    /// `X-Forwarded-User`); requests without it are refused.
+    pub trusted_header: Option<String>,
+    pub session_ttl: Duration,
+    /// Times shown in this zone (default: the machine's).
+    pub time_zone: Option<String>,
+}
+
+/// Where the console listens unless told.
+pub const DEFAULT_CONSOLE_LISTEN: &str = "127.0.0.1:9878";
 
 /// `[store]`: how long alerts and activity are kept for lookups, and
 /// whether every record read goes to the activity index.

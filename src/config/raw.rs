@@ -28,6 +28,18 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub store: RawStore,
+    pub console: Option<RawConsole>,
+}
+
+/// `[console]`: the read-only web console.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    pub listen: Option<String>,
+    pub credentials_file: Option<PathBuf>,
+    pub trusted_header: Option<String>,
+    pub session_ttl: Option<String>,
+    pub time_zone: Option<String>,
 }
 
 /// `[store]`: the lookup store's retention and its activity index.

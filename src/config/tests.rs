@@ -177,3 +177,59 @@ fn grouping_is_on_by_default_and_can_be_tuned_or_switched_off() {
     let e = err("[rules.grouping]\nwindow = \"often\"\n");
     assert_eq!(e.path, "rules.grouping.window", "{e}");
 }
+
+#[test]
+fn the_console_needs_authentication_off_loopback_and_store_has_defaults() {
+    let parse = |text: &str| Config::from_toml(text, Path::new(".")).expect("valid");
+    let c = parse("[console]\n").console.expect("console");
+    assert_eq!(c.listen.to_string(), DEFAULT_CONSOLE_LISTEN);
+    assert_eq!(c.session_ttl, Duration::from_secs(12 * 3600));
+    let e = err("[console]\nlisten = \"0.0.0.0:9878\"\n");
+    assert_eq!(e.path, "console.listen", "{e}");
+    assert!(e.reason.contains("not a loopback address"), "{e}");
+    let with_users =
+        parse("[console]\nlisten = \"0.0.0.0:9878\"\ncredentials_file = \"/run/credentials/x\"\n");
+    assert!(
+        with_users
+            .console
+            .is_some_and(|c| c.credentials_file.is_some())
+    );
+    let proxied =
+        parse("[console]\nlisten = \"[::]:9878\"\ntrusted_header = \"X-Forwarded-User\"\n");
+    assert_eq!(
+        proxied.console.and_then(|c| c.trusted_header).as_deref(),
+        Some("X-Forwarded-User")
+    );
+    assert_eq!(
+        err("[console]\ntrusted_header = \"X Bad\"\n").path,
+        "console.trusted_header"
+    );
+    assert!(parse("").console.is_none());
+
+    let store = parse("").store;
+    assert_eq!(
+        (store.retention, store.activity, store.activity_retention),
+        (
+            Duration::from_secs(90 * 86_400),
+            true,
+            Duration::from_secs(7 * 86_400)
+        )
+    );
+    let off = parse("[store]\nactivity = false\nretention = \"30d\"\n").store;
+    assert_eq!(
+        (off.activity, off.retention),
+        (false, Duration::from_secs(30 * 86_400))
+    );
+    assert_eq!(
+        err("[store]\nretention = \"soon\"\n").path,
+        "store.retention"
+    );
+    assert_eq!(
+        err("[[sinks]]\ntype = \"file\"\npath = \"a\"\nformat = \"xml\"\n").path,
+        "sinks[0].format"
+    );
+    assert_eq!(
+        err("[[sinks]]\ntype = \"datadog\"\napi_key_env = \"K\"\nformat = \"ocsf\"\n").path,
+        "sinks[0].format"
+    );
+}

@@ -304,6 +304,11 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         )?,
     };
 
+    let console = match raw.console {
+        None => None,
+        Some(c) => Some(console(c, &resolve)?),
+    };
+
     Ok(Config {
         state_path,
         aws,
@@ -315,6 +320,51 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         server,
         log,
         store,
+        console,
+    })
+}
+
+/// `[console]`: an address other than loopback needs authentication.
+fn console(
+    raw: RawConsole,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<ConsoleConfig, ConfigError> {
+    let text = raw
+        .listen
+        .unwrap_or_else(|| DEFAULT_CONSOLE_LISTEN.to_owned());
+    let listen: std::net::SocketAddr = text.parse().map_err(|_| {
+        ConfigError::new(
+            "console.listen",
+            format!("\"{text}\" is not an address:port such as {DEFAULT_CONSOLE_LISTEN}"),
+        )
+    })?;
+    let trusted_header = nonempty("console.trusted_header", raw.trusted_header)?;
+    if let Some(h) = &trusted_header
+        && !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ConfigError::new(
+            "console.trusted_header",
+            format!("\"{h}\" is not a header name"),
+        ));
+    }
+    let credentials_file = raw.credentials_file.as_deref().map(resolve);
+    if !listen.ip().is_loopback() && credentials_file.is_none() && trusted_header.is_none() {
+        return Err(ConfigError::new(
+            "console.listen",
+            format!(
+                "{listen} is not a loopback address: set console.credentials_file (users and \
+                 tokens) or console.trusted_header (behind an authenticating proxy) first"
+            ),
+        ));
+    }
+    Ok(ConsoleConfig {
+        listen,
+        credentials_file,
+        trusted_header,
+        session_ttl: duration("console.session_ttl", raw.session_ttl, 12 * HOUR)?,
+        time_zone: nonempty("console.time_zone", raw.time_zone)?,
     })
 }
 

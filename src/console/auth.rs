@@ -60,7 +60,10 @@ impl Credentials {
             let (kind, name, secret) = (parts.next(), parts.next(), parts.next());
             let (Some(kind), Some(name), Some(secret), None) = (kind, name, secret, parts.next())
             else {
-                return Err((i + 1, "expected `user <name> <argon2 hash>` or `token <name> sha256:<hex>`".into()));
+                return Err((
+                    i + 1,
+                    "expected `user <name> <argon2 hash>` or `token <name> sha256:<hex>`".into(),
+                ));
             };
             match kind {
                 "user" => {
@@ -74,7 +77,12 @@ impl Credentials {
                         .strip_prefix("sha256:")
                         .and_then(|h| hex::decode(h).ok())
                         .and_then(|d| <[u8; 32]>::try_from(d).ok())
-                        .ok_or_else(|| (i + 1, format!("token {name}: expected sha256:<64 hex digits>")))?;
+                        .ok_or_else(|| {
+                            (
+                                i + 1,
+                                format!("token {name}: expected sha256:<64 hex digits>"),
+                            )
+                        })?;
                     c.tokens.insert(digest, name.to_owned());
                 }
                 other => return Err((i + 1, format!("`{other}` is neither user nor token"))),
@@ -205,8 +213,16 @@ mod tests {
         assert_eq!(c.check_token("tok-124"), None);
         let (line, why) = Credentials::parse("user bob not-a-hash\n").expect_err("bad");
         assert_eq!(line, 1);
-        assert!(why.contains("argon2") && !why.contains("not-a-hash"), "{why}");
-        assert_eq!(Credentials::parse("\n\ntoken t sha256:zz\n").expect_err("bad").0, 3);
+        assert!(
+            why.contains("argon2") && !why.contains("not-a-hash"),
+            "{why}"
+        );
+        assert_eq!(
+            Credentials::parse("\n\ntoken t sha256:zz\n")
+                .expect_err("bad")
+                .0,
+            3
+        );
     }
 
     #[test]

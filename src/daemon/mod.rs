@@ -6,6 +6,7 @@
 //! config and the rules; a config that does not validate is rejected with a
 //! log line and the running one stays.
 
+mod console;
 mod http;
 pub mod metrics;
 mod notify;
@@ -139,6 +140,16 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
         },
         None => None,
     };
+    let console = match &config.console {
+        None => None,
+        Some(c) => match console::start(c, &state, &rules, stop_rx.clone()).await {
+            Ok(task) => Some(task),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        },
+    };
     let current = Arc::new(RwLock::new(Arc::new(Current {
         config: Arc::new(config),
         rules,
@@ -217,6 +228,9 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     }
     if let Some(s) = server {
         s.abort();
+    }
+    if let Some(c) = console {
+        c.abort();
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS

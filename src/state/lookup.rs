@@ -298,6 +298,91 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// How many alerts each rule raised in `[since, until)`, most first.
+    pub fn alerts_per_rule(&self, since: i64, until: i64) -> Result<Vec<(String, i64)>> {
+        self.counted(
+            "SELECT rule_id, COUNT(*) FROM alerts WHERE at >= ?1 AND at < ?2
+             GROUP BY rule_id ORDER BY 2 DESC",
+            vec![Value::Integer(since), Value::Integer(until)],
+        )
+    }
+
+    /// What the activity a filter selects came from: its accounts, source
+    /// IPs and user agents, with how many records each, most first (at
+    /// most `top` each).
+    pub fn activity_facets(&self, f: &Filter, top: usize) -> Result<Facets> {
+        let (clause, args) = where_clause(f, Table::Activity);
+        let facet = |select: &str, from: &str| {
+            let mut args = args.clone();
+            args.push(Value::Integer(top as i64));
+            self.counted(
+                &format!(
+                    "SELECT {select}, COUNT(*) FROM (SELECT place, source_ip, user_agent
+                       FROM activity WHERE {clause}) a {from}
+                     GROUP BY 1 ORDER BY 2 DESC LIMIT ?"
+                ),
+                args,
+            )
+        };
+        Ok(Facets {
+            accounts: facet("pl.account", "JOIN activity_places pl ON pl.id = a.place")?,
+            ips: facet("a.source_ip", "")?,
+            user_agents: facet("a.user_agent", "")?,
+        })
+    }
+
+    /// Every stored row of `trails` (the discovered trails' last status) or
+    /// `targets` (each bucket and prefix's last pass): (key, JSON).
+    pub fn statuses(&self, table: StatusTable) -> Result<Vec<(String, serde_json::Value)>> {
+        let sql = match table {
+            StatusTable::Trails => "SELECT arn, json FROM trails ORDER BY arn",
+            StatusTable::Targets => "SELECT id, json FROM targets ORDER BY id",
+        };
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, json) = row.map_err(|e| self.err(e))?;
+            out.push((key, serde_json::from_str(&json).unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    fn counted(&self, sql: &str, args: Vec<Value>) -> Result<Vec<(String, i64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    r.get::<_, i64>(1)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Which status rows `statuses` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusTable {
+    Trails,
+    Targets,
+}
+
+/// Where a principal's activity came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facets {
+    pub accounts: Vec<(String, i64)>,
+    pub ips: Vec<(String, i64)>,
+    pub user_agents: Vec<(String, i64)>,
+}
+
 /// A dictionary's value: '' (absent) or nothing found is `None`.
 fn named(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())

@@ -15,7 +15,7 @@ mod schema;
 mod suppress;
 
 pub use index::AlertKeys;
-pub use lookup::{ActivityRow, Filter, Page, StoredAlert};
+pub use lookup::{ActivityRow, Facets, Filter, Page, StatusTable, StoredAlert};
 pub use retention::{Dictionary, Purged, Retention, next_batch};
 pub use suppress::Suppression;
 

@@ -5,6 +5,7 @@
 
 pub mod emulators;
 pub mod receiver;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 
