@@ -8,12 +8,17 @@
 #     memory checks, the ratio table (bench/report.md);
 #     scripts/burst_bench.py: the sparse, dense and burst profiles, CPU per
 #     event as one window fills (bench/burst.md, appended to the report);
-#  3. the crawler's throughput against LocalStack (scripts/crawl_bench.py),
+#  3. the crawler's throughput against LocalStack (scripts/crawl_bench.py,
+#     with the activity index on and off), latency from upload to webhook,
+#     console and `trailwatch alerts` (scripts/latency.py, then again while
+#     1 M expired rows are purged), the lookup store at 10 M alerts and 50 M
+#     activity rows (benches/store.rs; about 30 GB under bench/, built once),
 #     and `scan s3://` against `aws s3 sync` + a local scan
 #     (scripts/s3_scan_bench.py), appended to the report.
 #
 # Environment: BENCH_SIZE (1GB), BENCH_BIG (10GB; 0 skips), RUNS (3),
-# CRAWL_OBJECTS (2000), CRAWL_CONCURRENCY (1,4,16,64), TRAILWATCH_DATASETS.
+# CRAWL_OBJECTS (2000), CRAWL_CONCURRENCY (1,4,16,64), ACTIVITY_RUNS (3),
+# STORE_ALERTS (10000000), STORE_ACTIVITY (50000000), TRAILWATCH_DATASETS.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -51,6 +56,28 @@ localstack/up.sh
         --activity-runs "${ACTIVITY_RUNS:-3}"
     echo '```'
 } | tee -a bench/report.md
+# From an object landing to its alert at a webhook, on the console and in
+# `trailwatch alerts`; then the same while the daemon purges 1 M expired rows.
+bash scripts/receiver-venv.sh
+{
+    echo
+    echo "## Latency, and a purge of 1 M rows while crawling"
+    echo
+    echo '```'
+    localstack/.venv-moto/bin/python scripts/latency.py --objects 60 --spread 90 \
+        --binary target/release/trailwatch
+    localstack/.venv-moto/bin/python scripts/latency.py --objects 60 --spread 90 \
+        --binary target/release/trailwatch --prefill-expired 1000000
+    echo '```'
+} | tee -a bench/report.md || status=$?
+# The lookup store at 10 M alerts and 50 M activity rows (built once, reused).
+{
+    echo
+    echo "## The lookup store at scale: \`cargo bench --bench store\`"
+    echo
+    cargo bench --bench store -- --alerts "${STORE_ALERTS:-10000000}" \
+        --activity "${STORE_ACTIVITY:-50000000}" --path bench/store.db
+} | tee -a bench/report.md || status=$?
 # Hunting straight from S3 against `aws s3 sync` then a local scan.
 localstack/.venv-moto/bin/python scripts/s3_scan_bench.py --objects "${CRAWL_OBJECTS:-2000}" ||
     status=$?

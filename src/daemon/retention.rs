@@ -17,7 +17,7 @@ const FIRST: Duration = Duration::from_secs(30);
 /// What one step may hold the store for; the batch adapts to it.
 const STEP: Duration = Duration::from_millis(5);
 /// The pause between steps, for the crawler's commits.
-const PAUSE: Duration = Duration::from_millis(20);
+const PAUSE: Duration = Duration::from_millis(5);
 
 pub fn retention_of(store: &StoreConfig) -> Retention {
     Retention {

@@ -80,6 +80,64 @@ pub(super) fn index_alert(
     Ok(())
 }
 
+/// Adds an alert to the outbox with its lookup columns, in one statement;
+/// returns 1, or 0 when its id is already there.
+pub(super) fn insert_alert(
+    tx: &Transaction,
+    alert: &Alert,
+    context: &AlertContext,
+    json: &str,
+    context_json: &str,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    let keys = AlertKeys::of(alert, context);
+    let e = &alert.event;
+    let object = alert.object.as_ref();
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO alerts (id, json, context, created_at, at, rule_id, level,
+           principal, principal_name, access_key, account, region, source_ip, target,
+           event_name, event_source, user_agent, bucket, key)
+         VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ?4), ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+           ?15, ?16, ?17, ?18, ?19)",
+        )?
+        .execute(params![
+            alert.id,
+            json,
+            context_json,
+            now,
+            keys.at,
+            alert.rule.id,
+            keys.level,
+            e.principal,
+            keys.principal_name,
+            keys.access_key,
+            e.account_id,
+            e.region,
+            e.source_ip,
+            keys.target,
+            e.name,
+            e.source,
+            e.user_agent,
+            object.map(|o| &o.bucket),
+            object.map(|o| &o.key),
+        ])?;
+    if inserted > 0 {
+        count_alert(tx, keys.at.unwrap_or(now), &alert.rule.id)?;
+    }
+    Ok(inserted)
+}
+
+/// One more alert of `rule` on the day of `at` (the rules page's counts).
+fn count_alert(tx: &Transaction, at: i64, rule: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO alert_days (day, rule_id, n) VALUES (?1, ?2, 1)
+         ON CONFLICT (day, rule_id) DO UPDATE SET n = n + 1",
+    )?
+    .execute(params![at.div_euclid(86_400), rule])?;
+    Ok(())
+}
+
 /// Indexes the alerts a file held before the lookup columns existed.
 pub(super) fn backfill(tx: &Transaction) -> rusqlite::Result<()> {
     let rows: Vec<(i64, String, Option<String>)> = {
@@ -97,7 +155,11 @@ pub(super) fn backfill(tx: &Transaction) -> rusqlite::Result<()> {
             .unwrap_or_default();
         index_alert(tx, seq, &alert, &context)?;
     }
-    Ok(())
+    tx.execute_batch(
+        "INSERT INTO alert_days (day, rule_id, n)
+         SELECT at / 86400, rule_id, COUNT(*) FROM alerts WHERE rule_id IS NOT NULL
+         GROUP BY 1, 2",
+    )
 }
 
 /// The ids of what repeats from record to record (principals, events,

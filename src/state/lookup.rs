@@ -299,12 +299,17 @@ impl StateStore {
 }
 
 impl StateStore {
-    /// How many alerts each rule raised in `[since, until)`, most first.
+    /// How many alerts each rule raised on the days (UTC) from `since` to
+    /// `until`, most first: kept per day as alerts come in, so the count
+    /// costs what the days hold, not what the alerts do.
     pub fn alerts_per_rule(&self, since: i64, until: i64) -> Result<Vec<(String, i64)>> {
         self.counted(
-            "SELECT rule_id, COUNT(*) FROM alerts WHERE at >= ?1 AND at < ?2
+            "SELECT rule_id, SUM(n) FROM alert_days WHERE day >= ?1 AND day <= ?2
              GROUP BY rule_id ORDER BY 2 DESC",
-            vec![Value::Integer(since), Value::Integer(until)],
+            vec![
+                Value::Integer(since.div_euclid(86_400)),
+                Value::Integer((until - 1).div_euclid(86_400)),
+            ],
         )
     }
 

@@ -173,6 +173,21 @@ fn values_of_one_filter_or_and_filters_of_two_kinds_and() {
             .expect("by id")
             .is_some()
     );
+    // Alerts per rule, counted by day as they came in.
+    let mut per_rule = store
+        .alerts_per_rule(T0 - 86_400, T0 + 86_400)
+        .expect("per rule");
+    per_rule.sort();
+    assert_eq!(
+        per_rule,
+        vec![("rule-0".to_owned(), 5), ("rule-1".to_owned(), 5)]
+    );
+    assert!(
+        store
+            .alerts_per_rule(T0 + 2 * 86_400, T0 + 3 * 86_400)
+            .expect("later")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -336,4 +351,8 @@ fn an_older_file_is_upgraded_and_its_alerts_indexed() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].at, T0 + 60);
     assert_eq!(found[0].alert.id, d.alert.id);
+    assert_eq!(
+        store.alerts_per_rule(T0, T0 + 3600).expect("per rule"),
+        vec![("rule-1".to_owned(), 1)]
+    );
 }

@@ -253,14 +253,14 @@ pub(super) fn insert_alerts(
 }
 
 fn insert_one(tx: &rusqlite::Transaction, d: &Detected) -> std::result::Result<usize, StateFault> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO alerts (id, json, context, created_at) VALUES (?1, ?2, ?3, ?4)",
-    )?;
     let json = serde_json::to_string(&d.alert)?;
     let context = serde_json::to_string(&d.context)?;
-    let inserted = stmt.execute(params![d.alert.id, json, context, now()])?;
-    if inserted > 0 {
-        super::index::index_alert(tx, tx.last_insert_rowid(), &d.alert, &d.context)?;
-    }
-    Ok(inserted)
+    Ok(super::index::insert_alert(
+        tx,
+        &d.alert,
+        &d.context,
+        &json,
+        &context,
+        now(),
+    )?)
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Result, StateStore};
 
@@ -48,8 +48,8 @@ impl Purged {
 }
 
 impl StateStore {
-    /// Deletes at most `batch` alerts, and the activity of about `batch / 64`
-    /// objects, past retention at `now` (Unix seconds), in one transaction.
+    /// Deletes at most `batch` alerts and `batch` activity rows past
+    /// retention at `now` (Unix seconds), in one transaction.
     /// An alert goes when both its event and its detection are older than
     /// the retention, and only once every sink has passed it (a backlog is
     /// never purged); an object's activity goes when its newest record and
@@ -71,30 +71,37 @@ impl StateStore {
             )
             .and_then(|mut s| s.execute(params![alert_cut, batch as i64]))
             .map_err(|e| self.err(e))?;
-        // Activity goes an object at a time: its rows, then its name.
-        let old_objects: Vec<i64> = tx
-            .prepare_cached(
-                "SELECT id FROM activity_objects INDEXED BY activity_objects_read_at
-                 WHERE read_at < ?1 AND last_at < ?1 LIMIT ?2",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![activity_cut, batch.div_ceil(64) as i64], |r| {
-                    r.get(0)
-                })?
-                .collect::<rusqlite::Result<Vec<i64>>>()
-            })
+        tx.prepare_cached("DELETE FROM alert_days WHERE day < ?1")
+            .and_then(|mut s| s.execute([alert_cut.div_euclid(86_400)]))
             .map_err(|e| self.err(e))?;
-        let mut activity = 0;
-        for id in &old_objects {
-            activity += tx
-                .prepare_cached("DELETE FROM activity WHERE object = ?1")
-                .and_then(|mut s| s.execute([id]))
+        // Activity goes an object at a time, at most `batch` rows a step:
+        // its rows, then (once none is left) its name.
+        let (mut activity, mut objects) = (0usize, 0usize);
+        while activity < batch {
+            let oldest: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM activity_objects INDEXED BY activity_objects_read_at
+                     WHERE read_at < ?1 AND last_at < ?1 LIMIT 1",
+                )
+                .and_then(|mut s| s.query_row([activity_cut], |r| r.get(0)).optional())
                 .map_err(|e| self.err(e))?;
-            tx.prepare_cached("DELETE FROM activity_objects WHERE id = ?1")
-                .and_then(|mut s| s.execute([id]))
+            let Some(object) = oldest else { break };
+            let room = batch - activity;
+            let gone = tx
+                .prepare_cached(
+                    "DELETE FROM activity WHERE id IN (
+                       SELECT id FROM activity WHERE object = ?1 LIMIT ?2)",
+                )
+                .and_then(|mut s| s.execute(params![object, room as i64]))
                 .map_err(|e| self.err(e))?;
+            activity += gone;
+            if gone < room {
+                tx.prepare_cached("DELETE FROM activity_objects WHERE id = ?1")
+                    .and_then(|mut s| s.execute([object]))
+                    .map_err(|e| self.err(e))?;
+                objects += 1;
+            }
         }
-        let objects = old_objects.len();
         tx.commit().map_err(|e| self.err(e))?;
         Ok(Purged {
             alerts,

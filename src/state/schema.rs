@@ -117,6 +117,12 @@ CREATE INDEX alerts_by_account ON alerts (account, at);
 CREATE INDEX alerts_by_ip ON alerts (source_ip, at);
 CREATE INDEX alerts_by_target ON alerts (target, at);
 CREATE INDEX alerts_by_created ON alerts (created_at);
+CREATE TABLE alert_days (
+    day     INTEGER NOT NULL,         -- the event's day (Unix seconds / 86400)
+    rule_id TEXT NOT NULL,
+    n       INTEGER NOT NULL,         -- alerts of that rule that day
+    PRIMARY KEY (day, rule_id)
+) WITHOUT ROWID;
 CREATE TABLE activity_objects (
     id     INTEGER PRIMARY KEY,
     bucket TEXT NOT NULL,
