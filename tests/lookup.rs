@@ -343,3 +343,77 @@ async fn alerts_and_activity_are_looked_up_as_the_filters_say() {
         assert!(err.contains(flag), "{args:?}: {err}");
     }
 }
+
+/// `scan --store FILE` keeps what the hunt found: the same alerts as it
+/// printed, every record's activity; `alerts`, `activity` read the file.
+#[test]
+fn a_scan_keeps_its_alerts_and_activity_in_a_store_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records: Vec<Value> = common::stratus()
+        .into_iter()
+        .flat_map(|(_, records)| records)
+        .collect();
+    let input = dir.path().join("detonations.json");
+    std::fs::write(&input, json!({ "Records": records }).to_string()).expect("write");
+    let store = dir.path().join("hunt.db");
+    let scan = emulators::trailwatch(&[
+        "scan",
+        "--format",
+        "jsonl",
+        "--store",
+        store.to_str().expect("utf-8"),
+        input.to_str().expect("utf-8"),
+    ])
+    .output()
+    .expect("scan");
+    let printed = lines(&scan);
+    assert!(!printed.is_empty());
+    let ids = |alerts: &[Value]| {
+        let mut ids: Vec<String> = alerts
+            .iter()
+            .map(|a| a["id"].as_str().expect("id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    // The detonations' times span years: ask every 90 days in turn.
+    let mut stored = Vec::new();
+    let mut activity = 0;
+    let mut from = time::macros::datetime!(2015-01-01 00:00 UTC);
+    let end = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    while from < end {
+        let until = from + time::Duration::days(90);
+        let fmt = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .expect("time")
+        };
+        let window = |what: &str| {
+            lines(
+                &emulators::trailwatch(&[
+                    what,
+                    "--store",
+                    store.to_str().expect("utf-8"),
+                    "--format",
+                    "json",
+                    "--since",
+                    &fmt(from),
+                    "--until",
+                    &fmt(until - time::Duration::seconds(1)),
+                    "--limit",
+                    "10000",
+                ])
+                .output()
+                .expect("lookup"),
+            )
+        };
+        stored.extend(window("alerts"));
+        activity += window("activity").len();
+        from = until;
+    }
+    assert_eq!(
+        ids(&stored),
+        ids(&printed),
+        "the store holds what the scan printed"
+    );
+    assert_eq!(activity, records.len(), "a row per record read");
+}

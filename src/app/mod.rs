@@ -160,6 +160,26 @@ pub fn start(path: &Path, writable: bool) -> Result<Started, ExitCode> {
     })
 }
 
+/// The state store a lookup names: a store file of its own (`--store`),
+/// else the config's (`--config`); on failure prints why and gives the
+/// exit code.
+pub fn lookup_store(
+    config: Option<&Path>,
+    store: Option<&Path>,
+) -> Result<Arc<StateStore>, ExitCode> {
+    match (store, config) {
+        (Some(file), _) => StateStore::open(file).map(Arc::new).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }),
+        (None, Some(config)) => start(config, false).map(|started| started.state),
+        (None, None) => {
+            eprintln!("error: --config or --store is needed");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,14 +39,32 @@ pub fn run(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let settings = settings_or_default(config.console.as_ref());
-    match started
-        .runtime
-        .block_on(serve_alone(&settings, started.state.clone(), rules))
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    served(
+        started
+            .runtime
+            .block_on(serve_alone(&settings, started.state.clone(), rules)),
+    )
+}
+
+fn served(result: Result<(), String>) -> ExitCode {
+    result.map_or_else(
+        |e| {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_USAGE)
-        }
-    }
+        },
+        |()| ExitCode::SUCCESS,
+    )
+}
+
+/// The console over a store file of its own, with the built-in rules.
+pub fn run_store(file: &Path) -> ExitCode {
+    let state = match crate::app::lookup_store(None, Some(file)) {
+        Ok(state) => state,
+        Err(code) => return code,
+    };
+    let (rules, runtime) = match (crate::app::load_rules(true, &[]), crate::app::runtime(true)) {
+        (Ok(set), Ok(rt)) => (RuleRow::of(&set), rt),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    served(runtime.block_on(serve_alone(&settings_or_default(None), state, rules)))
 }

@@ -60,8 +60,8 @@ fn lookup(
         Ok(tz) => tz,
         Err(e) => return usage(format!("--tz {e}")),
     };
-    let state = match crate::app::start(&args.config, false) {
-        Ok(started) => started.state,
+    let state = match crate::app::lookup_store(args.config.as_deref(), args.store.as_deref()) {
+        Ok(state) => state,
         Err(code) => return code,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -84,8 +84,11 @@ pub enum Command {
     Activity(crate::lookup::LookupArgs),
     /// The read-only web console alone, over the config's state store.
     Console {
-        #[arg(long, required_unless_present = "hash_password")]
+        #[arg(long, required_unless_present_any = ["hash_password", "store"])]
         config: Option<PathBuf>,
+        /// A store file of its own (`trailwatch scan --store FILE`), on loopback.
+        #[arg(long, value_name = "FILE", conflicts_with = "config")]
+        store: Option<PathBuf>,
         /// Print an argon2 hash of the password on stdin (for the
         /// credential file's `user <name> <hash>` lines).
         #[arg(long)]
@@ -148,7 +151,10 @@ pub fn run(cli: Cli) -> ExitCode {
             config: Some(config),
             ..
         } => console::run(&config),
-        Command::Console { config: None, .. } => ExitCode::from(EXIT_USAGE),
+        Command::Console {
+            store: Some(file), ..
+        } => console::run_store(&file),
+        Command::Console { .. } => ExitCode::from(EXIT_USAGE),
         Command::Alerts(args) => lookup::alerts(&args),
         Command::Activity(args) => lookup::activity(&args),
         Command::Outbox {

@@ -57,6 +57,10 @@ pub struct ScanArgs {
     /// The config whose [aws] settings and trails S3 scans use.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Also keep the alerts and every record's activity in this store file,
+    /// for `trailwatch alerts --store FILE` and the console.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
 }
 
 fn parse_window(text: &str) -> Result<u64, String> {
@@ -108,6 +112,18 @@ pub fn run(args: ScanArgs) -> ExitCode {
         },
         group_window: (!args.no_grouping).then_some(args.group_window as i64),
         progress: std::io::stderr().is_terminal(),
+        store: match args
+            .store
+            .as_deref()
+            .map(crate::scan::store::ScanStore::open)
+        {
+            None => None,
+            Some(Ok(store)) => Some(store),
+            Some(Err(e)) => {
+                eprintln!("error: --store {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        },
     };
     let config = match args.config.as_deref().map(crate::app::load_config) {
         Some(Ok(config)) => Some(config),

@@ -18,8 +18,12 @@ pub use query::{Query, QueryError};
 /// values of one flag match any of them; different flags must all match.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LookupArgs {
-    #[arg(long)]
-    pub config: PathBuf,
+    /// The config whose state store to look in.
+    #[arg(long, required_unless_present = "store")]
+    pub config: Option<PathBuf>,
+    /// A store file of its own (`trailwatch scan --store FILE`).
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub store: Option<PathBuf>,
     /// From when: a duration back (`24h`, `7d`) or RFC 3339 [default: 7d].
     #[arg(long)]
     pub since: Option<String>,

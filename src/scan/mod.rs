@@ -7,13 +7,14 @@
 mod inputs;
 mod printer;
 pub mod s3;
+pub mod store;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::alert::{Alert, Severity, now_rfc3339};
-use crate::detect::{ObjectReport, detect_object};
+use crate::alert::{Activity, Alert, Severity, now_rfc3339};
+use crate::detect::{ObjectReport, detect_object_seeing};
 use crate::rules::{Grouper, OrderedFeed, Rule, RuleSet, write_jsonl_alerts};
 use crate::sinks;
 
@@ -41,6 +42,8 @@ pub struct Options {
     pub group_window: Option<i64>,
     /// A progress line on stderr, redrawn every second (for a terminal).
     pub progress: bool,
+    /// `--store`: each input's alerts and activity kept for lookups.
+    pub store: Option<store::ScanStore>,
 }
 
 /// One input that could not be read to the end.
@@ -112,6 +115,8 @@ pub fn run<W: Write + Send>(
         grouper: options.group_window.map(Grouper::new),
         feed: std::sync::Mutex::new(OrderedFeed::new()),
         highest: Highest::default(),
+        store: options.store.as_ref(),
+        store_failures: std::sync::Mutex::new(Vec::new()),
     };
     let total = match &*shared.inputs.lock().unwrap_or_else(|p| p.into_inner()) {
         Queue::Remote { objects, .. } => Some(objects.len()),
@@ -139,6 +144,7 @@ pub fn run<W: Write + Send>(
         printer,
         grouper,
         highest,
+        store_failures,
         ..
     } = shared;
     let Printer {
@@ -158,6 +164,19 @@ pub fn run<W: Write + Send>(
     }) {
         closed.extend(summaries);
     }
+    if let Some(store) = &options.store
+        && let Err(e) = store.insert(&closed)
+    {
+        failures.push(Failure {
+            path: store.path().display().to_string(),
+            reason: format!("the bursts closed at the end were not stored: {e}"),
+        });
+    }
+    failures.append(
+        &mut store_failures
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
     for d in closed {
         if let Some(severity) = d.alert.severity() {
             highest.note(severity);
@@ -323,6 +342,9 @@ struct Shared<'a, W> {
     grouper: Option<Grouper>,
     feed: std::sync::Mutex<OrderedFeed>,
     highest: Highest,
+    store: Option<&'a store::ScanStore>,
+    /// Inputs whose alerts could not be stored.
+    store_failures: std::sync::Mutex<Vec<Failure>>,
 }
 
 fn worker<W: Write>(shared: &Shared<'_, W>) {
@@ -336,8 +358,11 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
         grouper,
         feed,
         highest,
+        store,
+        store_failures,
     } = shared;
     let (rules, cap, format, grouper) = (*rules, *cap, *format, grouper.as_ref());
+    let (mut kept, mut activity) = (Vec::new(), Vec::new());
     let detected_at = now_rfc3339();
     let print = |index: usize, output: &mut Vec<u8>, report: Option<FileReport>| {
         printer
@@ -363,11 +388,18 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
                 (PathBuf::from(object.url()), opened)
             }
         };
+        let place = store::place_of(&path);
+        let object = (!place.bucket.is_empty()).then(|| place.clone());
         let report = match opened {
-            Ok(file) => detect_object(
+            Ok(file) => detect_object_seeing(
                 file,
                 rules,
                 cap,
+                |record| {
+                    if store.is_some() {
+                        activity.push(Activity::of(record));
+                    }
+                },
                 |all, record| {
                     for rule in all {
                         highest.note(rule.meta.severity);
@@ -387,6 +419,11 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
                         }
                         None => all,
                     };
+                    if store.is_some() {
+                        for rule in matched {
+                            kept.push(Alert::detected(rule, record, object.clone(), &detected_at));
+                        }
+                    }
                     match format {
                         Output::Jsonl => {
                             let _ = write_jsonl_alerts(
@@ -432,11 +469,28 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
                 if let Some(severity) = d.alert.severity() {
                     highest.note(severity);
                 }
+                if store.is_some() {
+                    kept.push(d.clone());
+                }
                 let _ = match format {
                     Output::Jsonl => sinks::write_jsonl(&mut output, &d.alert),
                     Output::Table => sinks::table::write_alert(&mut output, &d.alert),
                 };
             }
+        }
+        if let Some(store) = store {
+            let failed = report.error.as_ref().map(|e| e.to_string());
+            if let Err(e) = store.commit(&place, report.records, failed, &kept, &activity) {
+                store_failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Failure {
+                        path: path.display().to_string(),
+                        reason: format!("not stored in {}: {e}", store.path().display()),
+                    });
+            }
+            kept.clear();
+            activity.clear();
         }
         print(index, &mut output, Some(FileReport { path, report }));
     }
