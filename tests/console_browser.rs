@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
 use common::emulators;
 use common::webdriver::Driver;
 use serde_json::{Value, json};
@@ -58,8 +57,6 @@ fn record(i: u32, who: &str, event: &str, agent: &str, when: &str) -> Value {
 /// bob stops three trails (one named with markup, one with a script for a
 /// user agent); alice stops one and lists buckets.
 async fn upload(prefix: &str) {
-    let s3 = emulators::s3().await;
-    let _ = s3.create_bucket().bucket(BUCKET).send().await;
     let t = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
     let when = |m: i64| {
         (t - time::Duration::minutes(m))
@@ -74,23 +71,7 @@ async fn upload(prefix: &str) {
         .collect();
     records.push(record(3, "alice", "StopLogging", "aws-cli/2.15", &when(3)));
     records.push(record(4, "alice", "ListBuckets", "aws-cli/2.15", &when(4)));
-    let key = format!(
-        "{prefix}/AWSLogs/111122223333/CloudTrail/us-east-1/{:04}/{:02}/{:02}/111122223333_CloudTrail_us-east-1_{}_console.json.gz",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        trailwatch::aws::keys::key_time(t)
-    );
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(&serde_json::to_vec(&json!({ "Records": records })).expect("JSON"))
-        .expect("gzip");
-    s3.put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(enc.finish().expect("gzip")))
-        .send()
-        .await
-        .expect("upload");
+    let _ = emulators::put_log(BUCKET, prefix, t, "console", &records).await;
 }
 
 fn hash_password() -> String {

@@ -10,7 +10,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use aws_sdk_s3::primitives::ByteStream;
 use common::emulators;
 use serde_json::{Value, json};
 
@@ -47,8 +46,6 @@ fn record(i: u32, who: &str, event: &str, agent: &str, when: &str) -> Value {
 /// One object: bob stops three trails (one with a hostile user agent),
 /// alice lists buckets four times (nothing to alert on).
 async fn upload(prefix: &str) -> String {
-    let s3 = emulators::s3().await;
-    let _ = s3.create_bucket().bucket(BUCKET).send().await;
     let t = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
     let when = |m: i64| {
         (t - time::Duration::minutes(m))
@@ -73,24 +70,7 @@ async fn upload(prefix: &str) -> String {
             &when(i64::from(i)),
         ));
     }
-    let key = format!(
-        "{prefix}/AWSLogs/111122223333/CloudTrail/us-east-1/{:04}/{:02}/{:02}/111122223333_CloudTrail_us-east-1_{}_lookup.json.gz",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        trailwatch::aws::keys::key_time(t)
-    );
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(&serde_json::to_vec(&json!({ "Records": records })).expect("JSON"))
-        .expect("gzip");
-    s3.put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(ByteStream::from(enc.finish().expect("gzip")))
-        .send()
-        .await
-        .expect("upload");
-    key
+    emulators::put_log(BUCKET, prefix, t, "lookup", &records).await
 }
 
 fn config(dir: &Path, prefix: &str) -> PathBuf {

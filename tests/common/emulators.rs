@@ -224,3 +224,38 @@ pub async fn s3() -> aws_sdk_s3::Client {
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
+
+/// Uploads `records` gzipped to `bucket` (created if need be) under the key
+/// CloudTrail would give a log delivered at `t` for account 111122223333 in
+/// us-east-1 below `prefix`; returns the key.
+pub async fn put_log(
+    bucket: &str,
+    prefix: &str,
+    t: time::OffsetDateTime,
+    suffix: &str,
+    records: &[Value],
+) -> String {
+    use std::io::Write;
+    let s3 = s3().await;
+    let _ = s3.create_bucket().bucket(bucket).send().await;
+    let key = format!(
+        "{prefix}/AWSLogs/111122223333/CloudTrail/us-east-1/{:04}/{:02}/{:02}/111122223333_CloudTrail_us-east-1_{}_{suffix}.json.gz",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        trailwatch::aws::keys::key_time(t)
+    );
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&serde_json::to_vec(&serde_json::json!({ "Records": records })).expect("JSON"))
+        .expect("gzip");
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            enc.finish().expect("gzip"),
+        ))
+        .send()
+        .await
+        .expect("upload");
+    key
+}
