@@ -171,7 +171,7 @@ start_localstack() {
         exec env \
             GATEWAY_LISTEN="127.0.0.1:$ls_port" \
             LOCALSTACK_HOST="localhost.localstack.cloud:$ls_port" \
-            SERVICES=s3,sqs,sts \
+            SERVICES=s3,sqs,sts,sns,events \
             EAGER_SERVICE_LOADING=1 \
             PERSISTENCE=0 \
             OVERRIDE_IN_DOCKER=0 \

@@ -87,6 +87,18 @@ pub struct AwsClients {
     cloudtrail: Mutex<HashMap<String, aws_sdk_cloudtrail::Client>>,
 }
 
+impl AwsClients {
+    /// The SQS client for a queue in `region` (the home region when the
+    /// queue's URL does not name one: an emulator's).
+    pub fn sqs(&self, region: Option<&str>) -> aws_sdk_sqs::Client {
+        let mut conf = aws_sdk_sqs::config::Builder::from(&self.base);
+        if let Some(r) = region {
+            conf = conf.region(Region::new(r.to_owned()));
+        }
+        aws_sdk_sqs::Client::from_conf(conf.build())
+    }
+}
+
 /// Retries per call: the SDK's standard mode with jittered backoff, with more
 /// room than its default 3 for S3's `SlowDown`.
 const MAX_ATTEMPTS: u32 = 6;

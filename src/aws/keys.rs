@@ -96,6 +96,27 @@ pub fn object_key_time(key: &str) -> Option<KeyTime> {
     parse_key_time(stamp).map(|_| stamp.to_owned())
 }
 
+/// Where a log object's key puts it, under `awslogs` (`[<prefix>/]AWSLogs/`):
+/// (root, account, region), the root with its `o-<org>/` folder when the key
+/// has one; None when the key is not a log object's below `awslogs`.
+pub fn log_folder_of(key: &str, awslogs: &str) -> Option<(String, String, String)> {
+    let rest = key.strip_prefix(awslogs)?;
+    let (root, rest) = match rest.split_once('/') {
+        Some((org, tail)) if classify_awslogs_child(org) == AwsLogsChild::Organization => {
+            (format!("{awslogs}{org}/"), tail)
+        }
+        _ => (awslogs.to_owned(), rest),
+    };
+    let mut parts = rest.split('/');
+    let account = parts.next()?;
+    if classify_awslogs_child(account) != AwsLogsChild::Account || parts.next()? != "CloudTrail" {
+        return None;
+    }
+    let region = parts.next()?;
+    object_key_time(key)?;
+    Some((root, account.to_owned(), region.to_owned()))
+}
+
 /// The account-root folders under `AWSLogs/`: `o-<org>/` children are roots of
 /// their own (organisation trails); 12-digit names are accounts.
 pub fn classify_awslogs_child(name: &str) -> AwsLogsChild {
@@ -128,6 +149,35 @@ pub fn awslogs_root(prefix: Option<&str>) -> String {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn a_key_names_its_folder() {
+        let name = "111122223333_CloudTrail_eu-west-1_20261206T0605Z_AbCd.json.gz";
+        let key = format!("logs/AWSLogs/111122223333/CloudTrail/eu-west-1/2026/12/06/{name}");
+        assert_eq!(
+            log_folder_of(&key, "logs/AWSLogs/"),
+            Some((
+                "logs/AWSLogs/".into(),
+                "111122223333".into(),
+                "eu-west-1".into()
+            ))
+        );
+        let org = format!("AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/2026/12/06/{name}");
+        assert_eq!(
+            log_folder_of(&org, "AWSLogs/").map(|f| f.0),
+            Some("AWSLogs/o-abc123/".into())
+        );
+        assert_eq!(log_folder_of(&key, "AWSLogs/"), None);
+        let digest = key.replace("/CloudTrail/", "/CloudTrail-Digest/");
+        assert_eq!(log_folder_of(&digest, "logs/AWSLogs/"), None);
+        assert_eq!(
+            log_folder_of(
+                "logs/AWSLogs/111122223333/CloudTrail/eu-west-1/notes.txt",
+                "logs/AWSLogs/"
+            ),
+            None
+        );
+    }
 
     #[test]
     fn key_times_round_trip_and_sort() {

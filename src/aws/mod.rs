@@ -1,5 +1,6 @@
 //! Where objects come from: everything that talks to AWS (clients per
-//! region, trail discovery, bucket regions, listing and fetching), the key
+//! region, trail discovery, bucket regions, listing and fetching, the SQS
+//! queue of notifications and what its messages say), the key
 //! layout CloudTrail writes, and the IAM policy those calls need. Reads
 //! only the config; hands on trails, keys and byte streams.
 
@@ -10,7 +11,9 @@ pub(crate) mod fake;
 pub mod fetch;
 pub mod keys;
 pub mod listing;
+pub mod notice;
 pub mod policy;
+pub mod queue;
 pub mod region;
 
 pub use clients::AwsClients;

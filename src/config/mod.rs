@@ -7,6 +7,7 @@ pub mod network;
 mod raw;
 mod secret;
 mod sink_settings;
+mod source;
 mod units;
 mod validate;
 
@@ -72,6 +73,32 @@ pub struct Config {
     pub store: StoreConfig,
     /// No `[console]`: no console in the daemon.
     pub console: Option<ConsoleConfig>,
+    pub source: SourceConfig,
+}
+
+/// `[source]`: how the daemon learns of new objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// List every cursor every poll interval (the default).
+    Poll,
+    /// Read S3 notifications from an SQS queue; polling reconciles.
+    Sqs(SqsSource),
+}
+
+/// `[source] mode = "sqs"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsSource {
+    pub queue_url: String,
+    /// Long polling: how long one receive waits for messages (≤ 20 s).
+    pub wait_time: Duration,
+    /// The visibility timeout a received message gets, extended while its
+    /// objects are read: the lease.
+    pub lease: Duration,
+    /// The most messages received at once (≤ 10; fewer while objects are slow).
+    pub max_messages: usize,
+    /// How often the poller lists every cursor for objects whose
+    /// notification never came.
+    pub reconcile_interval: Duration,
 }
 
 /// `[console]`: the read-only web console, for administrators only.

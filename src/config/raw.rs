@@ -29,6 +29,20 @@ pub struct RawConfig {
     #[serde(default)]
     pub store: RawStore,
     pub console: Option<RawConsole>,
+    #[serde(default)]
+    pub source: RawSource,
+}
+
+/// `[source]`: where the objects to read come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub mode: Option<String>,
+    pub queue_url: Option<String>,
+    pub wait_time: Option<String>,
+    pub lease: Option<String>,
+    pub max_messages: Option<i64>,
+    pub reconcile_interval: Option<String>,
 }
 
 /// `[console]`: the read-only web console.

@@ -309,6 +309,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         Some(c) => Some(console(c, &resolve)?),
     };
 
+    let source = super::source::source(raw.source)?;
+
     Ok(Config {
         state_path,
         aws,
@@ -321,6 +323,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         log,
         store,
         console,
+        source,
     })
 }
 

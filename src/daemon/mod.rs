@@ -7,6 +7,7 @@
 //! log line and the running one stays.
 
 mod console;
+mod crawl;
 mod http;
 pub mod metrics;
 mod notify;
@@ -24,7 +25,6 @@ use tokio::sync::watch;
 
 use crate::aws::AwsClients;
 use crate::config::Config;
-use crate::pipeline::{Crawler, PassReport};
 use crate::rules::RuleSet;
 use crate::sinks::deliver::{Policy, SinkReport, deliver_all};
 use crate::state::StateStore;
@@ -44,6 +44,8 @@ struct Readiness {
     state_error: Option<String>,
     failing_sinks: BTreeSet<String>,
     paused_by: Option<String>,
+    /// SQS mode: why the queue could not be read, if it could not.
+    queue_error: Option<String>,
 }
 
 /// State shared by the loops and the HTTP endpoint.
@@ -61,16 +63,38 @@ impl Shared {
         let r = self.readiness.lock().unwrap_or_else(|p| p.into_inner());
         let sinks = *self.sink_count.lock().unwrap_or_else(|p| p.into_inner());
         let all_failing = sinks > 0 && r.failing_sinks.len() >= sinks;
-        let ready =
-            r.discovered && r.state_error.is_none() && !all_failing && r.paused_by.is_none();
-        let body = serde_json::json!({
+        let ready = r.discovered
+            && r.state_error.is_none()
+            && !all_failing
+            && r.paused_by.is_none()
+            && r.queue_error.is_none();
+        let mut body = serde_json::json!({
             "ready": ready,
             "discovered": r.discovered,
             "state_store": r.state_error.clone().unwrap_or_else(|| "ok".into()),
             "failing_sinks": r.failing_sinks,
             "crawl_paused_by_sink": r.paused_by,
         });
+        if let Some(e) = &r.queue_error {
+            body["queue"] = serde_json::Value::String(e.clone());
+        }
         (ready, body)
+    }
+
+    fn ready_state(&self) -> std::sync::MutexGuard<'_, Readiness> {
+        self.readiness.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_state_error(&self, e: Option<String>) {
+        self.ready_state().state_error = e;
+    }
+
+    fn set_queue_error(&self, e: Option<String>) {
+        self.ready_state().queue_error = e;
+    }
+
+    fn set_paused_by(&self, sink: Option<String>) {
+        self.ready_state().paused_by = sink;
     }
 }
 
@@ -157,7 +181,7 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     })));
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
-    let crawl = tokio::spawn(crawl_loop(
+    let crawl = tokio::spawn(crawl::crawl_loop(
         Arc::clone(&current),
         Arc::clone(&state),
         Arc::clone(&shared),
@@ -272,157 +296,6 @@ async fn reload(
     // `postrotate` sends SIGHUP, whether or not the config is accepted).
     shared.delivery_wake.notify_one();
     notifier.send("READY=1\nSTATUS=reloaded");
-}
-
-async fn crawl_loop(
-    current: Arc<RwLock<Arc<Current>>>,
-    state: Arc<StateStore>,
-    shared: Arc<Shared>,
-    notifier: Arc<Notifier>,
-    stopping: Arc<std::sync::atomic::AtomicBool>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut ready_sent = false;
-    let mut seen_seq = state.last_seq().unwrap_or(0);
-    let mut crawler_for: Option<(usize, Crawler)> = None;
-    loop {
-        let now = current.read().unwrap_or_else(|p| p.into_inner()).clone();
-        // One crawler per config generation (it caches discovery).
-        let generation = Arc::as_ptr(&now) as usize;
-        if crawler_for.as_ref().is_none_or(|(g, _)| *g != generation) {
-            let mut c = Crawler::new(
-                Arc::clone(&now.clients),
-                Arc::clone(&state),
-                Arc::clone(&now.rules),
-                Arc::clone(&now.config),
-            );
-            // SIGTERM stops the pass from starting more objects.
-            c.stop = Arc::clone(&stopping);
-            crawler_for = Some((generation, c));
-        }
-        let Some((_, crawler)) = crawler_for.as_ref() else {
-            break;
-        };
-        let mut result = crawler.pass().await;
-        if result.is_ok()
-            && let Err(e) = crawler.close_bursts(false).await
-        {
-            result = Err(e);
-        }
-        match result {
-            Ok(report) => {
-                record_pass(&shared, &report, &state, &mut seen_seq);
-                shared.delivery_wake.notify_one();
-                let status = status_line(&report);
-                if !ready_sent {
-                    notifier.ready(&status);
-                    ready_sent = true;
-                } else {
-                    notifier.status(&status);
-                }
-                let totals = report.totals();
-                tracing::info!(
-                    trails = report.trails.len(),
-                    targets = report.targets.len(),
-                    processed = totals.processed,
-                    records = totals.records,
-                    new_alerts = totals.new_alerts,
-                    "crawl cycle"
-                );
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "crawl cycle failed");
-                shared
-                    .readiness
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .state_error = Some(e.to_string());
-            }
-        }
-        if *stop.borrow() {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(now.config.crawl.poll_interval) => {}
-            _ = stop.changed() => break,
-        }
-    }
-}
-
-fn status_line(report: &PassReport) -> String {
-    let processed = report.totals().processed;
-    let lag = report.targets.iter().filter_map(|t| t.lag_seconds).max();
-    let mut s = format!(
-        "watching {} trails, {} buckets; last cycle {} objects",
-        report.trails.iter().filter(|t| t.logging).count(),
-        report.targets.len(),
-        processed
-    );
-    if let Some(lag) = lag {
-        s.push_str(&format!(", lag {lag}s"));
-    }
-    if let Some((sink, _, _)) = &report.paused_by {
-        s.push_str(&format!("; crawl paused: sink {sink} backlog full"));
-    }
-    s
-}
-
-fn record_pass(shared: &Shared, report: &PassReport, state: &StateStore, seen_seq: &mut i64) {
-    let m = &shared.metrics;
-    m.add("trailwatch_crawl_cycles_total", &[], 1.0);
-    for t in &report.targets {
-        m.add("trailwatch_objects_listed_total", &[], t.listed as f64);
-        m.add(
-            "trailwatch_objects_processed_total",
-            &[],
-            t.processed as f64,
-        );
-        m.add("trailwatch_objects_failed_total", &[], t.failed as f64);
-        m.add("trailwatch_records_total", &[], t.records as f64);
-        let prefix = t.prefix.clone().unwrap_or_default();
-        for (cursor, lag) in &t.cursor_lag_seconds {
-            let (account, region) = cursor.split_once('/').unwrap_or((cursor.as_str(), ""));
-            m.set(
-                "trailwatch_cursor_lag_seconds",
-                &[
-                    ("bucket", &t.bucket),
-                    ("prefix", &prefix),
-                    ("account", account),
-                    ("region", region),
-                ],
-                *lag as f64,
-            );
-        }
-    }
-    let logging = report.trails.iter().filter(|t| t.logging).count();
-    m.set(
-        "trailwatch_trails",
-        &[("status", "logging")],
-        logging as f64,
-    );
-    m.set(
-        "trailwatch_trails",
-        &[("status", "not_logging")],
-        (report.trails.len() - logging) as f64,
-    );
-    // New alerts by rule and level, read back from the outbox.
-    if let Ok(new) = state.alerts_after(*seen_seq, 100_000) {
-        for o in &new {
-            m.add(
-                "trailwatch_alerts_total",
-                &[
-                    ("rule", &o.alert.rule.id),
-                    ("level", &o.alert.rule.severity),
-                ],
-                1.0,
-            );
-            *seen_seq = o.seq;
-        }
-    }
-    let mut r = shared.readiness.lock().unwrap_or_else(|p| p.into_inner());
-    r.discovered = r.discovered || !report.trails.is_empty() || report.discovery_errors.is_empty();
-    r.state_error = None;
-    r.paused_by = report.paused_by.as_ref().map(|(s, _, _)| s.clone());
 }
 
 async fn delivery_loop(

@@ -43,6 +43,16 @@ impl Crawler {
         (trails, errors, true)
     }
 
+    /// The targets to read now (discovery refreshed when it is due, with
+    /// the alerts a change of a trail's status raises).
+    pub async fn current_targets(&self) -> Result<Vec<Target>, CrawlError> {
+        let (trails, _, fresh) = self.trails_cached().await;
+        if fresh {
+            self.record_trail_status(&trails).await?;
+        }
+        Ok(targets(&trails))
+    }
+
     /// The trails: discovered ones (with their status) and the config's.
     pub async fn discover_trails(&self) -> (Vec<Trail>, BTreeMap<String, String>) {
         discovery::all_trails(&self.clients, &self.config).await

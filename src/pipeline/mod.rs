@@ -1,6 +1,7 @@
 //! The crawl, stage by stage, as one object flows: discover the trails
-//! (`discover`), find each bucket's region and cursors (`plan`), list each
-//! cursor's new objects (`list`), read each through detection and commit its
+//! (`discover`), find each bucket's region and cursors (`plan`), learn of
+//! new objects (`source`: list each cursor, or read the SQS queue of
+//! notifications), read each through detection and commit its
 //! alerts with its checkpoint (`process`), then move the watermarks and write
 //! what became of each target (`report`). `bursts` closes the stateful
 //! rules' bursts between passes. The AWS calls are `aws`'s, detection is
@@ -8,10 +9,10 @@
 
 mod bursts;
 mod discover;
-mod list;
 mod plan;
 mod process;
 mod report;
+mod source;
 mod status;
 pub mod trail_alerts;
 
@@ -28,6 +29,7 @@ use crate::state::StateStore;
 
 pub use discover::{Target, targets};
 pub use report::{PassReport, PassTotals, TargetReport};
+pub use source::sqs::{Feed, QueueReport};
 pub use status::TrailRow;
 
 /// Why a pass could not go on at all.
@@ -37,6 +39,9 @@ pub enum CrawlError {
     State(#[from] crate::state::StateError),
     #[error("internal task failed: {0}")]
     Task(String),
+    /// The queue of notifications could not be read.
+    #[error("{0}")]
+    Queue(String),
 }
 
 /// A discovery round: when it ran, the trails, and the errors by region.
@@ -53,6 +58,8 @@ pub struct Crawler {
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// The last discovery and when it ran (refreshed every `refresh_interval`).
     discovered: std::sync::Mutex<Option<Discovered>>,
+    /// Each bucket's region, as planning found it.
+    regions: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Crawler {
@@ -69,7 +76,14 @@ impl Crawler {
             config,
             stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             discovered: std::sync::Mutex::new(None),
+            regions: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The region planning found for `bucket`, if it has.
+    fn known_region(&self, bucket: &str) -> Option<String> {
+        let regions = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+        regions.get(bucket).cloned()
     }
 
     /// Runs `f` on the state store off the async threads.
@@ -105,7 +119,7 @@ impl Crawler {
         let paused_by = self.full_backlog().await?;
         if let Some((sink, pending, bound)) = &paused_by {
             tracing::warn!(sink = %sink, pending, bound, "crawl paused: the sink's backlog is full");
-            listing = list::Listing::default();
+            listing = source::poll::Listing::default();
         }
 
         let results = self.process_all(&targets, listing.work).await;

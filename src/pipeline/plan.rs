@@ -21,8 +21,17 @@ impl Crawler {
         Ok(None)
     }
 
-    /// A target's bucket region and its cursors.
+    /// A target's bucket region and its cursors (the region remembered).
     pub async fn plan(&self, target: &Target) -> Result<(String, Vec<CursorKey>), String> {
+        let planned = self.plan_uncached(target).await;
+        if let Ok((region, _)) = &planned {
+            let mut regions = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+            regions.insert(target.bucket.clone(), region.clone());
+        }
+        planned
+    }
+
+    async fn plan_uncached(&self, target: &Target) -> Result<(String, Vec<CursorKey>), String> {
         let region = match &target.region {
             Some(r) => r.clone(),
             None => {

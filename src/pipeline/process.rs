@@ -92,10 +92,13 @@ fn judge(bucket: &str, key: &str, read: &Result<Fetched, FetchError>) -> Judged 
                 }
             }
         },
-        Err(FetchError::Missing { .. }) => Judged::Commit {
-            status: ObjectStatus::Failed,
-            error: Some(format!("s3://{bucket}/{key}: the object is gone")),
-        },
+        Err(FetchError::Missing { .. }) => {
+            tracing::warn!(bucket = %bucket, key = %key, "the object is gone; recorded and skipped");
+            Judged::Commit {
+                status: ObjectStatus::Failed,
+                error: Some(format!("s3://{bucket}/{key}: the object is gone")),
+            }
+        }
         Err(e) => {
             tracing::warn!(bucket = %bucket, key = %key, error = %e, "object not read; retried next pass");
             Judged::RetryLater(e.to_string())

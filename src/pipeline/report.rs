@@ -121,6 +121,26 @@ pub(super) fn blank(targets: &[Target]) -> Vec<TargetReport> {
         .collect()
 }
 
+/// A target's last report with the counts of a new round: where it is and
+/// how far it has read carry over (the SQS side counts its rounds into it).
+pub(super) fn carried(target: &Target, previous: Option<TargetReport>) -> TargetReport {
+    let blank = blank(std::slice::from_ref(target))
+        .pop()
+        .unwrap_or_default();
+    match previous {
+        None => blank,
+        Some(p) => TargetReport {
+            region: p.region,
+            cursors: p.cursors,
+            listed: p.listed,
+            newest_object: p.newest_object,
+            cursor_newest: p.cursor_newest,
+            reachable: p.reachable,
+            ..blank
+        },
+    }
+}
+
 /// Per cursor: the newest key time committed, and the oldest left for later.
 #[derive(Debug, Default)]
 pub(super) struct Tally {

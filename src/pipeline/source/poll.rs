@@ -1,4 +1,4 @@
-//! List: each cursor's keys from its watermark minus the lookback (or
+//! The polling side: each cursor's keys from its watermark minus the lookback (or
 //! `start_from` on a first run) to now, day folder by day folder, less those
 //! already processed; they become the pass's work.
 
@@ -11,14 +11,14 @@ use crate::config::StartFrom;
 use crate::decode::is_log_object;
 use crate::state::CursorKey;
 
-use super::process::Work;
-use super::{CrawlError, Crawler, Target, TargetReport};
 use crate::aws::keys::{self, KeyTime};
+use crate::pipeline::process::Work;
+use crate::pipeline::{CrawlError, Crawler, Target, TargetReport};
 
 /// What listing found: the objects to read, and each cursor's listed key
 /// times (for its watermark).
 #[derive(Default)]
-pub(super) struct Listing {
+pub(in crate::pipeline) struct Listing {
     pub work: Vec<Work>,
     pub listed: BTreeMap<(usize, CursorKey), Vec<KeyTime>>,
 }
@@ -26,7 +26,7 @@ pub(super) struct Listing {
 impl Crawler {
     /// Plans and lists every target; a target or cursor that fails is
     /// reported in its target's report and skipped.
-    pub(super) async fn list_all(
+    pub(in crate::pipeline) async fn list_all(
         &self,
         targets: &[Target],
         reports: &mut [TargetReport],
@@ -78,7 +78,7 @@ impl Crawler {
 
     /// The keys of a cursor not processed yet, from its watermark minus the
     /// lookback (or `start_from` on a first run) to now, in key order.
-    pub(super) async fn list_cursor(
+    pub(in crate::pipeline) async fn list_cursor(
         &self,
         lister: &impl Lister,
         cursor: &CursorKey,

@@ -1,0 +1,153 @@
+//! `[source]`: polling (the default) or an SQS queue of S3 notifications,
+//! checked against what SQS allows.
+
+use std::time::Duration;
+
+use super::raw::RawSource;
+use super::validate::duration;
+use super::{ConfigError, SourceConfig, SqsSource};
+
+/// SQS's longest long poll.
+const MAX_WAIT: Duration = Duration::from_secs(20);
+/// SQS's longest visibility timeout (12 hours).
+const MAX_LEASE: Duration = Duration::from_secs(12 * 3600);
+
+pub(super) fn source(raw: RawSource) -> Result<SourceConfig, ConfigError> {
+    match raw.mode.as_deref() {
+        None | Some("poll") => {
+            let sqs_only = [
+                ("source.queue_url", raw.queue_url.is_some()),
+                ("source.wait_time", raw.wait_time.is_some()),
+                ("source.lease", raw.lease.is_some()),
+                ("source.max_messages", raw.max_messages.is_some()),
+                (
+                    "source.reconcile_interval",
+                    raw.reconcile_interval.is_some(),
+                ),
+            ];
+            if let Some((path, _)) = sqs_only.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::new(
+                    *path,
+                    "only means something with source.mode = \"sqs\"",
+                ));
+            }
+            Ok(SourceConfig::Poll)
+        }
+        Some("sqs") => sqs(raw).map(SourceConfig::Sqs),
+        Some(other) => Err(ConfigError::new(
+            "source.mode",
+            format!("\"{other}\" is not one of \"poll\", \"sqs\""),
+        )),
+    }
+}
+
+fn sqs(raw: RawSource) -> Result<SqsSource, ConfigError> {
+    let queue_url = match raw.queue_url {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => url,
+        Some(url) => {
+            return Err(ConfigError::new(
+                "source.queue_url",
+                format!(
+                    "\"{url}\" is not a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/trailwatch"
+                ),
+            ));
+        }
+        None => {
+            return Err(ConfigError::new(
+                "source.queue_url",
+                "is required with source.mode = \"sqs\"",
+            ));
+        }
+    };
+    let wait_time = duration("source.wait_time", raw.wait_time, MAX_WAIT)?;
+    if wait_time > MAX_WAIT {
+        return Err(ConfigError::new(
+            "source.wait_time",
+            "SQS waits at most 20s for messages",
+        ));
+    }
+    let lease = duration("source.lease", raw.lease, Duration::from_secs(300))?;
+    if lease > MAX_LEASE || lease < Duration::from_secs(2) {
+        return Err(ConfigError::new(
+            "source.lease",
+            "must be between 2s and 12h (SQS's visibility timeout)",
+        ));
+    }
+    let max_messages = match raw.max_messages {
+        None => 10,
+        Some(n @ 1..=10) => n as usize,
+        Some(n) => {
+            return Err(ConfigError::new(
+                "source.max_messages",
+                format!("{n}: SQS receives 1 to 10 messages at once"),
+            ));
+        }
+    };
+    let reconcile_interval = duration(
+        "source.reconcile_interval",
+        raw.reconcile_interval,
+        Duration::from_secs(3600),
+    )?;
+    Ok(SqsSource {
+        queue_url,
+        wait_time,
+        lease,
+        max_messages,
+        reconcile_interval,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, std::path::Path::new("/"))
+    }
+
+    #[test]
+    fn polling_is_the_default_and_sqs_takes_its_queue() {
+        assert_eq!(parse("").expect("config").source, SourceConfig::Poll);
+        let c = parse(
+            "[source]\nmode = \"sqs\"\nqueue_url = \"http://127.0.0.1:4566/000000000000/q\"\nlease = \"2m\"\n",
+        )
+        .expect("config");
+        let SourceConfig::Sqs(s) = c.source else {
+            panic!("not sqs")
+        };
+        assert_eq!(s.lease, Duration::from_secs(120));
+        assert_eq!(s.wait_time, Duration::from_secs(20));
+        assert_eq!(s.max_messages, 10);
+        assert_eq!(s.reconcile_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            ("[source]\nmode = \"kafka\"\n", "source.mode"),
+            ("[source]\nmode = \"sqs\"\n", "source.queue_url"),
+            ("[source]\nqueue_url = \"https://q\"\n", "source.queue_url"),
+            (
+                "[source]\nmode = \"sqs\"\nqueue_url = \"sqs/q\"\n",
+                "source.queue_url",
+            ),
+            (
+                "[source]\nmode = \"sqs\"\nqueue_url = \"https://q\"\nwait_time = \"30s\"\n",
+                "source.wait_time",
+            ),
+            (
+                "[source]\nmode = \"sqs\"\nqueue_url = \"https://q\"\nlease = \"13h\"\n",
+                "source.lease",
+            ),
+            (
+                "[source]\nmode = \"sqs\"\nqueue_url = \"https://q\"\nmax_messages = 11\n",
+                "source.max_messages",
+            ),
+        ];
+        for (text, path) in cases {
+            let e = parse(text).expect_err(text);
+            assert_eq!(e.path, path, "{text}: {e}");
+        }
+    }
+}
