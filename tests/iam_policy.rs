@@ -1,5 +1,5 @@
 //! The IAM policies ask for exactly what the code calls: the set of AWS
-//! actions is derived from the code (every S3 and CloudTrail SDK operation
+//! actions is derived from the code (every S3, CloudTrail and SQS SDK operation
 //! that `src/` invokes, the role it may assume, the KMS decryption S3 does on
 //! its behalf) and compared with the actions in `iam-policies/`. And
 //! `trailwatch iam-policy` fills in a config's buckets and prefixes.
@@ -107,6 +107,9 @@ fn iam_action(service: &str, op: &str) -> String {
     match (service, op) {
         ("s3", "list_objects_v2" | "list_objects" | "head_bucket") => "s3:ListBucket".into(),
         ("s3", "head_object") => "s3:GetObject".into(),
+        ("s3", "get_bucket_notification_configuration") => "s3:GetBucketNotification".into(),
+        ("sqs", "delete_message_batch") => "sqs:DeleteMessage".into(),
+        ("sqs", "change_message_visibility_batch") => "sqs:ChangeMessageVisibility".into(),
         _ => format!("{service}:{}", pascal(op)),
     }
 }
@@ -115,7 +118,11 @@ fn iam_action(service: &str, op: &str) -> String {
 fn actions_in_code() -> BTreeSet<String> {
     let src = source_text();
     let mut actions = BTreeSet::new();
-    for (sdk, service) in [("aws-sdk-s3", "s3"), ("aws-sdk-cloudtrail", "cloudtrail")] {
+    for (sdk, service) in [
+        ("aws-sdk-s3", "s3"),
+        ("aws-sdk-cloudtrail", "cloudtrail"),
+        ("aws-sdk-sqs", "sqs"),
+    ] {
         for op in operations(sdk) {
             if src.contains(&format!(".{op}()")) {
                 actions.insert(iam_action(service, &op));

@@ -260,7 +260,12 @@ async fn every_notification_shape_reaches_the_daemon_and_each_alert_arrives_once
     )
     .await;
     // The notifications of set-up (s3:TestEvent) are in the queue already.
-    let cfg = config(dir.path(), LOCALSTACK, &w, "6s", "");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let server = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n");
+    let cfg = config(dir.path(), LOCALSTACK, &w, "6s", &server);
     let child = start(dir.path(), &cfg, "daemon.log");
     let log = || log_of(dir.path(), "daemon.log");
     wait_for(
@@ -269,6 +274,49 @@ async fn every_notification_shape_reaches_the_daemon_and_each_alert_arrives_once
         || log().contains("crawl cycle"),
         log,
     );
+    // The buckets no notification announces are named by /readyz and by
+    // `trailwatch trails`, which says how the others are.
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("readyz")
+        .text()
+        .await
+        .expect("body");
+    let ready: Value = serde_json::from_str(&ready).expect("JSON");
+    let unannounced: BTreeSet<&str> = ready["no_notification_path"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let expect_unannounced: BTreeSet<String> = ["ct", "quiet"]
+        .iter()
+        .map(|b| format!("s3://{}/{PREFIX}", bucket(b)))
+        .collect();
+    assert_eq!(
+        unannounced,
+        expect_unannounced.iter().map(String::as_str).collect(),
+        "{ready}"
+    );
+    let trails = trailwatch(&["trails", "--config", cfg.to_str().expect("utf-8")])
+        .current_dir(dir.path())
+        .output()
+        .expect("trails");
+    let table = String::from_utf8_lossy(&trails.stdout);
+    assert_eq!(
+        table.matches("notified by: S3 → SQS arn:aws:sqs:").count(),
+        1,
+        "{table}"
+    );
+    assert_eq!(
+        table.matches("notified by: S3 → SNS arn:aws:sns:").count(),
+        2,
+        "{table}"
+    );
+    assert_eq!(
+        table.matches("notified by: S3 → EventBridge").count(),
+        1,
+        "{table}"
+    );
+    assert_eq!(table.matches("notified by: none").count(), 2, "{table}");
 
     let mut objects = vec!["quiet"];
     for name in ["direct", "sns", "raw", "eb"] {

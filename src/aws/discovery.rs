@@ -27,6 +27,9 @@ pub struct Trail {
     pub origin: String,
     /// The bucket's region when the config states it.
     pub bucket_region: Option<String>,
+    /// The SNS topic the trail notifies of each object it delivers.
+    #[serde(default)]
+    pub sns_topic: Option<String>,
 }
 
 /// What one discovery round found, and what failed.
@@ -86,6 +89,7 @@ pub async fn discover(clients: &AwsClients, regions: &[String], only: &[String])
                 stop_logging_time: None,
                 origin: "discovered".into(),
                 bucket_region: None,
+                sns_topic: t.sns_topic_arn().map(str::to_owned),
             });
         }
     }
@@ -142,6 +146,7 @@ pub fn static_trail(t: &crate::config::StaticTrail) -> Trail {
         stop_logging_time: None,
         origin: "config".into(),
         bucket_region: t.region.clone(),
+        sns_topic: None,
     }
 }
 

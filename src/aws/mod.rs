@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod keys;
 pub mod listing;
 pub mod notice;
+pub mod notification_path;
 pub mod policy;
 pub mod queue;
 pub mod region;

@@ -1,6 +1,7 @@
 //! The least-privilege IAM policy for a config's trails: exactly the calls
 //! discovery, listing and fetching make, on the trails' buckets, prefixes
-//! and KMS keys (the documents in `iam-policies/` explain each statement).
+//! and KMS keys, and in SQS mode the queue's and the buckets' notification
+//! settings (the documents in `iam-policies/` explain each statement).
 
 use std::collections::BTreeSet;
 
@@ -63,6 +64,20 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
             "Sid": "ReadTrailLogs", "Effect": "Allow",
             "Action": "s3:GetObject", "Resource": objects
         }));
+    }
+    if let crate::config::SourceConfig::Sqs(sqs) = &config.source {
+        statements.push(json!({
+            "Sid": "ReadNotifications", "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage",
+                       "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+            "Resource": super::queue::queue_arn(&sqs.queue_url)
+        }));
+        if !buckets.is_empty() {
+            statements.push(json!({
+                "Sid": "FindNotificationPaths", "Effect": "Allow",
+                "Action": "s3:GetBucketNotification", "Resource": buckets
+            }));
+        }
     }
     let keys: BTreeSet<&str> = trails
         .iter()

@@ -55,6 +55,28 @@ pub fn queue_region(url: &str) -> Option<String> {
         .filter(|r| r.contains('-'))
 }
 
+/// The ARN of the queue at `url` (`*` for what the URL does not say).
+pub fn queue_arn(url: &str) -> String {
+    let region = queue_region(url);
+    let partition = match region.as_deref() {
+        Some(r) if r.starts_with("cn-") => "aws-cn",
+        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
+        _ => "aws",
+    };
+    let mut path = url
+        .split("://")
+        .nth(1)
+        .unwrap_or_default()
+        .split('/')
+        .skip(1);
+    let account = path.next().filter(|a| !a.is_empty()).unwrap_or("*");
+    let name = path.next().filter(|n| !n.is_empty()).unwrap_or("*");
+    format!(
+        "arn:{partition}:sqs:{}:{account}:{name}",
+        region.as_deref().unwrap_or("*")
+    )
+}
+
 impl Queue {
     pub fn new(client: aws_sdk_sqs::Client, url: &str) -> Queue {
         Queue {
@@ -211,6 +233,26 @@ fn seconds(d: Duration) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_url_names_its_arn() {
+        assert_eq!(
+            queue_arn("https://sqs.eu-west-1.amazonaws.com/123456789012/tw"),
+            "arn:aws:sqs:eu-west-1:123456789012:tw"
+        );
+        assert_eq!(
+            queue_arn("https://sqs.us-gov-west-1.amazonaws.com/123456789012/tw"),
+            "arn:aws-us-gov:sqs:us-gov-west-1:123456789012:tw"
+        );
+        assert_eq!(
+            queue_arn("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/tw"),
+            "arn:aws-cn:sqs:cn-north-1:123456789012:tw"
+        );
+        assert_eq!(
+            queue_arn("http://127.0.0.1:4566/000000000000/tw"),
+            "arn:aws:sqs:*:000000000000:tw"
+        );
+    }
 
     #[test]
     fn a_queue_url_names_its_region() {

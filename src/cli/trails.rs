@@ -1,5 +1,7 @@
 //! `trailwatch trails --config F`: each trail, its status, bucket, bucket
-//! region, prefixes (cursors), lag and last error.
+//! region, prefixes (cursors), lag and last error; in SQS mode, a second
+//! line says how its new objects are announced (`none`: only the hourly
+//! reconciler finds them).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,6 +46,9 @@ pub fn run(path: &Path) -> ExitCode {
                 row.lag_seconds.map_or("-".into(), |s| format!("{s}s")),
                 row.last_error.unwrap_or_else(|| "-".into())
             );
+            if let Some(path) = &row.notification {
+                println!("{:<24} notified by: {path}", "");
+            }
         }
     });
     ExitCode::SUCCESS

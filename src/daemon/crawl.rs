@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::aws::notification_path::NotificationPath;
 use crate::aws::queue::{Queue, queue_region};
 use crate::config::{SourceConfig, SqsSource};
 use crate::pipeline::{Crawler, Feed, PassReport, QueueReport};
@@ -291,6 +292,12 @@ fn record_pass(shared: &Shared, report: &PassReport, state: &StateStore, seen_se
     r.discovered = r.discovered || !report.trails.is_empty() || report.discovery_errors.is_empty();
     r.state_error = None;
     r.paused_by = report.paused_by.as_ref().map(|(s, _, _)| s.clone());
+    r.unannounced = report
+        .targets
+        .iter()
+        .filter(|t| t.notification == Some(NotificationPath::None))
+        .map(|t| format!("s3://{}/{}", t.bucket, t.prefix.as_deref().unwrap_or("")))
+        .collect();
 }
 
 /// New alerts by rule and level, read back from the outbox.

@@ -46,6 +46,8 @@ struct Readiness {
     paused_by: Option<String>,
     /// SQS mode: why the queue could not be read, if it could not.
     queue_error: Option<String>,
+    /// SQS mode: the targets no notification announces (bucket/prefix).
+    unannounced: Vec<String>,
 }
 
 /// State shared by the loops and the HTTP endpoint.
@@ -77,6 +79,9 @@ impl Shared {
         });
         if let Some(e) = &r.queue_error {
             body["queue"] = serde_json::Value::String(e.clone());
+        }
+        if !r.unannounced.is_empty() {
+            body["no_notification_path"] = serde_json::json!(r.unannounced);
         }
         (ready, body)
     }

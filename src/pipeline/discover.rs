@@ -17,6 +17,8 @@ pub struct Target {
     pub kms_key_id: Option<String>,
     /// From the config, when it states it.
     pub region: Option<String>,
+    /// The SNS topics its trails notify of new objects.
+    pub sns_topics: Vec<String>,
 }
 
 impl Target {
@@ -98,8 +100,12 @@ pub fn targets(trails: &[Trail]) -> Vec<Target> {
                 trails: Vec::new(),
                 kms_key_id: None,
                 region: None,
+                sns_topics: Vec::new(),
             });
         entry.trails.push(t.name.clone());
+        if let Some(topic) = &t.sns_topic {
+            entry.sns_topics.push(topic.clone());
+        }
         if entry.kms_key_id.is_none() {
             entry.kms_key_id = t.kms_key_id.clone();
         }

@@ -113,6 +113,9 @@ impl Crawler {
         }
         let mut reports = report::blank(&targets);
         let mut listing = self.list_all(&targets, &mut reports, started).await?;
+        if matches!(self.config.source, crate::config::SourceConfig::Sqs(_)) {
+            self.check_notifications(&targets, &mut reports).await;
+        }
 
         // A sink whose backlog is full pauses the crawl (nothing is dropped:
         // the objects stay unprocessed and are listed again next pass).

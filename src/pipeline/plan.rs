@@ -88,6 +88,7 @@ mod tests {
             trails: vec!["t".into()],
             kms_key_id: None,
             region: Some("us-east-1".into()),
+            sns_topics: Vec::new(),
         }
     }
 

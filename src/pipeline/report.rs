@@ -44,6 +44,9 @@ pub struct TargetReport {
     pub errors: Vec<String>,
     /// Whether the bucket could be listed at all.
     pub reachable: bool,
+    /// SQS mode: how its new objects are announced (None: not checked).
+    #[serde(default)]
+    pub notification: Option<crate::aws::notification_path::NotificationPath>,
 }
 
 /// What one pass did.
@@ -136,6 +139,7 @@ pub(super) fn carried(target: &Target, previous: Option<TargetReport>) -> Target
             newest_object: p.newest_object,
             cursor_newest: p.cursor_newest,
             reachable: p.reachable,
+            notification: p.notification,
             ..blank
         },
     }

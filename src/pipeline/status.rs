@@ -1,8 +1,12 @@
 //! What `trailwatch trails` shows of each trail: whether it logs, where its
 //! bucket is, the cursors under its prefix, its lag and its last error (from
-//! the state store's last pass and the trail's own status).
+//! the state store's last pass and the trail's own status); in SQS mode,
+//! how its new objects are announced.
 
 use super::{Crawler, TargetReport, targets};
+use crate::aws::keys;
+use crate::aws::notification_path::{NotificationPath, notification_path};
+use crate::config::SourceConfig;
 
 /// One trail as `trails` shows it.
 #[derive(Debug, Clone)]
@@ -17,6 +21,8 @@ pub struct TrailRow {
     pub prefixes: Vec<String>,
     pub lag_seconds: Option<i64>,
     pub last_error: Option<String>,
+    /// SQS mode: how its new objects are announced.
+    pub notification: Option<NotificationPath>,
 }
 
 impl Crawler {
@@ -30,6 +36,8 @@ impl Crawler {
             let target = planned
                 .iter()
                 .find(|t| t.bucket == trail.bucket && t.prefix == trail.prefix);
+            let sqs = matches!(self.config.source, SourceConfig::Sqs(_));
+            let mut notification = None;
             let (region, prefixes, mut error) = match target {
                 Some(t) => match self.plan(t).await {
                     Ok((region, cursors)) => {
@@ -37,6 +45,13 @@ impl Crawler {
                             .iter()
                             .map(|c| format!("{}{}/{}", c.prefix, c.account, c.region))
                             .collect();
+                        if sqs {
+                            let root = keys::awslogs_root(t.prefix.as_deref());
+                            let client = self.clients.s3(&region);
+                            notification = Some(
+                                notification_path(&client, &t.bucket, &root, &t.sns_topics).await,
+                            );
+                        }
                         (region, p, None)
                     }
                     Err(e) => ("?".into(), Vec::new(), Some(e)),
@@ -60,6 +75,7 @@ impl Crawler {
                 prefixes,
                 lag_seconds: last.as_ref().and_then(|r| r.lag_seconds),
                 last_error: error,
+                notification,
             });
         }
         (rows, errors)

@@ -121,6 +121,7 @@ mod tests {
             stop_logging_time: (!logging).then(|| "2026-11-21T10:01:00Z".into()),
             origin: "discovered".into(),
             bucket_region: None,
+            sns_topic: None,
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::aws::keys::{self, KeyTime};
 use crate::aws::notice::{self, Notice, NoticedObject};
+use crate::aws::notification_path::{NotificationPath, notification_path};
 use crate::aws::queue::{Message, Queue, Redrive};
 use crate::config::SqsSource;
 use crate::decode::is_log_object;
@@ -410,6 +411,28 @@ impl Crawler {
         self.save_status(targets, &reports).await
     }
 
+    /// How each reachable target's new objects are announced; a target
+    /// with no way is warned of (the reconciler alone finds its objects).
+    pub(in crate::pipeline) async fn check_notifications(
+        &self,
+        targets: &[Target],
+        reports: &mut [TargetReport],
+    ) {
+        for (t, r) in targets.iter().zip(reports.iter_mut()) {
+            let Some(region) = r.region.clone().filter(|_| r.reachable) else {
+                continue;
+            };
+            let root = keys::awslogs_root(t.prefix.as_deref());
+            let client = self.clients.s3(&region);
+            let path = notification_path(&client, &t.bucket, &root, &t.sns_topics).await;
+            if path == NotificationPath::None {
+                tracing::warn!(bucket = %t.bucket, prefix = %root,
+                    "no notification announces this trail's objects: only the reconciler finds them");
+            }
+            r.notification = Some(path);
+        }
+    }
+
     /// A target's bucket region: the config's, the notification's, the one
     /// found before, or asked of S3.
     async fn bucket_region_of(
@@ -439,6 +462,7 @@ mod tests {
             trails: vec!["t".into()],
             kms_key_id: None,
             region: None,
+            sns_topics: Vec::new(),
         }
     }
 
