@@ -356,3 +356,41 @@ fn an_older_file_is_upgraded_and_its_alerts_indexed() {
         vec![("rule-1".to_owned(), 1)]
     );
 }
+
+#[test]
+fn a_bulk_load_finds_the_same_rows_through_indexes_built_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = StateStore::open(&dir.path().join("s.db")).expect("open");
+    let indexes = |s: &StateStore| -> Vec<String> {
+        let conn = s.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' \
+                 AND tbl_name IN ('alerts', 'activity') ORDER BY name",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .expect("rows")
+    };
+    let before = indexes(&store);
+    assert!(before.len() >= 10, "{before:?}");
+    let during = store
+        .bulk_load(|s| {
+            filled(s);
+            Ok(indexes(s))
+        })
+        .expect("bulk load");
+    assert!(
+        during.iter().all(|n| n.starts_with("sqlite_autoindex")),
+        "{during:?}"
+    );
+    assert_eq!(indexes(&store), before);
+    let f = Filter {
+        principals: vec!["AKIA1".into()],
+        ..all()
+    };
+    assert_eq!(store.lookup_activity(&f).expect("lookup").len(), 5);
+    assert_eq!(store.lookup_alerts(&f).expect("lookup").len(), 5);
+}
