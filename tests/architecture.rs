@@ -208,8 +208,9 @@ fn no_source_file_is_over_600_lines_before_its_tests() {
     };
     assert!(
         // 900 when the house was laid out; since then `alerts`, `activity`
-        // and `console`, each a file of arguments in and output out.
-        cli < 1100,
+        // and `console`, each a file of arguments in and output out, and
+        // `state init` (its work is `app::shared`'s).
+        cli < 1120,
         "src/cli is {cli} lines: the command line stays thin"
     );
 }

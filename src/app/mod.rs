@@ -4,6 +4,9 @@
 //! `cli` and `daemon`.
 
 mod logging;
+mod shared;
+
+pub use shared::{shared_state, state_init};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

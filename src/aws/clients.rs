@@ -88,6 +88,16 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
+    /// The DynamoDB client for the shared state (home region; `endpoint`
+    /// wins over every other, for moto).
+    pub fn dynamodb(&self, endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
+        let mut conf = aws_sdk_dynamodb::config::Builder::from(&self.base);
+        if let Some(url) = endpoint {
+            conf = conf.endpoint_url(url);
+        }
+        aws_sdk_dynamodb::Client::from_conf(conf.build())
+    }
+
     /// The SQS client for a queue in `region` (the home region when the
     /// queue's URL does not name one: an emulator's).
     pub fn sqs(&self, region: Option<&str>) -> aws_sdk_sqs::Client {

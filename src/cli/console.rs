@@ -4,11 +4,20 @@
 //! credential file.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::console::{RuleRow, auth, serve_alone, settings_or_default};
+
+pub fn dispatch(config: Option<PathBuf>, store: Option<PathBuf>, hash: bool) -> ExitCode {
+    match (hash, config, store) {
+        (true, _, _) => hash_password(),
+        (_, Some(config), _) => run(&config),
+        (_, _, Some(file)) => run_store(&file),
+        _ => ExitCode::from(EXIT_USAGE),
+    }
+}
 
 pub fn hash_password() -> ExitCode {
     let mut line = String::new();

@@ -94,6 +94,13 @@ pub enum Command {
         #[arg(long)]
         hash_password: bool,
     },
+    /// `state init`: create the shared state's DynamoDB tables.
+    State {
+        #[arg(value_parser = ["init"])]
+        action: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Inspect the loaded rules.
     Rules {
         #[command(subcommand)]
@@ -143,18 +150,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run { config } => crate::daemon::run(&config),
         Command::IamPolicy { config } => iam_policy::run(&config),
         Command::Trails { config } => trails::run(&config),
+        Command::State { config, .. } => crate::app::state_init(&config),
         Command::Console {
-            hash_password: true,
-            ..
-        } => console::hash_password(),
-        Command::Console {
-            config: Some(config),
-            ..
-        } => console::run(&config),
-        Command::Console {
-            store: Some(file), ..
-        } => console::run_store(&file),
-        Command::Console { .. } => ExitCode::from(EXIT_USAGE),
+            config,
+            store,
+            hash_password,
+        } => console::dispatch(config, store, hash_password),
         Command::Alerts(args) => lookup::alerts(&args),
         Command::Activity(args) => lookup::activity(&args),
         Command::Outbox {

@@ -1,7 +1,5 @@
 //! `trailwatch trails --config F`: each trail, its status, bucket, bucket
-//! region, prefixes (cursors), lag and last error; in SQS mode, a second
-//! line says how its new objects are announced (`none`: only the hourly
-//! reconciler finds them).
+//! region, prefixes (cursors), lag, last error (SQS mode: how it is notified).
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -74,6 +74,22 @@ pub struct Config {
     /// No `[console]`: no console in the daemon.
     pub console: Option<ConsoleConfig>,
     pub source: SourceConfig,
+    /// `[state] backend = "dynamodb"`: what instances share.
+    pub shared_state: Option<SharedStateConfig>,
+}
+
+/// `[state] backend = "dynamodb"`: the state several instances share lives
+/// in DynamoDB tables (`trailwatch state init` creates them); the SQLite
+/// file at `state.path` keeps what is each instance's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedStateConfig {
+    /// Tables `<prefix>-objects` and `<prefix>-deliveries`.
+    pub table_prefix: String,
+    /// DynamoDB only (moto); wins over `aws.endpoint_url`.
+    pub endpoint_url: Option<String>,
+    /// How long an instance's claim on delivering an alert holds before
+    /// another instance holding the same alert may take it over.
+    pub claim_timeout: Duration,
 }
 
 /// `[source]`: how the daemon learns of new objects.

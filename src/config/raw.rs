@@ -69,6 +69,10 @@ pub struct RawStore {
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     pub path: Option<PathBuf>,
+    pub backend: Option<String>,
+    pub table_prefix: Option<String>,
+    pub dynamodb_endpoint_url: Option<String>,
+    pub claim_timeout: Option<String>,
 }
 
 /// `[aws]` needs no other shape than the validated one.

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::raw::RawSource;
+use super::raw::{RawSource, RawState};
 use super::validate::duration;
-use super::{ConfigError, SourceConfig, SqsSource};
+use super::{ConfigError, SharedStateConfig, SourceConfig, SqsSource};
 
 /// SQS's longest long poll.
 const MAX_WAIT: Duration = Duration::from_secs(20);
@@ -37,6 +37,59 @@ pub(super) fn source(raw: RawSource) -> Result<SourceConfig, ConfigError> {
         Some(other) => Err(ConfigError::new(
             "source.mode",
             format!("\"{other}\" is not one of \"poll\", \"sqs\""),
+        )),
+    }
+}
+
+/// `[state] backend`: "sqlite" (the default: everything in the file) or
+/// "dynamodb" (what instances share in DynamoDB).
+pub(super) fn shared_state(raw: &RawState) -> Result<Option<SharedStateConfig>, ConfigError> {
+    let dynamo_only = [
+        ("state.table_prefix", raw.table_prefix.is_some()),
+        (
+            "state.dynamodb_endpoint_url",
+            raw.dynamodb_endpoint_url.is_some(),
+        ),
+        ("state.claim_timeout", raw.claim_timeout.is_some()),
+    ];
+    match raw.backend.as_deref() {
+        None | Some("sqlite") => match dynamo_only.iter().find(|(_, set)| *set) {
+            Some((path, _)) => Err(ConfigError::new(
+                *path,
+                "only means something with state.backend = \"dynamodb\"",
+            )),
+            None => Ok(None),
+        },
+        Some("dynamodb") => {
+            let table_prefix = raw
+                .table_prefix
+                .clone()
+                .unwrap_or_else(|| "trailwatch".into());
+            let valid = (3..=200).contains(&table_prefix.len())
+                && table_prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid {
+                return Err(ConfigError::new(
+                    "state.table_prefix",
+                    format!(
+                        "\"{table_prefix}\": 3 to 200 letters, digits, '_', '-' or '.' (DynamoDB table names)"
+                    ),
+                ));
+            }
+            Ok(Some(SharedStateConfig {
+                table_prefix,
+                endpoint_url: raw.dynamodb_endpoint_url.clone(),
+                claim_timeout: duration(
+                    "state.claim_timeout",
+                    raw.claim_timeout.clone(),
+                    Duration::from_secs(300),
+                )?,
+            }))
+        }
+        Some(other) => Err(ConfigError::new(
+            "state.backend",
+            format!("\"{other}\" is not one of \"sqlite\", \"dynamodb\""),
         )),
     }
 }
@@ -120,6 +173,26 @@ mod tests {
         assert_eq!(s.wait_time, Duration::from_secs(20));
         assert_eq!(s.max_messages, 10);
         assert_eq!(s.reconcile_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_shared_state_backend_is_read_and_checked() {
+        assert_eq!(parse("").expect("config").shared_state, None);
+        let c =
+            parse("[state]\nbackend = \"dynamodb\"\ntable_prefix = \"tw-prod\"\n").expect("config");
+        let shared = c.shared_state.expect("shared");
+        assert_eq!(shared.table_prefix, "tw-prod");
+        assert_eq!(shared.claim_timeout, Duration::from_secs(300));
+        for (text, path) in [
+            ("[state]\nbackend = \"redis\"\n", "state.backend"),
+            ("[state]\ntable_prefix = \"x\"\n", "state.table_prefix"),
+            (
+                "[state]\nbackend = \"dynamodb\"\ntable_prefix = \"a b\"\n",
+                "state.table_prefix",
+            ),
+        ] {
+            assert_eq!(parse(text).expect_err(text).path, path, "{text}");
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         }
     };
 
+    let shared_state = super::source::shared_state(&raw.state)?;
     let state_path = match raw.state.path {
         Some(p) if p.as_os_str().is_empty() => {
             return Err(ConfigError::new("state.path", "must not be empty"));
@@ -324,6 +325,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         store,
         console,
         source,
+        shared_state,
     })
 }
 

@@ -52,6 +52,7 @@ pub(super) async fn crawl_loop(
             );
             // SIGTERM stops the pass from starting more objects.
             c.stop = Arc::clone(&stopping);
+            c.shared = shared.shared_state.clone();
             crawler_for = Some((generation, c));
         }
         let Some((_, crawler)) = crawler_for.as_ref() else {

@@ -57,6 +57,8 @@ pub struct Shared {
     delivery_wake: tokio::sync::Notify,
     readiness: Mutex<Readiness>,
     sink_count: Mutex<usize>,
+    /// `[state] backend = "dynamodb"` (read at start; a reload keeps it).
+    shared_state: Option<Arc<crate::state::dynamodb::SharedState>>,
 }
 
 impl Shared {
@@ -144,11 +146,22 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     };
     let rules = load_rules(&config, &state);
     let clients = Arc::new(AwsClients::new(&config.aws).await);
+    let shared_state = match crate::app::shared_state(&config, &clients, &state).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    if let Some(s) = &shared_state {
+        tracing::info!(instance = %s.instance(), "shared state in DynamoDB");
+    }
     let shared = Arc::new(Shared {
         metrics: Metrics::default(),
         delivery_wake: tokio::sync::Notify::new(),
         readiness: Mutex::new(Readiness::default()),
         sink_count: Mutex::new(config.sinks.len()),
+        shared_state,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -283,8 +296,10 @@ async fn reload(
                 .unwrap_or_else(|p| p.into_inner())
                 .config
                 .clone();
-            if config.state_path != old.state_path {
-                tracing::warn!("state.path changed: it takes effect at the next restart");
+            if config.state_path != old.state_path || config.shared_state != old.shared_state {
+                tracing::warn!(
+                    "state.path or the shared state changed: that takes effect at the next restart"
+                );
             }
             let rules = load_rules(&config, state);
             let clients = Arc::new(AwsClients::new(&config.aws).await);
@@ -312,6 +327,7 @@ async fn delivery_loop(
     // The breaker gives up sooner here: the next tick tries again.
     let policy = Policy {
         breaker_threshold: 3,
+        shared: shared.shared_state.clone(),
         ..Policy::default()
     };
     loop {

@@ -56,6 +56,9 @@ pub struct Crawler {
     /// Set to stop starting objects (shutdown): those in flight finish and
     /// commit; the rest are listed again on the next start.
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// What instances share (`[state] backend = "dynamodb"`): objects
+    /// committed by any of them are not read again.
+    pub shared: Option<Arc<crate::state::dynamodb::SharedState>>,
     /// The last discovery and when it ran (refreshed every `refresh_interval`).
     discovered: std::sync::Mutex<Option<Discovered>>,
     /// Each bucket's region, as planning found it.
@@ -75,6 +78,7 @@ impl Crawler {
             rules,
             config,
             stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            shared: None,
             discovered: std::sync::Mutex::new(None),
             regions: std::sync::Mutex::new(std::collections::HashMap::new()),
         }

@@ -274,6 +274,18 @@ impl Crawler {
             }
         };
         let committed = self.blocking(commit).await;
+        if committed.is_ok()
+            && let Some(shared) = &self.shared
+        {
+            let status = if failed.is_some() { "failed" } else { "done" };
+            if let Err(e) = shared
+                .mark_committed(&w.cursor.bucket, &w.key, status, records)
+                .await
+            {
+                tracing::warn!(bucket = %w.cursor.bucket, key = %w.key, error = %e,
+                    "committed here, but not marked in the shared state; another instance may read it again (its alerts are delivered once)");
+            }
+        }
         match committed {
             Ok(n) => {
                 tracing::debug!(bucket = %w.cursor.bucket, key = %w.key, records, new_alerts = n, "object processed");

@@ -17,6 +17,7 @@ use super::route::selects;
 use super::{datadog, webhook};
 use crate::alert::{Alert, AlertContext};
 use crate::config::{Route, SinkConfig, SinkKind};
+use crate::state::dynamodb::{Claim, SharedState};
 use crate::state::{StateError, StateStore};
 
 /// A Datadog or webhook sink, ready to send.
@@ -44,6 +45,9 @@ pub struct Policy {
     pub cap: Duration,
     /// A wait hint longer than this opens the circuit instead of sleeping.
     pub max_wait: Duration,
+    /// Shared state (`[state] backend = "dynamodb"`): each alert is claimed
+    /// before it is sent, so that two instances never both deliver it.
+    pub shared: Option<std::sync::Arc<SharedState>>,
 }
 
 impl Default for Policy {
@@ -53,6 +57,7 @@ impl Default for Policy {
             base: Duration::from_millis(200),
             cap: Duration::from_secs(30),
             max_wait: Duration::from_secs(120),
+            shared: None,
         }
     }
 }
@@ -68,6 +73,8 @@ pub struct SinkReport {
     pub unknown: u64,
     /// Alerts this sink has yet to deliver.
     pub pending: u64,
+    /// Alerts another instance delivered (or is delivering): skipped.
+    pub elsewhere: u64,
     /// Why the circuit is open, when it is.
     pub failing: Option<String>,
     /// Requests by outcome: the HTTP status (`202`, `429`, ...), `timeout`
@@ -266,6 +273,21 @@ pub async fn drain(
                 offset = item.seq;
                 continue;
             }
+            if let Some(shared) = &policy.shared {
+                match shared.claim(&sink.name, &item.alert.id).await {
+                    Ok(Claim::Ours) => {}
+                    Ok(Claim::Elsewhere) => {
+                        report.elsewhere += 1;
+                        offset = item.seq;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(sink = %sink.name, error = %e, "the shared state cannot be reached; alerts wait in the outbox");
+                        report.failing = Some(e.to_string());
+                        break 'outer;
+                    }
+                }
+            }
             loop {
                 let attempt = sink.attempt(&item.alert, &item.context).await;
                 *report.statuses.entry(attempt.status_label()).or_default() += 1;
@@ -307,6 +329,12 @@ pub async fn drain(
                         tokio::time::sleep(pause).await;
                     }
                 }
+            }
+            if let Some(shared) = &policy.shared
+                && let Err(e) = shared.delivered(&sink.name, &item.alert.id).await
+            {
+                tracing::warn!(sink = %sink.name, alert = %item.alert.id, error = %e,
+                    "delivered, but not marked so in the shared state; another instance holding it may send it once more after the claim lapses");
             }
             offset = item.seq;
             let name = sink.name.clone();

@@ -7,6 +7,7 @@
 //! a crash before the commit re-reads the object and a crash after it loses
 //! nothing. Alert ids are unique here, so re-reading an object adds no alert.
 
+pub mod dynamodb;
 mod index;
 mod lookup;
 mod outbox;
@@ -366,6 +367,31 @@ impl StateStore {
         write_correlation(&tx, corr).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(inserted)
+    }
+
+    /// This state file's instance id (made once, kept in the file): who
+    /// holds a claim in the shared state, the same after a restart.
+    pub fn instance_id(&self) -> Result<String> {
+        let conn = self.conn();
+        let known: Option<String> = conn
+            .query_row("SELECT value FROM kv WHERE key = 'instance'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        let id = format!("tw-{:016x}", rand::random::<u64>());
+        conn.execute(
+            "INSERT OR IGNORE INTO kv (key, value) VALUES ('instance', ?1)",
+            [&id],
+        )
+        .map_err(|e| self.err(e))?;
+        conn.query_row("SELECT value FROM kv WHERE key = 'instance'", [], |r| {
+            r.get(0)
+        })
+        .map_err(|e| self.err(e))
     }
 
     /// The stateful rules' state as last committed.

@@ -165,7 +165,8 @@ enum Plan {
     /// Its objects to read (indexes into the round's work); `foreign`: it
     /// also names objects this instance does not read.
     Read { work: Vec<usize>, foreign: bool },
-    /// An object's bucket region could not be found: left for another try.
+    /// An object's bucket region, or whether another instance committed
+    /// it, could not be found: left for another try.
     Unplaced(String),
 }
 
@@ -325,6 +326,16 @@ impl Crawler {
             {
                 report.skipped += 1;
                 continue;
+            }
+            if let Some(shared) = &self.shared {
+                match shared.object_committed(&o.bucket, &o.key).await {
+                    Ok(true) => {
+                        report.skipped += 1;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(e) => return Ok(Plan::Unplaced(e.to_string())),
+                }
             }
             let region = match self
                 .bucket_region_of(&targets[target], o.region.as_deref())

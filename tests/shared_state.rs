@@ -1,0 +1,118 @@
+//! The shared state (`[state] backend = "dynamodb"`) against moto's
+//! DynamoDB: `trailwatch state init` creates the tables (and says so again,
+//! harmlessly); an object committed by one instance is seen by another;
+//! one alert's delivery is claimed by one instance at a time, by the same
+//! one again after a restart, by another only once a claim has lapsed
+//! without a delivery, and never after it was delivered.
+
+mod common;
+
+use std::time::Duration;
+
+use common::emulators::{self, MOTO, trailwatch};
+use trailwatch::config::SharedStateConfig;
+use trailwatch::state::dynamodb::{Claim, SharedState};
+
+fn client() -> aws_sdk_dynamodb::Client {
+    let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests");
+    let conf = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(MOTO)
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_instance_delivers_each_alert_and_a_lapsed_claim_passes_on() {
+    emulators::require_emulators();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("tw-shared-{}", std::process::id());
+    let cfg = dir.path().join("trailwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[state]\npath = \"state.db\"\nbackend = \"dynamodb\"\ntable_prefix = \"{prefix}\"\n\
+             dynamodb_endpoint_url = \"{MOTO}\"\n[aws]\nregion = \"us-east-1\"\n\
+             [discovery]\nenabled = false\n"
+        ),
+    )
+    .expect("config");
+    for want in ["created", "exists"] {
+        let out = trailwatch(&["state", "init", "--config", cfg.to_str().expect("utf-8")])
+            .output()
+            .expect("state init");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                format!("{prefix}-objects: {want}"),
+                format!("{prefix}-deliveries: {want}")
+            ],
+        );
+    }
+
+    let settings = SharedStateConfig {
+        table_prefix: prefix.clone(),
+        endpoint_url: Some(MOTO.into()),
+        claim_timeout: Duration::from_secs(2),
+    };
+    let a = SharedState::new(client(), &settings, "tw-a");
+    let b = SharedState::new(client(), &settings, "tw-b");
+
+    assert!(!b.object_committed("logs", "k1").await.expect("get"));
+    a.mark_committed("logs", "k1", "done", 3)
+        .await
+        .expect("mark");
+    assert!(b.object_committed("logs", "k1").await.expect("get"));
+
+    // One at a time; the holder again after a restart.
+    assert_eq!(a.claim("dd", "tw-1").await.expect("claim"), Claim::Ours);
+    assert_eq!(
+        b.claim("dd", "tw-1").await.expect("claim"),
+        Claim::Elsewhere
+    );
+    assert_eq!(a.claim("dd", "tw-1").await.expect("claim"), Claim::Ours);
+    // Per sink: the same alert to another sink is a claim of its own.
+    assert_eq!(b.claim("hook", "tw-1").await.expect("claim"), Claim::Ours);
+    // Delivered: nobody takes it over, however long after.
+    a.delivered("dd", "tw-1").await.expect("delivered");
+    // A claim that lapses without a delivery passes on.
+    assert_eq!(a.claim("dd", "tw-2").await.expect("claim"), Claim::Ours);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        b.claim("dd", "tw-1").await.expect("claim"),
+        Claim::Elsewhere
+    );
+    assert_eq!(b.claim("dd", "tw-2").await.expect("claim"), Claim::Ours);
+    assert_eq!(
+        a.claim("dd", "tw-2").await.expect("claim"),
+        Claim::Elsewhere
+    );
+    // The first holder's late mark does not overwrite the new holder's claim.
+    a.delivered("dd", "tw-2")
+        .await
+        .expect("late mark is ignored");
+    assert_eq!(
+        a.claim("dd", "tw-2").await.expect("claim"),
+        Claim::Elsewhere
+    );
+}
+
+#[test]
+fn state_init_without_dynamodb_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("trailwatch.toml");
+    std::fs::write(&cfg, "[state]\npath = \"state.db\"\n").expect("config");
+    let out = trailwatch(&["state", "init", "--config", cfg.to_str().expect("utf-8")])
+        .output()
+        .expect("state init");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("state.backend"));
+}
