@@ -43,6 +43,9 @@ trap cleanup EXIT
 localstack/up.sh
 
 cargo test --all-targets
+# Three instances on one SQS queue with their state shared in DynamoDB, one
+# killed mid-run: nothing lost, nothing twice (the long run: scripts/scaleout.sh).
+NOTIFICATIONS=200 TRAILWATCH_BIN="$root/target/debug/trailwatch" bash scripts/scaleout.sh
 ./target/debug/trailwatch rules test
 bash systemd/check.sh target/debug/trailwatch
 bash iam-policies/lint.sh "$root/.venv-parliament/bin/parliament"
