@@ -43,6 +43,7 @@ values = {
     "PREFIX": "org",
     "REGION": "eu-west-1",
     "QUEUE_NAME": "trailwatch-notifications",
+    "TABLE_PREFIX": "trailwatch",
     "KMS_KEY_ARN": "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 }
 text = re.sub(r"<([A-Z_]+)>", lambda m: values.get(m.group(1), m.group(0)), text)

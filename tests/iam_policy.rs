@@ -1,5 +1,5 @@
 //! The IAM policies ask for exactly what the code calls: the set of AWS
-//! actions is derived from the code (every S3, CloudTrail and SQS SDK operation
+//! actions is derived from the code (every S3, CloudTrail, SQS and DynamoDB SDK operation
 //! that `src/` invokes, the role it may assume, the KMS decryption S3 does on
 //! its behalf) and compared with the actions in `iam-policies/`. And
 //! `trailwatch iam-policy` fills in a config's buckets and prefixes.
@@ -74,8 +74,9 @@ fn operations(sdk: &str) -> Vec<String> {
     ops
 }
 
-fn source_text() -> String {
-    let mut text = String::new();
+/// The source files of `src/`, each as text.
+fn source_files() -> Vec<String> {
+    let mut files = Vec::new();
     let mut pending = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).expect("src").filter_map(|e| e.ok()) {
@@ -83,11 +84,11 @@ fn source_text() -> String {
             if p.is_dir() {
                 pending.push(p);
             } else if p.extension().is_some_and(|e| e == "rs") {
-                text.push_str(&std::fs::read_to_string(&p).expect("read"));
+                files.push(std::fs::read_to_string(&p).expect("read"));
             }
         }
     }
-    text
+    files
 }
 
 fn pascal(snake: &str) -> String {
@@ -116,15 +117,21 @@ fn iam_action(service: &str, op: &str) -> String {
 
 /// Every action the code can cause AWS to check.
 fn actions_in_code() -> BTreeSet<String> {
-    let src = source_text();
+    let files = source_files();
+    let src = files.concat();
     let mut actions = BTreeSet::new();
     for (sdk, service) in [
         ("aws-sdk-s3", "s3"),
         ("aws-sdk-cloudtrail", "cloudtrail"),
         ("aws-sdk-sqs", "sqs"),
+        ("aws-sdk-dynamodb", "dynamodb"),
     ] {
+        // The files that name the SDK's crate: where its calls are (a
+        // method of our own, such as `.query()`, is not DynamoDB's Query).
+        let module = sdk.replace('-', "_");
+        let users: Vec<&String> = files.iter().filter(|f| f.contains(&module)).collect();
         for op in operations(sdk) {
-            if src.contains(&format!(".{op}()")) {
+            if users.iter().any(|f| f.contains(&format!(".{op}()"))) {
                 actions.insert(iam_action(service, &op));
             }
         }

@@ -1,7 +1,8 @@
 //! The least-privilege IAM policy for a config's trails: exactly the calls
 //! discovery, listing and fetching make, on the trails' buckets, prefixes
-//! and KMS keys, and in SQS mode the queue's and the buckets' notification
-//! settings (the documents in `iam-policies/` explain each statement).
+//! and KMS keys, in SQS mode the queue's and the buckets' notification
+//! settings, and with shared state its DynamoDB tables (`trailwatch state
+//! init`'s own calls are in `iam-policies/dynamodb.json` only) (the documents in `iam-policies/` explain each statement).
 
 use std::collections::BTreeSet;
 
@@ -78,6 +79,23 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
                 "Action": "s3:GetBucketNotification", "Resource": buckets
             }));
         }
+    }
+    if let Some(shared) = &config.shared_state {
+        let region = config.aws.region.as_deref().unwrap_or("*");
+        let tables: Vec<String> = ["objects", "deliveries"]
+            .iter()
+            .map(|t| {
+                format!(
+                    "arn:aws:dynamodb:{region}:*:table/{}-{t}",
+                    shared.table_prefix
+                )
+            })
+            .collect();
+        statements.push(json!({
+            "Sid": "SharedState", "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Resource": tables
+        }));
     }
     let keys: BTreeSet<&str> = trails
         .iter()
