@@ -374,6 +374,7 @@ pub async fn principal(State(c): State<Arc<Console>>, me: Me, RawQuery(raw): Raw
     let body = html! {
         h1 #principal { (who) }
         p.note { "From " (crate::lookup::zone::show(filter.since, &tz)) " to " (crate::lookup::zone::show(filter.until - 1, &tz)) }
+        p.note { "Accounts, source IPs and user agents of the newest " (crate::state::FACET_ROWS) " calls at most." }
         (views::counts("Accounts", &facets.accounts))
         (views::counts("Source IPs", &facets.ips))
         (views::counts("User agents", &facets.user_agents))

@@ -3,6 +3,8 @@
 //! of different kinds must all match (AND). Newest first, a page at a time
 //! (keyset: the position of the last row shown, never an offset).
 
+use std::collections::HashMap;
+
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params_from_iter};
 
@@ -313,27 +315,42 @@ impl StateStore {
         )
     }
 
-    /// What the activity a filter selects came from: its accounts, source
-    /// IPs and user agents, with how many records each, most first (at
-    /// most `top` each).
+    /// Where the activity `f` selects came from: its accounts, source IPs
+    /// and user agents, the `top` most frequent of each with their counts,
+    /// over its newest `FACET_ROWS` rows, in one pass.
     pub fn activity_facets(&self, f: &Filter, top: usize) -> Result<Facets> {
-        let (clause, args) = where_clause(f, Table::Activity);
-        let facet = |select: &str, from: &str| {
-            let mut args = args.clone();
-            args.push(Value::Integer(top as i64));
-            self.counted(
-                &format!(
-                    "SELECT {select}, COUNT(*) FROM (SELECT place, source_ip, user_agent
-                       FROM activity WHERE {clause}) a {from}
-                     GROUP BY 1 ORDER BY 2 DESC LIMIT ?"
-                ),
-                args,
-            )
-        };
+        let (clause, mut args) = where_clause(f, Table::Activity);
+        args.push(Value::Integer(FACET_ROWS as i64));
+        let sql = format!(
+            "SELECT pl.account, a.source_ip, a.user_agent FROM
+               (SELECT place, source_ip, user_agent FROM activity WHERE {clause}
+                ORDER BY at DESC LIMIT ?) a
+             LEFT JOIN activity_places pl ON pl.id = a.place"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(params_from_iter(args))
+            .map_err(|e| self.err(e))?;
+        let mut counts: [HashMap<String, i64>; 3] = Default::default();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            for (i, c) in counts.iter_mut().enumerate() {
+                let v: Option<String> = row.get(i).map_err(|e| self.err(e))?;
+                if let Some(v) = v.filter(|v| !v.is_empty()) {
+                    *c.entry(v).or_default() += 1;
+                }
+            }
+        }
+        let [accounts, ips, user_agents] = counts.map(|c| {
+            let mut v: Vec<(String, i64)> = c.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(top);
+            v
+        });
         Ok(Facets {
-            accounts: facet("pl.account", "JOIN activity_places pl ON pl.id = a.place")?,
-            ips: facet("a.source_ip", "")?,
-            user_agents: facet("a.user_agent", "")?,
+            accounts,
+            ips,
+            user_agents,
         })
     }
 
@@ -379,6 +396,9 @@ pub enum StatusTable {
     Trails,
     Targets,
 }
+
+/// How many of the newest rows `activity_facets` counts.
+pub const FACET_ROWS: usize = 10_000;
 
 /// Where a principal's activity came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -16,7 +16,7 @@ mod schema;
 mod suppress;
 
 pub use index::AlertKeys;
-pub use lookup::{ActivityRow, Facets, Filter, Page, StatusTable, StoredAlert};
+pub use lookup::{ActivityRow, FACET_ROWS, Facets, Filter, Page, StatusTable, StoredAlert};
 pub use retention::{Dictionary, Purged, Retention, next_batch};
 pub use suppress::Suppression;
 
