@@ -78,6 +78,19 @@ bash scripts/receiver-venv.sh
     cargo bench --bench store -- --alerts "${STORE_ALERTS:-10000000}" \
         --activity "${STORE_ACTIVITY:-50000000}" --path bench/store.db
 } | tee -a bench/report.md || status=$?
+# Scale-out: 1, 2 and 3 instances on one SQS queue with shared state in
+# DynamoDB, requests per 1,000 objects against polling with 10/100/1,000 cursors;
+# then the long scale-out run (2,000 notifications, one instance killed).
+{
+    echo
+    echo "## Scale-out (SQS, DynamoDB)"
+    echo
+    localstack/.venv-moto/bin/python scripts/scaleout_bench.py \
+        --trailwatch target/release/trailwatch --receiver-python .venv-receiver/bin/python \
+        --objects "${SCALEOUT_OBJECTS:-600}"
+    echo
+    TRAILWATCH_BIN="$root/target/release/trailwatch" bash scripts/scaleout.sh 2>/dev/null | tail -1
+} | tee -a bench/report.md || status=$?
 # Hunting straight from S3 against `aws s3 sync` then a local scan.
 localstack/.venv-moto/bin/python scripts/s3_scan_bench.py --objects "${CRAWL_OBJECTS:-2000}" ||
     status=$?

@@ -140,6 +140,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900)
     args = ap.parse_args()
+    args.trailwatch = str(Path(args.trailwatch).resolve())
     rng = random.Random(args.seed)
     tag = f"tw-so-{os.getpid()}"
     w = world(tag)

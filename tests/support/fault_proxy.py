@@ -513,6 +513,7 @@ class Handler(BaseHTTPRequestHandler):
             "addressing": addressing,
             "region": sig["region"],
             "service": sig["service"],
+            "target": self.headers.get("X-Amz-Target"),
             "access_key": sig["access_key"],
             "signature": sig["signature"],
             "status": None,
