@@ -6,10 +6,11 @@
 //! messages deleted; a message for another consumer's bucket is left in the
 //! queue; one that is not a notification goes to the dead-letter queue
 //! after its receive count; the reconciler reads an object that was never
-//! notified. Then, through the fault proxy: the lease is extended while a
-//! slow object is read (a second consumer never sees its message), and a
-//! daemon killed with `kill -9` mid-object loses nothing and duplicates
-//! nothing once restarted.
+//! notified. Then, through the fault proxy: one receive takes eight objects
+//! that take four times the lease to read, and the lease is extended while
+//! they are (a second consumer never sees their messages); and a daemon
+//! killed with `kill -9` mid-object loses nothing and duplicates nothing
+//! once restarted.
 
 mod common;
 
@@ -434,27 +435,56 @@ async fn the_lease_outlasts_a_slow_object_and_a_killed_daemon_loses_and_repeats_
     proxy.configure(&json!({"buckets": {direct.clone(): {"latency_ms": 6000}}}));
     let cfg = config(dir.path(), &proxy.url, &w, "3s", "");
     let now = time::OffsetDateTime::now_utc();
+    // Only the queue reads here: the reconciler starts in the future.
+    let future = (now + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("start_from = \"1h\"", &format!("start_from = \"{future}\"")),
+    )
+    .expect("config");
+    // The set-up's test events out of the way (the first receive must hold
+    // exactly the eight objects' messages).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sqs()
+        .await
+        .purge_queue()
+        .queue_url(&queue)
+        .send()
+        .await
+        .expect("PurgeQueue");
+    // Eight objects wait on the queue: one receive takes them all, and four
+    // at a time they take 12 s or more to read against a lease of 3 s.
+    let slow: Vec<String> = (0..8).map(|i| format!("slow{i}")).collect();
+    for name in &slow {
+        put_log(&direct, PREFIX, now, name, &records(&tag, name)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while depth(&queue).await.0 < 8 {
+        assert!(Instant::now() < deadline, "the notifications never came");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let child = start(dir.path(), &cfg, "first.log");
     let log = || log_of(dir.path(), "first.log");
-    wait_for(
-        "the reconciler's first pass",
-        Duration::from_secs(120),
-        || log().contains("crawl cycle"),
-        log,
-    );
-    put_log(&direct, PREFIX, now, "slow", &records(&tag, "slow")).await;
-    // Once the daemon has the message, a second consumer polls the queue
-    // while it reads: the message stays hidden from it the whole time.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while depth(&queue).await.1 == 0 {
-        assert!(Instant::now() < deadline, "the message was never received");
+    // Once the daemon holds the eight messages, a second consumer polls the
+    // queue while it reads: none of them is ever visible to it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while depth(&queue).await.1 < 8 {
+        assert!(
+            Instant::now() < deadline,
+            "the messages were never received; log:\n{}",
+            log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let client = sqs().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let want_slow = expected_events(&tag, &slow.iter().map(String::as_str).collect::<Vec<_>>());
+    let deadline = Instant::now() + Duration::from_secs(120);
     let mut stolen = Vec::new();
-    while delivered(dir.path()).0.is_empty() && Instant::now() < deadline {
+    while delivered(dir.path()).0 != want_slow && Instant::now() < deadline {
         let got = client
             .receive_message()
             .queue_url(&queue)
@@ -465,7 +495,7 @@ async fn the_lease_outlasts_a_slow_object_and_a_killed_daemon_loses_and_repeats_
             .expect("ReceiveMessage");
         for m in got.messages() {
             let body = m.body().unwrap_or_default();
-            if body.contains("slow.json.gz") {
+            if body.contains("_slow") {
                 stolen.push(body.to_owned());
             }
         }
@@ -474,12 +504,8 @@ async fn the_lease_outlasts_a_slow_object_and_a_killed_daemon_loses_and_repeats_
         stolen.is_empty(),
         "another consumer got the message being read: {stolen:?}"
     );
-    assert_eq!(
-        delivered(dir.path()).0,
-        expected_events(&tag, &["slow"]),
-        "log:\n{}",
-        log()
-    );
+    assert_eq!(delivered(dir.path()).0, want_slow, "log:\n{}", log());
+    assert!(!log().contains("could not be extended"), "log:\n{}", log());
     assert!(
         log().contains("queue round"),
         "the object came through the queue; log:\n{}",
@@ -505,7 +531,8 @@ async fn the_lease_outlasts_a_slow_object_and_a_killed_daemon_loses_and_repeats_
     child.kill().expect("kill -9");
     let _ = child.wait();
     let second = start(dir.path(), &cfg, "second.log");
-    let want = expected_events(&tag, &["slow", "killed"]);
+    let mut want = want_slow.clone();
+    want.extend(expected_events(&tag, &["killed"]));
     wait_for(
         "the killed object's alerts",
         Duration::from_secs(120),
