@@ -34,7 +34,7 @@ async fn one_instance_delivers_each_alert_and_a_lapsed_claim_passes_on() {
         &cfg,
         format!(
             "[state]\npath = \"state.db\"\nbackend = \"dynamodb\"\ntable_prefix = \"{prefix}\"\n\
-             dynamodb_endpoint_url = \"{MOTO}\"\n[aws]\nregion = \"us-east-1\"\n\
+             [aws]\nregion = \"us-east-1\"\ndynamodb_endpoint_url = \"{MOTO}\"\n\
              [discovery]\nenabled = false\n"
         ),
     )
@@ -60,7 +60,6 @@ async fn one_instance_delivers_each_alert_and_a_lapsed_claim_passes_on() {
 
     let settings = SharedStateConfig {
         table_prefix: prefix.clone(),
-        endpoint_url: Some(MOTO.into()),
         claim_timeout: Duration::from_secs(2),
     };
     let a = SharedState::new(client(), &settings, "tw-a");

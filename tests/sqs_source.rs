@@ -3,8 +3,8 @@
 //! EventBridge → SQS, a trail's own SNS topic) reach `trailwatch run`, whose
 //! alerts arrive once each; digests and test events are acknowledged and
 //! skipped; a corrupt object and a vanished one are reported and their
-//! messages deleted; a message for another consumer's bucket is left in the
-//! queue; one that is not a notification goes to the dead-letter queue
+//! messages deleted; a message for a bucket no trail reads is deleted and
+//! counted; one that is not a notification goes to the dead-letter queue
 //! after its receive count; the reconciler reads an object that was never
 //! notified. Then, through the fault proxy: one receive takes eight objects
 //! that take four times the lease to read, and the lease is extended while
@@ -376,7 +376,7 @@ async fn every_notification_shape_reaches_the_daemon_and_each_alert_arrives_once
         w["ct_topic_arn"].as_str().expect("topic"),
         &json!({"s3Bucket": bucket("ct"), "s3ObjectKey": [ct1, ct2, gone]}),
     );
-    // Another consumer's bucket, and a message that is no notification.
+    // A bucket no trail reads, and a message that is no notification.
     send(
         &queue,
         &json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
@@ -404,15 +404,38 @@ async fn every_notification_shape_reaches_the_daemon_and_each_alert_arrives_once
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // What named nothing to read was deleted and counted by reason.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
     stop(child);
+    let count = |reason: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "trailwatch_sqs_skipped_total{{reason=\"{reason}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(count("not_ours"), 1.0, "{metrics}");
+    assert_eq!(count("not_a_log"), 1.0, "{metrics}");
+    assert!(count("test_event") >= 1.0, "{metrics}");
 
     let (events, ids) = delivered(dir.path());
     assert_eq!(events, want);
     let twice: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered twice: {twice:?}");
-    // The other consumer's message is still there, and nothing else is.
+    // The queue is drained: a queue belongs to one deployment, and a
+    // notification none of its trails reads is deleted, not left.
     let (visible, hidden) = depth(&queue).await;
-    assert_eq!(visible + hidden, 1, "queue depth; log:\n{}", log());
+    assert_eq!(visible + hidden, 0, "queue depth; log:\n{}", log());
     assert_eq!(depth(&dlq).await.0, 1);
     let text = log();
     let said = |what: &str, key: &str| text.lines().any(|l| l.contains(what) && l.contains(key));

@@ -24,7 +24,7 @@ pub async fn shared_state(
         return Ok(None);
     };
     let instance = state.instance_id().map_err(|e| e.to_string())?;
-    let client = clients.dynamodb(shared.endpoint_url.as_deref());
+    let client = clients.dynamodb(config.aws.dynamodb_endpoint_url.as_deref());
     Ok(Some(Arc::new(SharedState::new(client, shared, &instance))))
 }
 
@@ -50,7 +50,7 @@ pub fn state_init(path: &Path) -> ExitCode {
     };
     runtime.block_on(async {
         let clients = AwsClients::new(&config.aws).await;
-        let client = clients.dynamodb(shared.endpoint_url.as_deref());
+        let client = clients.dynamodb(config.aws.dynamodb_endpoint_url.as_deref());
         match SharedState::new(client, shared, "init").init().await {
             Ok(tables) => {
                 for t in tables {

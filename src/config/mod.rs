@@ -85,8 +85,6 @@ pub struct Config {
 pub struct SharedStateConfig {
     /// Tables `<prefix>-objects` and `<prefix>-deliveries`.
     pub table_prefix: String,
-    /// DynamoDB only (moto); wins over `aws.endpoint_url`.
-    pub endpoint_url: Option<String>,
     /// How long an instance's claim on delivering an alert holds before
     /// another instance holding the same alert may take it over.
     pub claim_timeout: Duration,
@@ -159,6 +157,9 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
     /// Endpoint for CloudTrail only (moto); wins over `endpoint_url`.
     pub cloudtrail_endpoint_url: Option<String>,
+    /// Endpoint for DynamoDB only (moto, for the shared state); wins over
+    /// `endpoint_url`.
+    pub dynamodb_endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -71,7 +71,6 @@ pub struct RawState {
     pub path: Option<PathBuf>,
     pub backend: Option<String>,
     pub table_prefix: Option<String>,
-    pub dynamodb_endpoint_url: Option<String>,
     pub claim_timeout: Option<String>,
 }
 

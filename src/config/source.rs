@@ -46,10 +46,6 @@ pub(super) fn source(raw: RawSource) -> Result<SourceConfig, ConfigError> {
 pub(super) fn shared_state(raw: &RawState) -> Result<Option<SharedStateConfig>, ConfigError> {
     let dynamo_only = [
         ("state.table_prefix", raw.table_prefix.is_some()),
-        (
-            "state.dynamodb_endpoint_url",
-            raw.dynamodb_endpoint_url.is_some(),
-        ),
         ("state.claim_timeout", raw.claim_timeout.is_some()),
     ];
     match raw.backend.as_deref() {
@@ -79,7 +75,6 @@ pub(super) fn shared_state(raw: &RawState) -> Result<Option<SharedStateConfig>, 
             }
             Ok(Some(SharedStateConfig {
                 table_prefix,
-                endpoint_url: raw.dynamodb_endpoint_url.clone(),
                 claim_timeout: duration(
                     "state.claim_timeout",
                     raw.claim_timeout.clone(),

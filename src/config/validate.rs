@@ -72,6 +72,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             "aws.cloudtrail_endpoint_url",
             raw.aws.cloudtrail_endpoint_url,
         )?,
+        dynamodb_endpoint_url: url("aws.dynamodb_endpoint_url", raw.aws.dynamodb_endpoint_url)?,
     };
     if aws.external_id.is_some() && aws.role_arn.is_none() {
         return Err(ConfigError::new(

@@ -213,13 +213,19 @@ fn record_queue(shared: &Shared, r: &QueueReport, state: &StateStore, seen_seq: 
         ("received", r.received),
         ("deleted", r.deleted),
         ("left", r.left),
-        ("handed_back", r.handed_back),
         ("dead_lettered", r.dead_lettered),
     ] {
         m.add(
             "trailwatch_sqs_messages_total",
             &[("outcome", outcome)],
             n as f64,
+        );
+    }
+    for (reason, n) in &r.skipped {
+        m.add(
+            "trailwatch_sqs_skipped_total",
+            &[("reason", reason)],
+            *n as f64,
         );
     }
     m.add(

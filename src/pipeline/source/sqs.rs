@@ -6,8 +6,10 @@
 //! deleted once all its objects are committed (a corrupt or vanished object
 //! is committed as failed, and reported); left for another try when one
 //! could not be read now (the queue's redrive moves it to the dead-letter
-//! queue after its receive count, and the last try says so); handed back
-//! unread-for-us when it names objects this instance does not read.
+//! queue after its receive count, and the last try says so). A queue
+//! belongs to one deployment: what names nothing its trails read (another
+//! bucket or prefix, a digest, a test event) is deleted and counted by
+//! reason, never left to reach the redrive queue.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,9 +24,6 @@ use crate::pipeline::process::{Outcome, Work};
 use crate::pipeline::{CrawlError, Crawler, Target, TargetReport, report};
 use crate::state::CursorKey;
 
-/// How soon a message naming objects this instance does not read is
-/// visible again, for the consumers that read them.
-const HAND_BACK: Duration = Duration::from_secs(30);
 /// A message left for another try is visible again after this many seconds
 /// per receive so far (at most the lease).
 const RETRY_STEP: Duration = Duration::from_secs(15);
@@ -96,13 +95,13 @@ pub struct QueueReport {
     pub objects: u64,
     /// Objects committed as failed (corrupt, gone).
     pub failed: u64,
-    /// Objects or messages with nothing to read: already committed, a
-    /// digest or Insights file, a test event.
-    pub skipped: u64,
+    /// Objects or messages with nothing to read, by reason: `committed`
+    /// (already, here or by another instance), `not_a_log` (a digest,
+    /// Insights or other file), `test_event`, `not_ours` (a bucket or
+    /// prefix no trail of this deployment reads).
+    pub skipped: std::collections::BTreeMap<&'static str, u64>,
     /// Messages left for another try.
     pub left: u64,
-    /// Messages handed back for the consumers that read their objects.
-    pub handed_back: u64,
     /// Messages that failed at their last receive before the dead-letter queue.
     pub dead_lettered: u64,
     /// Lease extensions sent.
@@ -162,9 +161,8 @@ enum Plan {
     Done,
     /// Not something trailwatch can read: left (the redrive keeps it).
     Bad(String),
-    /// Its objects to read (indexes into the round's work); `foreign`: it
-    /// also names objects this instance does not read.
-    Read { work: Vec<usize>, foreign: bool },
+    /// Its objects to read (indexes into the round's work).
+    Read { work: Vec<usize> },
     /// An object's bucket region, or whether another instance committed
     /// it, could not be found: left for another try.
     Unplaced(String),
@@ -227,7 +225,7 @@ impl Crawler {
         };
 
         // Settle each message.
-        let (mut delete, mut hand_back) = (Vec::new(), Vec::new());
+        let mut delete = Vec::new();
         for (m, plan) in messages.iter().zip(plans) {
             let left = match plan {
                 Plan::Done => {
@@ -235,17 +233,13 @@ impl Crawler {
                     continue;
                 }
                 Plan::Bad(reason) | Plan::Unplaced(reason) => reason,
-                Plan::Read { work, foreign } => {
+                Plan::Read { work } => {
                     let retry = work.iter().find_map(|i| match outcomes.get(*i) {
                         Some((_, Outcome::RetryLater(reason))) => Some(reason.clone()),
                         _ => None,
                     });
                     match retry {
                         Some(reason) => reason,
-                        None if foreign => {
-                            hand_back.push(m);
-                            continue;
-                        }
                         None => {
                             delete.push(m);
                             continue;
@@ -254,12 +248,6 @@ impl Crawler {
                 }
             };
             self.leave(feed, m, &left, &mut report).await;
-        }
-        if !hand_back.is_empty() {
-            report.handed_back = hand_back.len() as u64;
-            if let Err(e) = feed.queue.set_visibility(&hand_back, HAND_BACK).await {
-                report.errors.push(e.to_string());
-            }
         }
         if !delete.is_empty() {
             match feed.queue.delete(&delete).await {
@@ -290,21 +278,23 @@ impl Crawler {
     ) -> Result<Plan, CrawlError> {
         let objects = match notice::parse(&m.body) {
             Notice::Test => {
-                report.skipped += 1;
+                *report.skipped.entry("test_event").or_default() += 1;
                 return Ok(Plan::Done);
             }
             Notice::Unknown(reason) => return Ok(Plan::Bad(format!("message {}: {reason}", m.id))),
             Notice::Objects(objects) => objects,
         };
-        let (mut mine, mut foreign) = (Vec::new(), false);
+        let mut mine = Vec::new();
         for o in objects {
             let (target, cursor, key_time) = match fate(targets, &o) {
                 Fate::NotOurs => {
-                    foreign = true;
+                    tracing::debug!(bucket = %o.bucket, key = %o.key,
+                        "notified object in no bucket or prefix of this deployment's trails: skipped");
+                    *report.skipped.entry("not_ours").or_default() += 1;
                     continue;
                 }
                 Fate::Skip => {
-                    report.skipped += 1;
+                    *report.skipped.entry("not_a_log").or_default() += 1;
                     continue;
                 }
                 Fate::Read {
@@ -324,13 +314,13 @@ impl Crawler {
                 .await?
                 .is_some()
             {
-                report.skipped += 1;
+                *report.skipped.entry("committed").or_default() += 1;
                 continue;
             }
             if let Some(shared) = &self.shared {
                 match shared.object_committed(&o.bucket, &o.key).await {
                     Ok(true) => {
-                        report.skipped += 1;
+                        *report.skipped.entry("committed").or_default() += 1;
                         continue;
                     }
                     Ok(false) => {}
@@ -354,13 +344,10 @@ impl Crawler {
                 region,
             });
         }
-        if mine.is_empty() && !foreign {
+        if mine.is_empty() {
             return Ok(Plan::Done);
         }
-        Ok(Plan::Read {
-            work: mine,
-            foreign,
-        })
+        Ok(Plan::Read { work: mine })
     }
 
     /// Leaves a message for another try: visible again after a step per
@@ -489,7 +476,7 @@ mod tests {
     const NAME: &str = "111122223333_CloudTrail_us-east-1_20261206T0605Z_AbCd.json.gz";
 
     #[test]
-    fn an_object_is_read_skipped_or_left_for_others() {
+    fn an_object_is_read_skipped_or_not_ours() {
         let targets = [target("logs", None), target("shared", Some("team-a"))];
         let key = format!("AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/06/{NAME}");
         assert_eq!(
