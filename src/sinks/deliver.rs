@@ -263,18 +263,22 @@ pub async fn drain(
     let name = sink.name.clone();
     let (mut offset, _) = blocking(state, move |s| s.sink_offset(&name)).await?;
     let mut failures_in_a_row = 0u32;
+    // Alerts sent (or dead-lettered) whose claim is not yet marked delivered.
+    let mut to_mark: Vec<String> = Vec::new();
     'outer: loop {
+        mark_delivered(policy, &sink.name, &mut to_mark).await;
         let batch = blocking(state, move |s| s.alerts_after(offset, 100)).await?;
         if batch.is_empty() {
             break;
         }
+        let mut claims = claim_all(policy, &sink.name, &batch, |a| sink.selects(a)).await;
         for item in batch {
             if !sink.selects(&item.alert) {
                 offset = item.seq;
                 continue;
             }
-            if let Some(shared) = &policy.shared {
-                match shared.claim(&sink.name, &item.alert.id).await {
+            if let Some(claim) = claims.remove(&item.seq) {
+                match claim {
                     Ok(Claim::Ours) => {}
                     Ok(Claim::Elsewhere) => {
                         report.elsewhere += 1;
@@ -330,11 +334,8 @@ pub async fn drain(
                     }
                 }
             }
-            if let Some(shared) = &policy.shared
-                && let Err(e) = shared.delivered(&sink.name, &item.alert.id).await
-            {
-                tracing::warn!(sink = %sink.name, alert = %item.alert.id, error = %e,
-                    "delivered, but not marked so in the shared state; another instance holding it may send it once more after the claim lapses");
+            if policy.shared.is_some() {
+                to_mark.push(item.alert.id.clone());
             }
             offset = item.seq;
             let name = sink.name.clone();
@@ -343,9 +344,58 @@ pub async fn drain(
         let name = sink.name.clone();
         blocking(state, move |s| s.set_sink_offset(&name, offset, None)).await?;
     }
+    mark_delivered(policy, &sink.name, &mut to_mark).await;
     let name = sink.name.clone();
     report.pending = blocking(state, move |s| s.pending(&name)).await?;
     Ok(report)
+}
+
+/// Shared state: how many claims (and marks) are in flight at once.
+const CLAIMS_AT_ONCE: usize = 16;
+
+/// Shared state: claims the delivery of each alert of `batch` the sink
+/// selects, several at once; by outbox sequence number.
+async fn claim_all(
+    policy: &Policy,
+    sink: &str,
+    batch: &[crate::state::Outboxed],
+    selects: impl Fn(&Alert) -> bool,
+) -> std::collections::HashMap<i64, Result<Claim, crate::state::dynamodb::SharedError>> {
+    use futures::StreamExt;
+    let Some(shared) = &policy.shared else {
+        return std::collections::HashMap::new();
+    };
+    let wanted: Vec<(i64, String)> = batch
+        .iter()
+        .filter(|o| selects(&o.alert))
+        .map(|o| (o.seq, o.alert.id.clone()))
+        .collect();
+    futures::stream::iter(wanted)
+        .map(|(seq, id)| async move { (seq, shared.claim(sink, &id).await) })
+        .buffer_unordered(CLAIMS_AT_ONCE)
+        .collect()
+        .await
+}
+
+/// Shared state: marks what this instance sent as delivered, several at
+/// once. A mark that fails leaves the claim to lapse; another instance
+/// holding the alert may then send it once more (a second delivery the
+/// contract allows, as after a crash between sending and committing).
+async fn mark_delivered(policy: &Policy, sink: &str, ids: &mut Vec<String>) {
+    use futures::StreamExt;
+    let Some(shared) = &policy.shared else {
+        return;
+    };
+    let failed: Vec<String> = futures::stream::iter(ids.drain(..))
+        .map(|id| async move { shared.delivered(sink, &id).await.err().map(|e| (id, e)) })
+        .buffer_unordered(CLAIMS_AT_ONCE)
+        .filter_map(|r| async move { r.map(|(id, e)| format!("{id}: {e}")) })
+        .collect()
+        .await;
+    for f in failed {
+        tracing::warn!(sink = %sink, error = %f,
+            "delivered, but not marked so in the shared state");
+    }
 }
 
 /// Re-sends the dead letters (those with the given alert ids, or all) of
