@@ -63,6 +63,9 @@ pub struct Console {
     rules: Box<dyn Fn() -> Vec<RuleRow> + Send + Sync>,
     sessions: Sessions,
     failures: Failures,
+    /// Said on the activity page when instances share their state: the
+    /// activity index is each instance's own.
+    pub instance_only: bool,
 }
 
 /// Who a request comes from, once let in.
@@ -96,6 +99,7 @@ impl Console {
             rules,
             sessions: Sessions::default(),
             failures: Failures::default(),
+            instance_only: false,
         })
     }
 
@@ -273,5 +277,40 @@ pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Recei
         .await
     {
         tracing::warn!(error = %e, "console stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_activity_page_says_when_it_is_this_instance_s_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = Arc::new(StateStore::open(&dir.path().join("s.db")).expect("open"));
+        let settings = ConsoleConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            credentials_file: None,
+            trusted_header: None,
+            session_ttl: Duration::from_secs(3600),
+            time_zone: Some("UTC".into()),
+        };
+        for only in [false, true] {
+            let mut console =
+                Console::new(Arc::clone(&state), &settings, Box::new(Vec::new)).expect("console");
+            console.instance_only = only;
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let (_stop, rx) = watch::channel(false);
+            tokio::spawn(serve(listener, router(Arc::new(console)), rx));
+            let body = reqwest::get(format!("http://{addr}/activity"))
+                .await
+                .expect("get")
+                .text()
+                .await
+                .expect("body");
+            assert!(body.contains("<h1>Activity</h1>"), "{body}");
+            assert_eq!(body.contains("this instance read"), only, "{body}");
+        }
     }
 }

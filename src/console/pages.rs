@@ -323,6 +323,9 @@ pub async fn activity(State(c): State<Arc<Console>>, me: Me, RawQuery(raw): RawQ
     });
     let body = html! {
         h1 { "Activity" }
+        @if c.instance_only {
+            p.note { "The activity this instance read: with shared state, each instance keeps the activity of the objects it read." }
+        }
         (form)
         div.actions {
             span { (rows.len()) " records, newest first" }

@@ -15,10 +15,12 @@ pub async fn start(
     config: &ConsoleConfig,
     state: &Arc<StateStore>,
     rules: &Arc<RuleSet>,
+    instance_only: bool,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let rows = RuleRow::of(rules);
-    let console = Console::new(Arc::clone(state), config, Box::new(move || rows.clone()))?;
+    let mut console = Console::new(Arc::clone(state), config, Box::new(move || rows.clone()))?;
+    console.instance_only = instance_only;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("console.listen {}: {e}", config.listen))?;

@@ -184,7 +184,15 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     };
     let console = match &config.console {
         None => None,
-        Some(c) => match console::start(c, &state, &rules, stop_rx.clone()).await {
+        Some(c) => match console::start(
+            c,
+            &state,
+            &rules,
+            config.shared_state.is_some(),
+            stop_rx.clone(),
+        )
+        .await
+        {
             Ok(task) => Some(task),
             Err(e) => {
                 eprintln!("error: {e}");
