@@ -83,7 +83,8 @@ fn config(dir: &Path, prefix: &str) -> PathBuf {
              [[trails]]\nbucket = \"{BUCKET}\"\nprefix = \"{prefix}\"\nregion = \"us-east-1\"\n\
              [crawl]\nstart_from = \"1h\"\n[rules.grouping]\nenabled = false\n\
              [[sinks]]\ntype = \"file\"\npath = \"alerts.jsonl\"\n\
-             [[sinks]]\ntype = \"file\"\nname = \"ocsf\"\npath = \"ocsf.jsonl\"\nformat = \"ocsf\"\n",
+             [[sinks]]\ntype = \"file\"\nname = \"ocsf\"\npath = \"ocsf.jsonl\"\nformat = \"ocsf\"\n\
+             [[accounts]]\nid = \"111122223333\"\nname = \"prod-payments\"\n",
             emulators::LOCALSTACK
         ),
     )
@@ -171,7 +172,21 @@ async fn alerts_and_activity_are_looked_up_as_the_filters_say() {
     assert_eq!(stops.len(), 3, "{all:#?}");
     for a in &stops {
         assert_eq!(a["object"]["key"], json!(key));
+        // `[[accounts]]` names the account on the alert, in the store and
+        // at the sink.
+        assert_eq!(a["event"]["account_name"], "prod-payments", "{a}");
     }
+    assert!(
+        delivered
+            .iter()
+            .all(|a| a["event"]["account_name"] == "prod-payments")
+    );
+    let table = run(&config, &["alerts"]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("prod-payments"),
+        "{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
 
     // By name, ARN or access key; OR within a flag, AND across flags.
     for who in ["bob", "arn:aws:iam::111122223333:user/bob", "AKIABOB"] {

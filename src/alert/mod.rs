@@ -61,6 +61,9 @@ pub struct AlertEvent {
     pub source: Option<String>,
     pub time: Option<String>,
     pub account_id: Option<String>,
+    /// The account's name (`[[accounts]]` in the config), null when unknown.
+    #[serde(default)]
+    pub account_name: Option<String>,
     pub region: Option<String>,
     pub principal: Option<String>,
     pub principal_type: Option<String>,
@@ -108,6 +111,7 @@ impl AlertEvent {
             source: own(record.event_source()),
             time: own(record.event_time()),
             account_id: own(record.account_id()),
+            account_name: None,
             region: own(record.region()),
             principal: own(record.principal()),
             principal_type: own(record.principal_type()),

@@ -73,7 +73,12 @@ pub fn open_state(
     let suppression = config.rules.suppression.clone();
     crate::state::StateStore::open(&config.state_path)
         .and_then(|s| s.check_writable().map(|_| s))
-        .map(|s| std::sync::Arc::new(s.with_suppression(suppression)))
+        .map(|s| {
+            std::sync::Arc::new(
+                s.with_suppression(suppression)
+                    .with_account_names(config.accounts.clone()),
+            )
+        })
         .map_err(|e| e.to_string())
 }
 

@@ -76,6 +76,9 @@ pub struct Config {
     pub source: SourceConfig,
     /// `[state] backend = "dynamodb"`: what instances share.
     pub shared_state: Option<SharedStateConfig>,
+    /// `[[accounts]]`: account id -> name, put on alerts as
+    /// `event.account_name`.
+    pub accounts: BTreeMap<String, String>,
 }
 
 /// `[state] backend = "dynamodb"`: the state several instances share lives

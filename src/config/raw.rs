@@ -31,6 +31,16 @@ pub struct RawConfig {
     pub console: Option<RawConsole>,
     #[serde(default)]
     pub source: RawSource,
+    #[serde(default)]
+    pub accounts: Vec<RawAccount>,
+}
+
+/// `[[accounts]]`: a name for an account id.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub id: String,
+    pub name: String,
 }
 
 /// `[source]`: where the objects to read come from.

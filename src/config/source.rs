@@ -89,6 +89,34 @@ pub(super) fn shared_state(raw: &RawState) -> Result<Option<SharedStateConfig>, 
     }
 }
 
+/// `[[accounts]]`: 12-digit ids, each named once, with a name.
+pub(super) fn accounts(
+    raw: Vec<super::raw::RawAccount>,
+) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, a) in raw.into_iter().enumerate() {
+        if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::new(
+                format!("accounts[{i}].id"),
+                format!("\"{}\" is not a 12-digit AWS account id", a.id),
+            ));
+        }
+        if a.name.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("accounts[{i}].name"),
+                "must not be empty",
+            ));
+        }
+        if out.insert(a.id.clone(), a.name).is_some() {
+            return Err(ConfigError::new(
+                format!("accounts[{i}].id"),
+                format!("{} is named twice", a.id),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 fn sqs(raw: RawSource) -> Result<SqsSource, ConfigError> {
     let queue_url = match raw.queue_url {
         Some(url) if url.starts_with("https://") || url.starts_with("http://") => url,
@@ -184,6 +212,32 @@ mod tests {
             (
                 "[state]\nbackend = \"dynamodb\"\ntable_prefix = \"a b\"\n",
                 "state.table_prefix",
+            ),
+        ] {
+            assert_eq!(parse(text).expect_err(text).path, path, "{text}");
+        }
+    }
+
+    #[test]
+    fn accounts_are_named_once_each() {
+        let c = parse("[[accounts]]\nid = \"210987654321\"\nname = \"prod-payments\"\n")
+            .expect("config");
+        assert_eq!(
+            c.accounts.get("210987654321").map(String::as_str),
+            Some("prod-payments")
+        );
+        for (text, path) in [
+            (
+                "[[accounts]]\nid = \"2109\"\nname = \"x\"\n",
+                "accounts[0].id",
+            ),
+            (
+                "[[accounts]]\nid = \"210987654321\"\nname = \" \"\n",
+                "accounts[0].name",
+            ),
+            (
+                "[[accounts]]\nid = \"210987654321\"\nname = \"a\"\n[[accounts]]\nid = \"210987654321\"\nname = \"b\"\n",
+                "accounts[1].id",
             ),
         ] {
             assert_eq!(parse(text).expect_err(text).path, path, "{text}");

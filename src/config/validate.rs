@@ -312,6 +312,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
     };
 
     let source = super::source::source(raw.source)?;
+    let accounts = super::source::accounts(raw.accounts)?;
 
     Ok(Config {
         state_path,
@@ -327,6 +328,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         console,
         source,
         shared_state,
+        accounts,
     })
 }
 

@@ -27,7 +27,7 @@ pub enum Format {
 /// The widest a table column gets; longer values are cut with `…`.
 const TABLE_CELL_MAX: usize = 48;
 
-const ALERT_COLUMNS: [&str; 19] = [
+const ALERT_COLUMNS: [&str; 20] = [
     "time",
     "level",
     "rule_id",
@@ -42,6 +42,7 @@ const ALERT_COLUMNS: [&str; 19] = [
     "user_agent",
     "error_code",
     "account",
+    "account_name",
     "region",
     "count",
     "bucket",
@@ -90,6 +91,7 @@ fn alert_cells(a: &StoredAlert, time: String) -> Vec<String> {
         text(&e.user_agent),
         text(&e.error_code),
         text(&e.account_id),
+        text(&e.account_name),
         text(&e.region),
         a.alert.count.to_string(),
         object.map(|o| o.bucket.clone()).unwrap_or_default(),
@@ -149,8 +151,9 @@ pub fn write_alerts<W: Write + ?Sized>(
             Ok(())
         }
         Format::Table => {
-            // time, level, rule, principal, event, target, source ip, account, id
-            let pick = [0usize, 1, 2, 4, 7, 9, 10, 13, 18];
+            // time, level, rule, principal, event, target, source ip,
+            // account and its name, id
+            let pick = [0usize, 1, 2, 4, 7, 9, 10, 13, 14, 19];
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|a| alert_cells(a, zone::show(a.at, tz)))

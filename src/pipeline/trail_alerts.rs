@@ -76,6 +76,7 @@ fn alert(
             source: Some("cloudtrail.amazonaws.com".into()),
             time,
             account_id: account,
+            account_name: None,
             region: trail.home_region.clone(),
             principal: None,
             principal_type: None,

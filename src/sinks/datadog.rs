@@ -167,7 +167,8 @@ pub fn date_happened(alert: &Alert, now: OffsetDateTime) -> Option<i64> {
 }
 
 /// `source:cloudtrail`, `alert_id:`, `rule_id:`, `severity:`, `aws_account:`,
-/// `region:`, `event_name:`, `principal:`, then the user's own.
+/// `aws_account_name:` (when the config names it), `region:`, `event_name:`,
+/// `principal:`, then the user's own.
 pub fn tags(alert: &Alert, user_tags: &[String]) -> Vec<String> {
     let e = &alert.event;
     let mut out = vec![
@@ -178,6 +179,7 @@ pub fn tags(alert: &Alert, user_tags: &[String]) -> Vec<String> {
     ];
     for (k, v) in [
         ("aws_account", &e.account_id),
+        ("aws_account_name", &e.account_name),
         ("region", &e.region),
         ("event_name", &e.name),
         ("principal", &e.principal),

@@ -32,6 +32,7 @@ mod tests {
         alert.rule.tags = vec!["attack.t1".into()];
         alert.event = AlertEvent {
             account_id: Some(account.into()),
+            account_name: None,
             region: Some("us-east-1".into()),
             ..AlertEvent::default()
         };

@@ -17,8 +17,9 @@ pub const SIGNATURE_HEADER: &str = "X-Trailwatch-Signature";
 
 /// Every template variable; longer names first so that `$ALERT_JSON` is not
 /// read as `$ALERT_ID`'s neighbour.
-pub const VARIABLES: [&str; 17] = [
+pub const VARIABLES: [&str; 18] = [
     "$ALERT_PRIORITY",
+    "$ACCOUNT_NAME",
     "$EVENT_TITLE",
     "$EVENT_NAME",
     "$EVENT_JSON",
@@ -53,6 +54,7 @@ fn value(name: &str, alert: &Alert, context: &AlertContext) -> Value {
         "$PRINCIPAL" => s(&e.principal),
         "$SOURCE_IP" => s(&e.source_ip),
         "$ACCOUNT" => s(&e.account_id),
+        "$ACCOUNT_NAME" => s(&e.account_name),
         "$REGION" => s(&e.region),
         "$EVENT_NAME" => s(&e.name),
         "$EVENT_JSON" => serde_json::to_value(&alert.event).unwrap_or(Value::Null),
@@ -163,6 +165,7 @@ mod tests {
             name: Some("StopLogging".into()),
             time: Some("2026-11-21T10:04:11Z".into()),
             account_id: Some("123456789012".into()),
+            account_name: None,
             region: Some("us-east-1".into()),
             principal: Some("arn:aws:iam::1:user/a\"b".into()),
             ..AlertEvent::default()
@@ -204,6 +207,40 @@ mod tests {
             "Rule \"one\" by a\"b at 2026-11-21T10:04:11Z by arn:aws:iam::1:user/a\"b"
         );
         assert_eq!(v["cost"], "$5 is not $IDX");
+    }
+
+    #[test]
+    fn the_account_name_is_a_variable_and_a_datadog_tag() {
+        let template =
+            r#"{"account": $ACCOUNT, "name": $ACCOUNT_NAME, "text": "in $ACCOUNT_NAME"}"#;
+        let render_for = |a: &Alert| -> Value {
+            let body = render(
+                Some(template),
+                AlertFormat::Contract,
+                a,
+                &AlertContext::default(),
+            )
+            .expect("render");
+            serde_json::from_slice(&body).expect("JSON")
+        };
+        let unnamed = render_for(&alert());
+        assert_eq!(unnamed["account"], "123456789012");
+        assert!(unnamed["name"].is_null());
+        let mut named = alert();
+        named.event.account_name = Some("prod-payments".into());
+        let v = render_for(&named);
+        assert_eq!(v["name"], "prod-payments");
+        assert_eq!(v["text"], "in prod-payments");
+        let tags = datadog::tags(&named, &[]);
+        assert!(
+            tags.contains(&"aws_account_name:prod-payments".to_owned()),
+            "{tags:?}"
+        );
+        assert!(
+            !datadog::tags(&alert(), &[])
+                .iter()
+                .any(|t| t.starts_with("aws_account_name:"))
+        );
     }
 
     #[test]

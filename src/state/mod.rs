@@ -142,6 +142,8 @@ pub struct StateStore {
     path: PathBuf,
     /// The suppression window, when configured.
     suppression: Option<Suppression>,
+    /// `[[accounts]]`: names put on alerts as they are stored.
+    account_names: outbox::AccountNames,
     /// The activity index's dictionaries (locked after `conn`).
     dicts: Mutex<index::Dicts>,
 }
@@ -200,6 +202,7 @@ impl StateStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             suppression: None,
+            account_names: outbox::AccountNames::new(),
             dicts: Mutex::new(index::Dicts::default()),
         })
     }
@@ -207,6 +210,12 @@ impl StateStore {
     /// Turns the suppression window on for the alerts committed from now on.
     pub fn with_suppression(mut self, suppression: Option<Suppression>) -> Self {
         self.suppression = suppression;
+        self
+    }
+
+    /// Names accounts (`[[accounts]]`) on the alerts stored from now on.
+    pub fn with_account_names(mut self, names: outbox::AccountNames) -> Self {
+        self.account_names = names;
         self
     }
 
@@ -226,7 +235,8 @@ impl StateStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let summaries = suppress::close_expired(&tx, before).map_err(|e| self.err(e))?;
-        let n = insert_alerts(&tx, &summaries, None).map_err(|e| self.err(e))?;
+        let n =
+            insert_alerts(&tx, &summaries, None, &self.account_names).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(n)
     }
@@ -311,8 +321,13 @@ impl StateStore {
     pub fn commit_object(&self, c: &ObjectCommit) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let inserted =
-            insert_alerts(&tx, c.alerts, self.suppression.as_ref()).map_err(|e| self.err(e))?;
+        let inserted = insert_alerts(
+            &tx,
+            c.alerts,
+            self.suppression.as_ref(),
+            &self.account_names,
+        )
+        .map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT OR REPLACE INTO objects
                (bucket, key, cursor_id, key_time, status, records, alerts, error, processed_at)
@@ -362,8 +377,8 @@ impl StateStore {
     ) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let inserted =
-            insert_alerts(&tx, alerts, self.suppression.as_ref()).map_err(|e| self.err(e))?;
+        let inserted = insert_alerts(&tx, alerts, self.suppression.as_ref(), &self.account_names)
+            .map_err(|e| self.err(e))?;
         write_correlation(&tx, corr).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(inserted)

@@ -14,7 +14,8 @@ impl StateStore {
     pub fn insert_alerts(&self, alerts: &[Detected]) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let n = insert_alerts(&tx, alerts, self.suppression.as_ref()).map_err(|e| self.err(e))?;
+        let n = insert_alerts(&tx, alerts, self.suppression.as_ref(), &self.account_names)
+            .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(n)
     }
@@ -218,6 +219,7 @@ pub(super) fn insert_alerts(
     tx: &rusqlite::Transaction,
     alerts: &[Detected],
     suppression: Option<&Suppression>,
+    names: &AccountNames,
 ) -> std::result::Result<usize, StateFault> {
     let mut inserted = 0;
     let now = time::OffsetDateTime::now_utc();
@@ -234,25 +236,48 @@ pub(super) fn insert_alerts(
         if let Some(config) = suppression {
             let (verdict, summary) = suppress::admit(tx, config, d, now)?;
             if let Some(summary) = summary {
-                inserted += insert_one(tx, &summary)?;
+                inserted += insert_one(tx, &summary, names)?;
             }
             match verdict {
                 suppress::Verdict::Counted => continue,
                 suppress::Verdict::Send(Some(burst)) => {
                     let mut opening = d.clone();
                     opening.alert.burst = Some(burst);
-                    inserted += insert_one(tx, &opening)?;
+                    inserted += insert_one(tx, &opening, names)?;
                     continue;
                 }
                 suppress::Verdict::Send(None) => {}
             }
         }
-        inserted += insert_one(tx, d)?;
+        inserted += insert_one(tx, d, names)?;
     }
     Ok(inserted)
 }
 
-fn insert_one(tx: &rusqlite::Transaction, d: &Detected) -> std::result::Result<usize, StateFault> {
+/// Account id -> name (`[[accounts]]`), put on alerts as they are stored.
+pub type AccountNames = std::collections::BTreeMap<String, String>;
+
+fn insert_one(
+    tx: &rusqlite::Transaction,
+    d: &Detected,
+    names: &AccountNames,
+) -> std::result::Result<usize, StateFault> {
+    let named;
+    let name = d
+        .alert
+        .event
+        .account_id
+        .as_ref()
+        .and_then(|id| names.get(id));
+    let d = match name {
+        Some(name) if d.alert.event.account_name.is_none() => {
+            let mut copy = d.clone();
+            copy.alert.event.account_name = Some(name.clone());
+            named = copy;
+            &named
+        }
+        _ => d,
+    };
     let json = serde_json::to_string(&d.alert)?;
     let context = serde_json::to_string(&d.context)?;
     Ok(super::index::insert_alert(
