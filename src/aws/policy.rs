@@ -14,6 +14,7 @@ use crate::config::Config;
 /// The policy document for these trails.
 pub fn policy(config: &Config, trails: &[Trail]) -> Value {
     let mut statements = Vec::new();
+    let p = super::region::partition(config.aws.region.as_deref());
     if config.discovery.enabled {
         statements.push(json!({
             "Sid": "DiscoverTrails", "Effect": "Allow",
@@ -25,7 +26,7 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
             .map(|t| t.arn.as_str())
             .collect();
         let resource: Value = if arns.is_empty() {
-            json!("arn:aws:cloudtrail:*:*:trail/*")
+            json!(format!("arn:{p}:cloudtrail:*:*:trail/*"))
         } else {
             json!(arns)
         };
@@ -43,7 +44,7 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
         .collect();
     let buckets: BTreeSet<String> = places
         .iter()
-        .map(|(b, _)| format!("arn:aws:s3:::{b}"))
+        .map(|(b, _)| format!("arn:{p}:s3:::{b}"))
         .collect();
     if !buckets.is_empty() {
         statements.push(json!({
@@ -53,13 +54,13 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
         for (i, (bucket, root)) in places.iter().enumerate() {
             statements.push(json!({
                 "Sid": format!("ListTrailLogs{i}"), "Effect": "Allow",
-                "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{bucket}"),
+                "Action": "s3:ListBucket", "Resource": format!("arn:{p}:s3:::{bucket}"),
                 "Condition": {"StringLike": {"s3:prefix": format!("{root}*")}}
             }));
         }
         let objects: BTreeSet<String> = places
             .iter()
-            .map(|(b, root)| format!("arn:aws:s3:::{b}/{root}*"))
+            .map(|(b, root)| format!("arn:{p}:s3:::{b}/{root}*"))
             .collect();
         statements.push(json!({
             "Sid": "ReadTrailLogs", "Effect": "Allow",
@@ -86,7 +87,7 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
             .iter()
             .map(|t| {
                 format!(
-                    "arn:aws:dynamodb:{region}:*:table/{}-{t}",
+                    "arn:{p}:dynamodb:{region}:*:table/{}-{t}",
                     shared.table_prefix
                 )
             })
@@ -105,8 +106,45 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
         statements.push(json!({
             "Sid": "DecryptTrailLogsThroughS3", "Effect": "Allow",
             "Action": "kms:Decrypt", "Resource": keys,
-            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com*"}}
         }));
     }
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_arn_is_in_the_region_s_partition() {
+        for (region, partition) in [
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+        ] {
+            let text = format!(
+                "[aws]\nregion = \"{region}\"\n[state]\nbackend = \"dynamodb\"\n\
+                 [source]\nmode = \"sqs\"\nqueue_url = \"https://sqs.{region}.amazonaws.com/123456789012/tw\"\n"
+            );
+            let config = Config::from_toml(&text, std::path::Path::new("/")).expect("config");
+            let trail = Trail {
+                name: "t".into(),
+                arn: format!("arn:{partition}:cloudtrail:{region}:123456789012:trail/t"),
+                bucket: "logs".into(),
+                origin: "discovered".into(),
+                kms_key_id: Some(format!("arn:{partition}:kms:{region}:123456789012:key/k")),
+                ..Trail::default()
+            };
+            let doc = policy(&config, &[trail]).to_string();
+            let arns: Vec<&str> = doc.split('"').filter(|s| s.starts_with("arn:")).collect();
+            assert!(arns.len() >= 6, "{doc}");
+            for arn in arns {
+                assert!(
+                    arn.starts_with(&format!("arn:{partition}:")),
+                    "{region}: {arn}"
+                );
+            }
+        }
+    }
 }

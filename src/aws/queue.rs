@@ -58,11 +58,7 @@ pub fn queue_region(url: &str) -> Option<String> {
 /// The ARN of the queue at `url` (`*` for what the URL does not say).
 pub fn queue_arn(url: &str) -> String {
     let region = queue_region(url);
-    let partition = match region.as_deref() {
-        Some(r) if r.starts_with("cn-") => "aws-cn",
-        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
-        _ => "aws",
-    };
+    let partition = super::region::partition(region.as_deref());
     let mut path = url
         .split("://")
         .nth(1)

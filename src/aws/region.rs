@@ -110,6 +110,17 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
     }
 }
 
+/// The partition a region belongs to: `aws-cn` for China, `aws-us-gov` for
+/// GovCloud, `aws` otherwise (and when the region is not known). ARNs the
+/// code builds take it; the ARNs it reads are split without assuming one.
+pub fn partition(region: Option<&str>) -> &'static str {
+    match region {
+        Some(r) if r.starts_with("cn-") => "aws-cn",
+        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
+        _ => "aws",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
