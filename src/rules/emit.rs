@@ -134,12 +134,14 @@ type Checked<'r> = Option<(&'r str, bool)>;
 
 /// The alert's `event` object, field by field in `AlertEvent`'s order.
 fn write_event(out: &mut Vec<u8>, record: &Record) {
-    let fields: [(&[u8], Checked); 11] = [
+    let fields: [(&[u8], Checked); 12] = [
         (b"{\"id\":", record.str_at_checked("eventID")),
         (b",\"name\":", record.str_at_checked("eventName")),
         (b",\"source\":", record.str_at_checked("eventSource")),
         (b",\"time\":", record.str_at_checked("eventTime")),
         (b",\"account_id\":", record.account_id_checked()),
+        // Named only where the config names accounts (the state store does).
+        (b",\"account_name\":", None),
         (b",\"region\":", record.str_at_checked("awsRegion")),
         (b",\"principal\":", record.principal_checked()),
         (
