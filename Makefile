@@ -10,7 +10,7 @@ export TRAILWATCH_DATASETS := $(abspath $(DATASETS))
 DEMO_DIR := demo
 FUZZ_SECONDS ?= 120
 
-.PHONY: all build demo demo-scan test check fmt clippy pyenv fuzz bench dist clean
+.PHONY: all build demo demo-scan test check fmt clippy pyenv fuzz chaos bench dist clean
 
 all: build
 
@@ -39,6 +39,10 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
+
+## chaos: the chaos suite (CHAOS_MINUTES, default 3; 60 for the long run)
+chaos:
+	bash scripts/chaos.sh
 
 ## fuzz: the decoder fuzz target, time-boxed (FUZZ_SECONDS, default 120)
 fuzz:

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod decode;
 pub mod detect;
 pub mod event;
+pub mod kill_point;
 pub mod lookup;
 pub mod pipeline;
 pub mod rules;

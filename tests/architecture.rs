@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first (as in ARCHITECTURE.md). A module may import
 /// the modules of the layers below its own, and no other.
 const LAYERS: [&[&str]; 10] = [
-    &["event"],
+    &["event", "kill_point"],
     &["alert"],
     &["config"],
     &["decode", "rules", "aws"],

@@ -8,6 +8,7 @@
 mod alone;
 pub mod auth;
 mod pages;
+mod server;
 mod views;
 
 use std::net::SocketAddr;
@@ -21,8 +22,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use jiff::tz::TimeZone;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::config::ConsoleConfig;
 use crate::state::StateStore;
@@ -262,27 +261,13 @@ fn who_of(who: &Option<Extension<Who>>) -> Option<&Who> {
     who.as_ref().map(|Extension(w)| w)
 }
 
-/// Serves `router` on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let shutdown = async move {
-        while !*stop.borrow() {
-            if stop.changed().await.is_err() {
-                break;
-            }
-        }
-    };
-    if let Err(e) = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::warn!(error = %e, "console stopped");
-    }
-}
+pub use server::serve;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
+    use tokio::sync::watch;
 
     #[tokio::test]
     async fn the_activity_page_says_when_it_is_this_instance_s_own() {

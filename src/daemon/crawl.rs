@@ -53,6 +53,9 @@ pub(super) async fn crawl_loop(
             // SIGTERM stops the pass from starting more objects.
             c.stop = Arc::clone(&stopping);
             c.shared = shared.shared_state.clone();
+            if let Some((_, previous)) = &crawler_for {
+                c.carry_clock(previous);
+            }
             crawler_for = Some((generation, c));
         }
         let Some((_, crawler)) = crawler_for.as_ref() else {
@@ -94,8 +97,20 @@ pub(super) async fn crawl_loop(
                         records = totals.records,
                         new_alerts = totals.new_alerts,
                         reconcile = sqs.is_some(),
+                        left_for_later = totals.retry_later,
                         "crawl cycle"
                     );
+                    // Objects left for later are said, with why (the first
+                    // reason of each target): S3 refusing or failing, or the
+                    // state store not taking their commit.
+                    for t in report.targets.iter().filter(|t| t.retry_later > 0) {
+                        tracing::warn!(
+                            bucket = %t.bucket,
+                            left = t.retry_later,
+                            reason = t.errors.first().map(String::as_str).unwrap_or(""),
+                            "objects left for the next pass"
+                        );
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "crawl cycle failed");
@@ -297,7 +312,9 @@ fn record_pass(shared: &Shared, report: &PassReport, state: &StateStore, seen_se
     count_new_alerts(shared, state, seen_seq);
     let mut r = shared.readiness.lock().unwrap_or_else(|p| p.into_inner());
     r.discovered = r.discovered || !report.trails.is_empty() || report.discovery_errors.is_empty();
-    r.state_error = None;
+    // A pass whose commits failed leaves the store degraded until one
+    // commits again.
+    r.state_error = report.commit_failure().map(str::to_owned);
     r.paused_by = report.paused_by.as_ref().map(|(s, _, _)| s.clone());
     r.unannounced = report
         .targets
@@ -321,5 +338,64 @@ fn count_new_alerts(shared: &Shared, state: &StateStore, seen_seq: &mut i64) {
             );
             *seen_seq = o.seq;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::TargetReport;
+
+    fn shared() -> Shared {
+        Shared {
+            metrics: crate::daemon::metrics::Metrics::default(),
+            delivery_wake: tokio::sync::Notify::new(),
+            readiness: std::sync::Mutex::new(crate::daemon::Readiness::default()),
+            sink_count: std::sync::Mutex::new(1),
+            shared_state: None,
+        }
+    }
+
+    fn pass(errors: Vec<String>) -> PassReport {
+        PassReport {
+            trails: Vec::new(),
+            discovery_errors: Default::default(),
+            targets: vec![TargetReport {
+                bucket: "b".into(),
+                retry_later: errors.len() as u64,
+                errors,
+                ..TargetReport::default()
+            }],
+            trail_alerts: 0,
+            paused_by: None,
+        }
+    }
+
+    /// Found by the chaos suite: with the state's disk full, or its file
+    /// locked by another process, every object's commit failed, yet passes
+    /// "succeeded" with nothing processed: no warning, and /readyz said ready.
+    #[test]
+    fn a_pass_whose_commits_failed_leaves_readiness_degraded_until_one_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateStore::open(&dir.path().join("s.db")).expect("open");
+        let shared = shared();
+        let mut seq = 0;
+        let full = pass(vec![
+            "commit failed: state store s.db: database or disk is full".into(),
+        ]);
+        record_pass(&shared, &full, &state, &mut seq);
+        let (ready, body) = shared.readiness();
+        assert!(!ready, "{body}");
+        assert!(
+            body["state_store"]
+                .as_str()
+                .is_some_and(|s| s.contains("disk is full")),
+            "{body}"
+        );
+        // S3 throttling leaves objects for later too, but the store is fine.
+        let throttled = pass(vec!["s3://b/k: SlowDown".into()]);
+        record_pass(&shared, &throttled, &state, &mut seq);
+        let (ready, body) = shared.readiness();
+        assert!(ready, "{body}");
     }
 }

@@ -63,7 +63,12 @@ pub struct Crawler {
     discovered: std::sync::Mutex<Option<Discovered>>,
     /// Each bucket's region, as planning found it.
     regions: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The last floor of quiet cursors' watermarks and when it was set (on
+    /// the monotonic clock); kept across reloads (`carry_clock`).
+    floor_clock: FloorClock,
 }
+
+type FloorClock = Arc<std::sync::Mutex<Option<(OffsetDateTime, std::time::Instant)>>>;
 
 impl Crawler {
     pub fn new(
@@ -81,7 +86,13 @@ impl Crawler {
             shared: None,
             discovered: std::sync::Mutex::new(None),
             regions: std::sync::Mutex::new(std::collections::HashMap::new()),
+            floor_clock: FloorClock::default(),
         }
+    }
+
+    /// Takes over `previous`'s floor clock (a reload makes a new crawler).
+    pub fn carry_clock(&mut self, previous: &Crawler) {
+        self.floor_clock = Arc::clone(&previous.floor_clock);
     }
 
     /// The region planning found for `bucket`, if it has.

@@ -295,7 +295,7 @@ impl Crawler {
                     failed,
                 }
             }
-            Err(e) => Outcome::RetryLater(format!("commit failed: {e}")),
+            Err(e) => Outcome::RetryLater(format!("{}{e}", super::report::COMMIT_FAILED)),
         }
     }
 }

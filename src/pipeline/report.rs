@@ -64,7 +64,23 @@ impl PassReport {
     pub fn reachable_targets(&self) -> usize {
         self.targets.iter().filter(|t| t.reachable).count()
     }
+
+    /// Why objects could not be committed this pass (the state store could
+    /// not be written: disk full, locked, read-only), if that happened.
+    pub fn commit_failure(&self) -> Option<&str> {
+        self.targets
+            .iter()
+            .flat_map(|t| &t.errors)
+            .find(|e| e.starts_with(COMMIT_FAILED))
+            .map(String::as_str)
+    }
 }
+
+/// How far a floor may run ahead of the monotonic clock (a pass's own length).
+const FLOOR_SLACK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How a commit's failure starts, among a target's errors.
+pub const COMMIT_FAILED: &str = "commit failed: ";
 
 /// A pass's objects and records, over every target.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +254,7 @@ impl Crawler {
         started: OffsetDateTime,
     ) -> Result<(), CrawlError> {
         let lookback = self.config.crawl.lookback;
-        let floor = keys::key_time(started - lookback);
+        let floor = keys::key_time(self.bounded_floor(started - lookback));
         for ((i, cursor), times) in listed {
             let slot = (i, cursor.clone());
             let moved = watermark(
@@ -263,6 +279,28 @@ impl Crawler {
             }
         }
         Ok(())
+    }
+
+    /// The time a quiet cursor's watermark moves up to: `wall` (now less the
+    /// lookback), but never further past the last floor than the time that
+    /// really passed (the monotonic clock): a wall clock stepped forward does
+    /// not carry watermarks into the future, past objects not yet written.
+    fn bounded_floor(&self, wall: OffsetDateTime) -> OffsetDateTime {
+        let mut last = self.floor_clock.lock().unwrap_or_else(|p| p.into_inner());
+        let floor = match *last {
+            Some((previous, at)) => {
+                let bound = previous + at.elapsed() + FLOOR_SLACK;
+                if wall > bound {
+                    tracing::warn!(wall = %wall, bound = %bound, "the wall clock ran ahead of the time that passed: watermarks held back");
+                    bound
+                } else {
+                    wall
+                }
+            }
+            None => wall,
+        };
+        *last = Some((floor, std::time::Instant::now()));
+        floor
     }
 
     /// Lag: now minus the newest object processed, this pass or before.

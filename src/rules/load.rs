@@ -38,15 +38,18 @@ pub struct Correlation {
 /// trailwatch's first-seen extension of Sigma's correlations: a document
 /// whose correlation says `type: new_value` is read as a `value_count`
 /// (`gte: 1` added to its condition, which names the learned `field`), so
-/// that Sigma's parser checks everything else. Returns the text to parse and
-/// whether it was such a rule; an error says what is missing.
-fn read_new_value(doc: &str) -> Result<(std::borrow::Cow<'_, str>, bool), String> {
+/// that Sigma's parser checks everything else. Returns the text to parse,
+/// whether it was such a rule, and the line added to it (1-based), if one was:
+/// errors about lines after it are moved back one. An error says what is
+/// missing.
+fn read_new_value(doc: &str) -> Result<NewValue<'_>, String> {
     let Some(at) = doc
         .lines()
         .position(|l| l.trim() == "type: new_value" && l.starts_with(' '))
     else {
-        return Ok((std::borrow::Cow::Borrowed(doc), false));
+        return Ok((std::borrow::Cow::Borrowed(doc), false, None));
     };
+    let mut added = None;
     let mut lines: Vec<String> = doc.lines().map(str::to_owned).collect();
     lines[at] = lines[at].replace("new_value", "value_count");
     let cond = lines
@@ -66,10 +69,37 @@ fn read_new_value(doc: &str) -> Result<(std::borrow::Cow<'_, str>, bool), String
             .map(|l| l.len() - l.trim_start().len())
             .unwrap_or(4);
         lines.insert(cond + 1, format!("{}gte: 1", " ".repeat(indent)));
+        added = Some(cond + 2);
     } else {
         return Err("a new_value correlation's condition is a mapping with `field`".into());
     }
-    Ok((std::borrow::Cow::Owned(lines.join("\n") + "\n"), true))
+    Ok((
+        std::borrow::Cow::Owned(lines.join("\n") + "\n"),
+        true,
+        added,
+    ))
+}
+
+type NewValue<'a> = (std::borrow::Cow<'a, str>, bool, Option<usize>);
+
+/// `reason` with every `line N` after the `added` line moved back one: the
+/// line numbers of the file, not of the text read_new_value gave the parser.
+fn unshift_lines(reason: String, added: Option<usize>) -> String {
+    let Some(added) = added else { return reason };
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason.as_str();
+    while let Some(at) = rest.find("line ") {
+        let (before, after) = rest.split_at(at + "line ".len());
+        out.push_str(before);
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match after[..digits].parse::<usize>() {
+            Ok(n) if n > added => out.push_str(&(n - 1).to_string()),
+            _ => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Every `.yml`/`.yaml` file under `dir`, recursively, in a stable order.
@@ -233,7 +263,7 @@ fn load_document(doc: &str, start_line: usize, origin: &RuleOrigin, loaded: &mut
         line: locate(doc, start_line, &reason, construct),
         reason,
     };
-    let (text, new_value) = match read_new_value(doc) {
+    let (text, new_value, added) = match read_new_value(doc) {
         Ok(read) => read,
         Err(reason) => {
             loaded.errors.push(error(reason, Some("condition:")));
@@ -243,12 +273,16 @@ fn load_document(doc: &str, start_line: usize, origin: &RuleOrigin, loaded: &mut
     let collection = match parse_sigma_yaml(&text) {
         Ok(collection) => collection,
         Err(e) => {
-            loaded.errors.push(error(e.to_string(), None));
+            loaded
+                .errors
+                .push(error(unshift_lines(e.to_string(), added), None));
             return;
         }
     };
     for reason in collection.errors {
-        loaded.errors.push(error(reason, None));
+        loaded
+            .errors
+            .push(error(unshift_lines(reason, added), None));
     }
     for rule in collection.correlations {
         if rule.id.as_deref().is_none_or(|i| i.trim().is_empty()) {
@@ -405,6 +439,33 @@ mod tests {
 
     const GOOD: &str = "title: Stop\nid: r-stop\nlogsource:\n  product: aws\n  service: cloudtrail\n\
         detection:\n  sel:\n    eventName: StopLogging\n  condition: sel\nlevel: high\n";
+
+    /// Found by the chaos suite's rule fuzzing: a YAML error after the line
+    /// the first-seen reading adds (`gte: 1`) named the line after the real one.
+    #[test]
+    fn a_yaml_error_in_a_first_seen_rule_names_the_file_s_own_line() {
+        let text = "title: New\nid: r-new\ncorrelation:\n  type: new_value\n  rules:\n    - r-stop\n\
+            \x20 group-by:\n    - userIdentity.arn\n  timespan: 30d\n  condition:\n    field: sourceIPAddress\n\
+            level: low\nfalsepositives: [unclosed\n";
+        let loaded = load_text(text, origin());
+        let e = loaded.errors.first().expect("an error");
+        let last = text.lines().count();
+        assert!(
+            e.line <= last + 1,
+            "line {} of {last}: {}",
+            e.line,
+            e.reason
+        );
+        assert!(
+            !e.reason.contains(&format!("line {}", last + 2)),
+            "the reason's lines are the file's: {}",
+            e.reason
+        );
+        assert_eq!(
+            unshift_lines("at line 14 column 1, at line 3".into(), Some(11)),
+            "at line 13 column 1, at line 3"
+        );
+    }
 
     #[test]
     fn a_bad_document_does_not_stop_the_others() {

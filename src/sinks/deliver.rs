@@ -297,6 +297,8 @@ pub async fn drain(
                 *report.statuses.entry(attempt.status_label()).or_default() += 1;
                 match attempt {
                     Attempt::Delivered => {
+                        // The receiver has it; its offset is not yet committed.
+                        crate::kill_point!("sinks.http.after_answer");
                         failures_in_a_row = 0;
                         report.delivered += 1;
                         break;

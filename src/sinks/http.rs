@@ -1,6 +1,9 @@
 //! One HTTP delivery attempt and how its outcome is classified: delivered,
 //! transient (connect errors, timeouts, 408, 429, 5xx; retried, honouring
 //! `Retry-After` and `X-RateLimit-Reset`), or permanent (other 4xx: dead letter).
+//! A refusal of our credentials (401, 403, 407) is the sink's failure, not the
+//! alert's: the alerts wait in the outbox until the key, the secret or this
+//! host's clock (webhook signatures carry the time) is put right.
 
 use std::time::Duration;
 
@@ -59,6 +62,17 @@ pub async fn send(request: reqwest::RequestBuilder) -> Attempt {
             if code == 408 || code == 429 || status.is_server_error() {
                 Attempt::Transient {
                     reason: format!("HTTP {code}: {}", body.trim()),
+                    status: Some(code),
+                    wait,
+                    outcome_unknown: false,
+                }
+            } else if matches!(code, 401 | 403 | 407) {
+                Attempt::Transient {
+                    reason: format!(
+                        "HTTP {code}: {} (the receiver refuses our credentials: check the API \
+                         key or webhook secret, and this host's clock, which signatures carry)",
+                        body.trim()
+                    ),
                     status: Some(code),
                     wait,
                     outcome_unknown: false,
@@ -131,6 +145,60 @@ fn httpdate(text: &str) -> Option<time::OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer with `status` from a one-shot server on loopback.
+    async fn answered(status: u16) -> Attempt {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = "{\"error\": \"no\"}";
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+            }
+        });
+        send(
+            reqwest::Client::new()
+                .post(format!("http://{addr}/hook"))
+                .body("{}"),
+        )
+        .await
+    }
+
+    /// Found by the chaos suite: after the host's clock stepped back five
+    /// minutes, the receiver refused every webhook signature (401) and each
+    /// alert became a dead letter, never delivered. A refused credential is
+    /// now the sink's failure: retried, the alerts waiting in the outbox.
+    #[tokio::test]
+    async fn a_refused_signature_after_a_clock_step_is_retried_not_dead_lettered() {
+        for status in [401, 403, 407] {
+            match answered(status).await {
+                Attempt::Transient {
+                    reason, status: s, ..
+                } => {
+                    assert_eq!(s, Some(status));
+                    assert!(reason.contains("clock"), "{reason}");
+                }
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            answered(400).await,
+            Attempt::Permanent { status: 400, .. }
+        ));
+        assert!(matches!(
+            answered(422).await,
+            Attempt::Permanent { status: 422, .. }
+        ));
+    }
 
     #[test]
     fn wait_hints() {

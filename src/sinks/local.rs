@@ -86,6 +86,7 @@ pub fn drain_local(state: &StateStore, sinks: &[SinkConfig]) -> Result<Vec<Drain
                 });
             match written {
                 Ok(Some(at)) => {
+                    crate::kill_point!("sinks.file.after_write");
                     let id = at.file_id.unwrap_or_default();
                     state.set_sink_file_position(&sink.name, batch_last, at.len, &id)?;
                 }

@@ -7,6 +7,7 @@
 //! a crash before the commit re-reads the object and a crash after it loses
 //! nothing. Alert ids are unique here, so re-reading an object adds no alert.
 
+mod damage;
 pub mod dynamodb;
 mod index;
 mod lookup;
@@ -32,7 +33,7 @@ use crate::alert::{Activity, Alert, AlertContext, Detected, ObjectRef};
 
 /// A state store failure, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("state store {path}: {source}")]
+#[error("state store {path}: {source}{}", damage_hint(source))]
 pub struct StateError {
     pub path: String,
     #[source]
@@ -51,6 +52,42 @@ pub enum StateFault {
     Json(#[from] serde_json::Error),
     #[error("the task running it failed: {0}")]
     Task(String),
+    /// The file is not one SQLite can open (`damage.rs`).
+    #[error("{0}")]
+    Damaged(String),
+    /// SQLite could not open or write the file; why, as the system says it
+    /// (a read-only file system, permissions).
+    #[error("{0}")]
+    Unwritable(String),
+}
+
+/// SQLite's error at opening `path`, with the system's reason when SQLite
+/// gives none ("unable to open database file" on a read-only disk).
+fn open_error(path: &Path, e: rusqlite::Error) -> StateFault {
+    let vague = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+    );
+    if !vague {
+        return StateFault::Sql(e);
+    }
+    let probe = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    match probe {
+        Err(io) => StateFault::Unwritable(format!("{e}: the file cannot be written: {io}")),
+        Ok(_) => StateFault::Sql(e),
+    }
+}
+
+/// The way to recover, after an error that says the file is damaged.
+fn damage_hint(source: &StateFault) -> String {
+    match source {
+        StateFault::Sql(e) if damage::is_damage(e) => format!("; {}", damage::RECOVER),
+        StateFault::Damaged(_) => format!("; {}", damage::RECOVER),
+        _ => String::new(),
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StateError>;
@@ -171,7 +208,10 @@ impl StateStore {
             std::fs::create_dir_all(dir).map_err(|e| wrap(e.into()))?;
         }
         let sql = |e: rusqlite::Error| wrap(e.into());
-        let mut conn = Connection::open(path).map_err(sql)?;
+        if let Some(reason) = damage::check(path) {
+            return Err(wrap(StateFault::Damaged(reason)));
+        }
+        let mut conn = Connection::open(path).map_err(|e| wrap(open_error(path, e)))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
         // WAL: readers never block the writer; NORMAL sync survives a crash
@@ -195,7 +235,7 @@ impl StateStore {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                Err(e) => return Err(sql(e)),
+                Err(e) => return Err(wrap(open_error(path, e))),
             }
         }
         Ok(StateStore {
@@ -358,12 +398,16 @@ impl StateStore {
         let mut dicts = self.dicts.lock().unwrap_or_else(|p| p.into_inner());
         let written = index::insert_activity(&tx, &mut dicts, &object, c.activity)
             .map_err(|e| self.err(e))
-            .and_then(|_| tx.commit().map_err(|e| self.err(e)));
+            .and_then(|_| {
+                crate::kill_point!("state.commit_object.before_commit");
+                tx.commit().map_err(|e| self.err(e))
+            });
         if written.is_err() {
             // Ids added in the failed transaction are not in the file.
             dicts.clear();
         }
         written?;
+        crate::kill_point!("state.commit_object.after_commit");
         Ok(inserted)
     }
 

@@ -51,8 +51,19 @@ Configuration (every field optional)::
         }
       },
       "caller_arn": "arn:aws:sts::111111111111:assumed-role/trailwatch/trailwatch",
-      "kms_key_arn": "arn:aws:kms:us-east-1:111111111111:key/..."
+      "kms_key_arn": "arn:aws:kms:us-east-1:111111111111:key/...",
+      "chaos": {                           # random faults on every request (any bucket,
+        "seed": 1,                         # and the JSON APIs such as CloudTrail's)
+        "rate": 0.05,                      # the share of requests that get one
+        "kinds": ["slow_down", "internal_error", "reset", "truncate"]
+      }
     }
+
+Chaos kinds: ``slow_down`` (S3: 503 SlowDown; a JSON API, one with ``X-Amz-Target``:
+400 ThrottlingException), ``internal_error`` (500 InternalError / InternalFailure),
+``reset`` (the connection closed without an answer) and ``truncate`` (GetObject only:
+the answer's headers and half its body, then the connection closed). A chaos fault is
+decided first, before any bucket's own faults.
 
 Order of checks for a request to a configured bucket: latency; slow_down /
 internal_error counters; region (a request signed for another region than
@@ -75,6 +86,7 @@ import http.client
 import io
 import json
 import os
+import random
 import re
 import select
 import signal
@@ -88,6 +100,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 PIECE = 64 * 1024
+CHAOS_KINDS = ("slow_down", "internal_error", "reset", "truncate")
 MAX_RECORDS = 200_000
 DEFAULT_CALLER = "arn:aws:sts::111111111111:assumed-role/trailwatch/trailwatch"
 DEFAULT_KMS_KEY = "arn:aws:kms:{region}:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -224,10 +237,20 @@ class State:
     def validate(config: dict) -> dict:
         if not isinstance(config, dict):
             raise ValueError("config must be a JSON object")
-        known = {"latency_ms", "buckets", "caller_arn", "kms_key_arn"}
+        known = {"latency_ms", "buckets", "caller_arn", "kms_key_arn", "chaos"}
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"unknown config field(s): {sorted(unknown)}")
+        chaos = config.get("chaos")
+        if chaos is not None:
+            if not isinstance(chaos, dict) or set(chaos) - {"seed", "rate", "kinds"}:
+                raise ValueError("chaos must be an object of seed, rate and kinds")
+            rate = chaos.get("rate", 0)
+            if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+                raise ValueError("chaos.rate must be a number from 0 to 1")
+            kinds = chaos.get("kinds", list(CHAOS_KINDS))
+            if not kinds or set(kinds) - set(CHAOS_KINDS):
+                raise ValueError(f"chaos.kinds: some of {list(CHAOS_KINDS)}")
         buckets = config.get("buckets", {})
         if not isinstance(buckets, dict):
             raise ValueError("buckets must be an object of bucket name -> faults")
@@ -251,6 +274,7 @@ class State:
         with self.lock:
             self.config = json.loads(json.dumps(config))
             self.counters = {}
+            self.rng = random.Random((config.get("chaos") or {}).get("seed", 0))
 
     def reset(self, keep_config: bool = False) -> None:
         with self.lock:
@@ -268,6 +292,27 @@ class State:
                 drop = len(self.records) - MAX_RECORDS
                 del self.records[:drop]
                 self.dropped += drop
+
+    def chaos(self, op: str, json_api: bool):
+        """A random fault for this request (``chaos`` in the configuration), or None."""
+        with self.lock:
+            ch = self.config.get("chaos")
+            if not ch or self.rng.random() >= float(ch.get("rate", 0)):
+                return None
+            kinds = [k for k in ch.get("kinds", CHAOS_KINDS) if k != "truncate" or op == "GetObject"]
+            if not kinds:
+                return None
+            kind = self.rng.choice(kinds)
+        if kind in ("reset", "truncate"):
+            return kind
+        if kind == "slow_down":
+            if json_api:
+                return ("throttling", 400, "ThrottlingException", "Rate exceeded", [], [])
+            return ("slow_down", 503, "SlowDown", "Please reduce your request rate.", [], [])
+        if json_api:
+            return ("internal_error", 500, "InternalFailure", "An internal error occurred.", [], [])
+        return ("internal_error", 500, "InternalError",
+                "We encountered an internal error. Please try again.", [], [])
 
     def decide(self, method: str, bucket: str | None, key: str | None, op: str, region: str | None):
         """The fault for this request, or None: (name, status, code, message, extra, headers)."""
@@ -432,13 +477,19 @@ class Handler(BaseHTTPRequestHandler):
         name, status, code, message, extra, headers = fault
         request_id = uuid.uuid4().hex[:16].upper()
         keep = self.drain_body()
-        body = b"" if self.command == "HEAD" else s3_error_body(code, message, extra, request_id)
+        json_api = bool(self.headers.get("X-Amz-Target"))
+        if self.command == "HEAD":
+            body = b""
+        elif json_api:
+            body = json.dumps({"__type": code, "message": message}).encode()
+        else:
+            body = s3_error_body(code, message, extra, request_id)
         self.send_response_only(status, http.client.responses.get(status, ""))
         self.send_header("x-amz-request-id", request_id)
         self.send_header("x-amz-id-2", base64.b64encode(hashlib.sha256(request_id.encode()).digest()).decode())
         for k, v in headers:
             self.send_header(k, v)
-        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Type", "application/x-amz-json-1.1" if json_api else "application/xml")
         self.send_header("Date", self.date_time_string())
         self.send_header("Server", "AmazonS3")
         if self.command != "HEAD":
@@ -524,12 +575,23 @@ class Handler(BaseHTTPRequestHandler):
         }
         try:
             latency, fault, bcfg = st.decide(self.command, bucket, key, op, sig["region"])
+            chaos = st.chaos(op, bool(self.headers.get("X-Amz-Target")))
+            if chaos is not None:
+                fault = None if chaos == "truncate" else chaos
             if latency:
                 time.sleep(latency / 1000.0)
-            if fault:
+            if chaos == "reset":
+                rec.update(fault="reset")
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            elif fault:
                 self.send_fault(fault, bucket, rec)
             else:
-                self.forward(up_path, raw_query, addressing, bcfg, op, rec)
+                self.forward(up_path, raw_query, addressing, bcfg, op, rec,
+                             truncate=chaos == "truncate")
         except (ClientGone, ConnectionError, TimeoutError) as e:
             rec["error"] = f"{type(e).__name__}: {e}"
             self.close_connection = True
@@ -539,7 +601,7 @@ class Handler(BaseHTTPRequestHandler):
             rec["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
             st.record(rec)
 
-    def forward(self, up_path, raw_query, addressing, bcfg, op, rec) -> None:
+    def forward(self, up_path, raw_query, addressing, bcfg, op, rec, truncate=False) -> None:
         scheme, host, port = self.server.upstream
         target = up_path + ("?" + raw_query if raw_query else "")
         body, chunked = self.request_body()
@@ -595,11 +657,32 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
         sent = 0
+        length = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
+        cut = (length // 2) if truncate and length and not rechunk else None
+        if truncate and cut is None:
+            rechunk_cut = True  # a chunked answer: cut after its first piece
+        else:
+            rechunk_cut = False
         if not no_body:
             while True:
                 piece = resp.read1(PIECE) if hasattr(resp, "read1") else resp.read(PIECE)
                 if not piece:
                     break
+                if cut is not None and sent + len(piece) >= cut:
+                    self.wfile.write(piece[: cut - sent])
+                    sent = cut
+                    rec.update(fault="truncate")
+                    self.close_connection = True
+                    conn.close()
+                    rec.update(status=resp.status, bytes=sent)
+                    return
+                if rechunk_cut:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    rec.update(fault="truncate")
+                    self.close_connection = True
+                    conn.close()
+                    rec.update(status=resp.status, bytes=len(piece))
+                    return
                 sent += len(piece)
                 if rechunk:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -627,6 +710,12 @@ class Server(ThreadingHTTPServer):
         self.verbose = verbose
         self.upstream_timeout = upstream_timeout
         super().__init__(listen, Handler)
+
+    def handle_error(self, request, client_address):
+        # A connection the proxy reset on purpose (chaos) or a client gone: no traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def parse_listen(s: str) -> tuple[str, int]:
@@ -742,6 +831,7 @@ def self_test() -> int:
 
     up = ThreadingHTTPServer(("127.0.0.1", 0), FakeS3)
     up.daemon_threads = True
+    up.handle_error = lambda *a: None  # the proxy cuts connections on purpose (chaos)
     threading.Thread(target=up.serve_forever, daemon=True).start()
     state = State()
     proxy = Server(("127.0.0.1", 0), f"http://127.0.0.1:{up.server_address[1]}", state)
@@ -871,6 +961,39 @@ def self_test() -> int:
           <= {x["operation"] for x in recs}, {x["operation"] for x in recs})
     kms_rec = [x for x in recs if x["fault"] == "kms_denied"]
     check("fault names recorded", kms_rec and kms_rec[0]["key"] == "secret/a.json.gz", kms_rec)
+    # chaos: random faults on every request
+    control("POST", "/__proxy/config", {"chaos": {"seed": 3, "rate": 1, "kinds": ["truncate"]}})
+    c2 = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c2.request("GET", "/b1/big", headers={"Authorization": auth("us-east-1")})
+    r = c2.getresponse()
+    try:
+        got = r.read()
+    except http.client.IncompleteRead as e:
+        got = e.partial
+    check("chaos truncate: half the body, then closed",
+          0 < len(got) < int(r.getheader("Content-Length")), (len(got), r.getheader("Content-Length")))
+    c2.close()
+    control("POST", "/__proxy/config", {"chaos": {"seed": 3, "rate": 1, "kinds": ["reset"]}})
+    c3 = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c3.request("GET", "/b1/x", headers={"Authorization": auth("us-east-1")})
+        c3.getresponse().read()
+        reset_seen = False
+    except (http.client.HTTPException, ConnectionError):
+        reset_seen = True
+    check("chaos reset: no answer", reset_seen)
+    c3.close()
+    control("POST", "/__proxy/config", {"chaos": {"seed": 3, "rate": 1, "kinds": ["slow_down"]}})
+    c4 = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c4.request("POST", "/", body=b"{}", headers={"Authorization": auth("us-east-1", "cloudtrail"),
+                                                 "X-Amz-Target": "CloudTrail_20131101.DescribeTrails"})
+    r = c4.getresponse()
+    body = json.loads(r.read())
+    check("chaos on a JSON API: 400 ThrottlingException",
+          r.status == 400 and body["__type"] == "ThrottlingException", (r.status, body))
+    c4.close()
+    status, out = control("POST", "/__proxy/config", {"chaos": {"rate": 2}})
+    check("bad chaos rate rejected", status == 400, out)
     status, out = control("POST", "/__proxy/config", {"buckets": {"x": {"bogus": 1}}})
     check("bad config rejected with 400", status == 400 and "bogus" in out["error"], out)
     control("POST", "/__proxy/reset")

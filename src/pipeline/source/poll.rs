@@ -87,6 +87,13 @@ impl Crawler {
         let c = cursor.clone();
         let watermark = self.blocking(move |s| s.watermark(&c)).await?;
         let from = match watermark.as_deref().and_then(keys::parse_key_time) {
+            // A watermark past now was set while the clock was ahead: the
+            // keys since now less the lookback are listed again (those done
+            // are skipped; an object read again raises no alert twice).
+            Some(w) if w > now => {
+                tracing::warn!(bucket = %cursor.bucket, watermark = %w, "a watermark is in the future (the clock was ahead): listing from now");
+                now - self.config.crawl.lookback
+            }
             Some(w) => w - self.config.crawl.lookback,
             None => self.start_from(now),
         };
@@ -239,5 +246,75 @@ mod tests {
             .await
             .expect("listed");
         assert_eq!(listed(next), [keys[2], keys[4]]);
+    }
+
+    /// Found by the chaos suite's clock steps: with the wall clock a day
+    /// ahead, a quiet pass moved the watermark to "now" less the lookback,
+    /// a day ahead; once the clock was put back, every object of that day
+    /// fell before the watermark and was never listed.
+    #[tokio::test]
+    async fn a_clock_stepped_forward_and_back_loses_no_object() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::config::Config::from_toml(
+            "[aws]\nregion = \"us-east-1\"\n[crawl]\nstart_from = \"24h\"\nlookback = \"1h\"\n",
+            dir.path(),
+        )
+        .expect("config");
+        let state =
+            Arc::new(crate::state::StateStore::open(&dir.path().join("state.db")).expect("state"));
+        let crawler = Crawler::new(
+            Arc::new(crate::aws::AwsClients::new(&config.aws).await),
+            Arc::clone(&state),
+            Arc::new(crate::rules::RuleSet::new(Vec::new()).0),
+            Arc::new(config),
+        );
+        let cursor = CursorKey {
+            bucket: "logs".into(),
+            prefix: "AWSLogs/".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+        };
+        let now = OffsetDateTime::now_utc();
+        let ahead = now + time::Duration::days(1);
+        let quiet = |c: &CursorKey| {
+            let mut listed = BTreeMap::new();
+            listed.insert((0usize, c.clone()), Vec::new());
+            listed
+        };
+        // Two quiet passes, the second with the clock a day ahead.
+        crawler
+            .advance_watermarks(quiet(&cursor), &Default::default(), now)
+            .await
+            .expect("first pass");
+        crawler
+            .advance_watermarks(quiet(&cursor), &Default::default(), ahead)
+            .await
+            .expect("pass with the clock ahead");
+        let stored = state
+            .watermark(&cursor)
+            .expect("read")
+            .expect("a watermark");
+        let stored = keys::parse_key_time(&stored).expect("a key time");
+        assert!(
+            stored <= now,
+            "the watermark stays within the time that really passed: {stored} vs {now}"
+        );
+        // A watermark already in the future (the clock was ahead at start):
+        // the keys of the last hour are listed all the same.
+        state
+            .advance_watermark(&cursor, &keys::key_time(ahead))
+            .expect("watermark");
+        let written = [key_at(now, 30), key_at(now, 5)];
+        let keys: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
+        let bucket = crate::aws::fake::FakeBucket::new("logs", &keys);
+        let got: Vec<String> = crawler
+            .list_cursor(&bucket, &cursor, now)
+            .await
+            .expect("listed")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(got, keys);
     }
 }
