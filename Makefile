@@ -40,7 +40,7 @@ fmt:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## chaos: the chaos suite (CHAOS_MINUTES, default 3; 60 for the long run)
+## chaos: the chaos suite (CHAOS_MINUTES, default 4; 60 for the long run)
 chaos:
 	bash scripts/chaos.sh
 

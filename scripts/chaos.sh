@@ -8,7 +8,7 @@
 # `faults N, runs N, alerts expected N, delivered N, lost N, duplicated N`; exit 0
 # only with 0 lost and 0 duplicated (and no secret in any log or file).
 #
-#   scripts/chaos.sh                        # 3 minutes (what make test runs)
+#   scripts/chaos.sh                        # 4 minutes (what make test runs)
 #   CHAOS_MINUTES=60 scripts/chaos.sh       # the long run
 #   SEED=7 CHAOS_KEEP=1 scripts/chaos.sh    # another schedule; keep the logs
 set -euo pipefail
@@ -23,4 +23,4 @@ if [[ -z "${TRAILWATCH_BIN:-}" ]]; then
 fi
 exec localstack/.venv-moto/bin/python scripts/chaos.py --trailwatch "$bin" \
     --receiver-python "$root/.venv-receiver/bin/python" \
-    --minutes "${CHAOS_MINUTES:-3}" --seed "${SEED:-1}"
+    --minutes "${CHAOS_MINUTES:-4}" --seed "${SEED:-1}"

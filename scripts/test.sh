@@ -51,7 +51,7 @@ cargo test --all-targets --features failpoints
 # killed mid-run: nothing lost, nothing twice (the long run: scripts/scaleout.sh).
 NOTIFICATIONS=200 TRAILWATCH_BIN="$root/target/debug/trailwatch" bash scripts/scaleout.sh
 # The chaos suite's short seeded schedule (the long run: CHAOS_MINUTES=60).
-CHAOS_MINUTES="${CHAOS_MINUTES:-3}" TRAILWATCH_BIN="$root/target/debug/trailwatch" bash scripts/chaos.sh
+CHAOS_MINUTES="${CHAOS_MINUTES:-4}" TRAILWATCH_BIN="$root/target/debug/trailwatch" bash scripts/chaos.sh
 ./target/debug/trailwatch rules test
 bash systemd/check.sh target/debug/trailwatch
 bash iam-policies/lint.sh "$root/.venv-parliament/bin/parliament"

@@ -131,3 +131,133 @@ fn nix_is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// A webhook receiver on loopback that answers 200 and counts each alert id.
+async fn counting_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let seen = std::sync::Arc::clone(&counts);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = std::sync::Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut piece = [0u8; 8192];
+                loop {
+                    // One request per connection is enough here: read the
+                    // head, then the body its Content-Length announces.
+                    let Ok(n) = s.read(&mut piece).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&piece[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(head_end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < head_end + 4 + length {
+                        continue;
+                    }
+                    let body = &buf[head_end + 4..head_end + 4 + length];
+                    if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(body)
+                        && let Some(id) = alert["id"].as_str()
+                    {
+                        let mut seen = seen.lock().expect("counts");
+                        *seen.entry(id.to_owned()).or_default() += 1;
+                    }
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                        )
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (url, counts)
+}
+
+/// Found by the chaos suite: with the state's disk full (or its file locked)
+/// while alerts were being delivered, a sink's offset could not be stored
+/// after a delivery, and the next round sent those alerts again (15 alerts
+/// twice to each HTTP sink in a five-minute run).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_offset_that_cannot_be_stored_does_not_send_alerts_again() {
+    use std::sync::Arc;
+    use trailwatch::alert::{Alert, AlertContext, Detected};
+    use trailwatch::state::{CursorKey, ObjectCommit, ObjectStatus, StateStore};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, counts) = counting_receiver().await;
+    let config = trailwatch::config::Config::from_toml(
+        &format!("[[sinks]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"{url}\"\n"),
+        dir.path(),
+    )
+    .expect("config");
+    let path = dir.path().join("state.db");
+    let state = Arc::new(StateStore::open(&path).expect("state"));
+    let cursor = CursorKey {
+        bucket: "b".into(),
+        prefix: String::new(),
+        account: "111122223333".into(),
+        region: "us-east-1".into(),
+    };
+    let alerts: Vec<Detected> = (0..3)
+        .map(|i| {
+            let mut alert = Alert::sample();
+            alert.id = format!("tw-00000000000000a{i}");
+            Detected {
+                alert,
+                context: AlertContext::default(),
+            }
+        })
+        .collect();
+    state
+        .commit_object(&ObjectCommit {
+            cursor: &cursor,
+            key: "k",
+            key_time: "20261201T1000Z",
+            status: ObjectStatus::Done,
+            records: 3,
+            error: None,
+            alerts: &alerts,
+            activity: &[],
+            correlation: None,
+        })
+        .expect("commit");
+
+    // Another process holds the write lock: every offset write fails (after
+    // SQLite's busy timeout), reads still work.
+    let blocker = rusqlite::Connection::open(&path).expect("open");
+    blocker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let policy = trailwatch::sinks::deliver::Policy::default();
+    let first = trailwatch::sinks::deliver::deliver_all(&state, &config.sinks, &policy).await;
+    assert!(first.is_err(), "the offset could not be stored: {first:?}");
+    blocker.execute_batch("ROLLBACK").expect("unlock");
+
+    // Once the store takes writes again, the rest go out, none twice.
+    trailwatch::sinks::deliver::deliver_all(&state, &config.sinks, &policy)
+        .await
+        .expect("delivered");
+    let counts = counts.lock().expect("counts").clone();
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+}

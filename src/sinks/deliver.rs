@@ -48,6 +48,23 @@ pub struct Policy {
     /// Shared state (`[state] backend = "dynamodb"`): each alert is claimed
     /// before it is sent, so that two instances never both deliver it.
     pub shared: Option<std::sync::Arc<SharedState>>,
+    /// Per sink, the outbox sequence number its sends reached in this
+    /// process: ahead of the stored offset when the store could not take
+    /// it (disk full, locked), so that what was delivered is not sent again.
+    pub sent: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+}
+
+impl Policy {
+    /// Where `sink`'s sends reached: the stored offset, or further.
+    fn resume_from(&self, sink: &str, stored: i64) -> i64 {
+        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.get(sink).map_or(stored, |s| stored.max(*s))
+    }
+
+    fn note_sent(&self, sink: &str, seq: i64) {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.insert(sink.to_owned(), seq);
+    }
 }
 
 impl Default for Policy {
@@ -58,6 +75,7 @@ impl Default for Policy {
             cap: Duration::from_secs(30),
             max_wait: Duration::from_secs(120),
             shared: None,
+            sent: Arc::default(),
         }
     }
 }
@@ -261,7 +279,8 @@ pub async fn drain(
         ..SinkReport::default()
     };
     let name = sink.name.clone();
-    let (mut offset, _) = blocking(state, move |s| s.sink_offset(&name)).await?;
+    let (stored, _) = blocking(state, move |s| s.sink_offset(&name)).await?;
+    let mut offset = policy.resume_from(&sink.name, stored);
     let mut failures_in_a_row = 0u32;
     // Alerts sent (or dead-lettered) whose claim is not yet marked delivered.
     let mut to_mark: Vec<String> = Vec::new();
@@ -336,6 +355,9 @@ pub async fn drain(
                     }
                 }
             }
+            // Delivered (or kept as a dead letter): never sent again by this
+            // process, even if its offset cannot be stored just now.
+            policy.note_sent(&sink.name, item.seq);
             if policy.shared.is_some() {
                 to_mark.push(item.alert.id.clone());
             }
