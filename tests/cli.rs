@@ -319,9 +319,18 @@ fn rules_list_shows_builtin_and_user_rules() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("aws-cloudtrail-stop-logging") && text.contains("builtin"));
     assert!(text.contains("aws_cloudtrail_disable_logging.yml"));
+    // The checks that are no Sigma rule (trail status, blind spots) too.
+    let checks = trailwatch::pipeline::blind_spots::CHECKS;
+    for (id, _, _) in checks {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(id) && l.ends_with("check")),
+            "{id}"
+        );
+    }
     assert_eq!(
         text.lines().count(),
-        1 + 57 + trailwatch::rules::builtin_rules().rules.len()
+        1 + 57 + trailwatch::rules::builtin_rules().rules.len() + checks.len()
     );
 }
 

@@ -17,6 +17,11 @@ pub fn list(sources: &RuleSources) -> ExitCode {
         .rules()
         .iter()
         .map(|r| r.id.len())
+        .chain(
+            crate::pipeline::blind_spots::CHECKS
+                .iter()
+                .map(|c| c.0.len()),
+        )
         .max()
         .unwrap_or(2)
         .max(2);
@@ -36,6 +41,12 @@ pub fn list(sources: &RuleSources) -> ExitCode {
         );
         if line.is_err() {
             break; // stdout closed (e.g. piped into head)
+        }
+    }
+    // The built-in checks that are no Sigma rule (trail status, blind spots).
+    for (id, level, title) in crate::pipeline::blind_spots::CHECKS {
+        if writeln!(out, "{id:<id_width$}  {level:<13}  {title:<60}  check").is_err() {
+            break;
         }
     }
     let unindexed: Vec<&str> = set.unindexed().map(|r| r.id.as_str()).collect();

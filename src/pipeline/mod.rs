@@ -7,6 +7,7 @@
 //! rules' bursts between passes. The AWS calls are `aws`'s, detection is
 //! `detect`'s; this module only orders them.
 
+pub mod blind_spots;
 mod bursts;
 mod discover;
 mod plan;
@@ -145,6 +146,7 @@ impl Crawler {
         self.advance_watermarks(listing.listed, &tally, started)
             .await?;
         self.update_lag(&targets, &mut reports).await?;
+        let blind_spots = self.raise_blind_spots(&targets, &mut reports).await?;
         let summaries = self.blocking(|s| s.close_suppression_windows()).await?;
         if summaries > 0 {
             tracing::info!(summaries, "suppression windows closed with repeats");
@@ -154,7 +156,8 @@ impl Crawler {
             trails,
             discovery_errors,
             targets: reports,
-            trail_alerts,
+            // Alerts about the trails and their buckets (status, blind spots).
+            trail_alerts: trail_alerts + blind_spots,
             paused_by,
         })
     }

@@ -47,6 +47,13 @@ pub struct TargetReport {
     /// SQS mode: how its new objects are announced (None: not checked).
     #[serde(default)]
     pub notification: Option<crate::aws::notification_path::NotificationPath>,
+    /// Whether the bucket has been read, this pass or before (a denial
+    /// after that is a blind spot, `blind_spots.rs`).
+    #[serde(default)]
+    pub read_before: bool,
+    /// Since when and why it cannot be read, while it could before.
+    #[serde(default)]
+    pub unreadable: Option<super::blind_spots::Unreadable>,
 }
 
 /// What one pass did.
@@ -343,6 +350,31 @@ impl Crawler {
                 .map(|t| (OffsetDateTime::now_utc() - t).whole_seconds());
         }
         Ok(())
+    }
+
+    /// Raises the blind-spot alerts the change from each target's last
+    /// report calls for (`blind_spots.rs`); returns how many were new.
+    pub(super) async fn raise_blind_spots(
+        &self,
+        targets: &[Target],
+        reports: &mut [TargetReport],
+    ) -> Result<u64, CrawlError> {
+        let mut alerts = Vec::new();
+        for (target, report) in targets.iter().zip(reports.iter_mut()) {
+            let id = target.id();
+            let previous: Option<TargetReport> = self
+                .blocking(move |s| s.target_status(&id))
+                .await?
+                .and_then(|v| serde_json::from_value(v).ok());
+            alerts.extend(super::blind_spots::transitions(previous.as_ref(), report));
+        }
+        if alerts.is_empty() {
+            return Ok(0);
+        }
+        for a in &alerts {
+            tracing::warn!(rule = %a.alert.rule.id, title = %a.alert.rule.title, "blind spot");
+        }
+        Ok(self.blocking(move |s| s.insert_alerts(&alerts)).await? as u64)
     }
 
     /// Stores each target's report for `trails` and the health endpoint.

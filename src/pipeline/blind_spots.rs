@@ -1,0 +1,278 @@
+//! Blind spots raised as alerts: a bucket or its KMS key that becomes
+//! unreadable (AccessDenied, a KMS denial) after having been readable. An
+//! attacker who breaks delivery with a bucket or key policy change would
+//! otherwise raise nothing. One alert when it starts, one resolving summary
+//! when the bucket is readable again; ids by the trail-status alerts'
+//! formula (rule, resource, when), never grouped (DESIGN.md).
+
+use crate::alert::{Alert, AlertContext, AlertEvent, AlertRule, Detected, alert_id, now_rfc3339};
+
+use super::report::TargetReport;
+
+pub const BUCKET_UNREADABLE: &str = "trailwatch-blind-bucket-unreadable";
+pub const KMS_DENIED: &str = "trailwatch-blind-kms-denied";
+
+/// The built-in checks that are no Sigma rule: (id, level, title), for
+/// `trailwatch rules list`.
+pub const CHECKS: &[(&str, &str, &str)] = &[
+    (
+        super::trail_alerts::NOT_LOGGING,
+        "high",
+        "CloudTrail trail stopped logging (GetTrailStatus)",
+    ),
+    (
+        super::trail_alerts::DELIVERY_ERROR,
+        "high",
+        "CloudTrail trail cannot deliver its logs (GetTrailStatus)",
+    ),
+    (
+        BUCKET_UNREADABLE,
+        "medium",
+        "A trail's bucket became unreadable after having been read (blind spot)",
+    ),
+    (
+        KMS_DENIED,
+        "medium",
+        "A trail's KMS key refuses decryption after having allowed it (blind spot)",
+    ),
+];
+
+/// Why a bucket cannot be read now, while it was read before.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unreadable {
+    /// The rule: bucket denied, or KMS key denied.
+    pub rule: String,
+    /// When it was first seen (RFC 3339).
+    pub since: String,
+    /// The first error that said so.
+    pub reason: String,
+    /// The alert raised for it (the summary's id derives from it).
+    pub alert_id: String,
+}
+
+/// The denial among a pass's errors for a target, if any: (rule, reason).
+fn denial(errors: &[String]) -> Option<(&'static str, &str)> {
+    errors.iter().find_map(|e| {
+        if e.contains("cannot decrypt") || e.contains("kms:Decrypt") {
+            Some((KMS_DENIED, e.as_str()))
+        } else if e.contains("access denied") || e.contains("AccessDenied") {
+            Some((BUCKET_UNREADABLE, e.as_str()))
+        } else {
+            None
+        }
+    })
+}
+
+/// Whether this pass read the bucket: listed it, and read objects or had
+/// none to read, without a denial.
+fn read_fine(now: &TargetReport) -> bool {
+    now.reachable && denial(&now.errors).is_none() && (now.processed > 0 || now.listed == 0)
+}
+
+/// Carries what `previous` knew into `now` and returns the alerts the change
+/// calls for: one when a bucket that was read becomes unreadable, one
+/// summary when it is read again.
+pub fn transitions(previous: Option<&TargetReport>, now: &mut TargetReport) -> Vec<Detected> {
+    let was_read = previous.is_some_and(|p| p.read_before);
+    let open = previous.and_then(|p| p.unreadable.clone());
+    now.read_before = was_read || read_fine(now);
+    match (open, denial(&now.errors)) {
+        (None, Some((rule, reason))) if was_read => {
+            let since = now_rfc3339();
+            let id = alert_id(rule, &format!("{}\0{}\0{since}", now.bucket, prefix(now)));
+            let alert = alert(rule, &id, now, reason, &since, false);
+            now.unreadable = Some(Unreadable {
+                rule: rule.to_owned(),
+                since,
+                reason: reason.to_owned(),
+                alert_id: id,
+            });
+            vec![alert]
+        }
+        (Some(open), None) if read_fine(now) => {
+            let id = alert_id(&open.rule, &format!("{}\0resolved", open.alert_id));
+            now.unreadable = None;
+            vec![alert(&open.rule, &id, now, &open.reason, &open.since, true)]
+        }
+        (open, _) => {
+            now.unreadable = open;
+            Vec::new()
+        }
+    }
+}
+
+fn prefix(t: &TargetReport) -> &str {
+    t.prefix.as_deref().unwrap_or("")
+}
+
+fn alert(
+    rule: &str,
+    id: &str,
+    t: &TargetReport,
+    reason: &str,
+    since: &str,
+    resolved: bool,
+) -> Detected {
+    let kms = rule == KMS_DENIED;
+    let what = if kms {
+        "cannot decrypt its objects (KMS)"
+    } else {
+        "cannot be read (access denied)"
+    };
+    let title = if resolved {
+        format!("Readable again: s3://{}/{}", t.bucket, prefix(t))
+    } else {
+        format!("Blind spot: s3://{}/{} {what}", t.bucket, prefix(t))
+    };
+    let description = if resolved {
+        format!(
+            "trailwatch reads this trail's bucket again (unreadable since {since}). Objects \
+             delivered meanwhile are read now; check what changed the policy, and back."
+        )
+    } else if kms {
+        "The trail's objects were decrypted before and are refused now: the KMS key policy \
+         or the reading role's kms:Decrypt changed. Until it is fixed, trailwatch sees \
+         nothing of this trail. Check the key policy's recent changes (PutKeyPolicy) and who \
+         made them."
+            .to_owned()
+    } else {
+        "The trail's bucket was read before and refuses trailwatch now: the bucket policy or \
+         the reading role changed. Until it is fixed, trailwatch sees nothing of this trail. \
+         Check the bucket policy's recent changes (PutBucketPolicy) and who made them."
+            .to_owned()
+    };
+    let account = t
+        .cursors
+        .first()
+        .and_then(|c| c.rsplit_once("/CloudTrail/"))
+        .and_then(|(root, _)| root.rsplit('/').next())
+        .map(str::to_owned);
+    Detected {
+        alert: Alert {
+            id: id.to_owned(),
+            rule: AlertRule {
+                id: rule.to_owned(),
+                title,
+                severity: "medium".into(),
+                tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
+                source: "builtin".into(),
+            },
+            event: AlertEvent {
+                id: None,
+                name: Some(if kms { "Decrypt" } else { "GetObject" }.into()),
+                source: Some(
+                    if kms {
+                        "kms.amazonaws.com"
+                    } else {
+                        "s3.amazonaws.com"
+                    }
+                    .into(),
+                ),
+                time: Some(since.to_owned()),
+                account_id: account,
+                account_name: None,
+                region: t.region.clone(),
+                principal: None,
+                principal_type: None,
+                source_ip: None,
+                user_agent: None,
+                error_code: Some(
+                    if kms {
+                        "KMS.AccessDenied"
+                    } else {
+                        "AccessDenied"
+                    }
+                    .into(),
+                ),
+            },
+            object: None,
+            count: 1,
+            related_event_ids: Vec::new(),
+            detected_at: now_rfc3339(),
+            burst: None,
+        },
+        context: AlertContext {
+            description: Some(description),
+            falsepositives: vec!["A bucket or key policy tightened on purpose.".into()],
+            record: Some(reason.to_owned()),
+            resource: Some(format!("s3://{}/{}", t.bucket, prefix(t))),
+            ungrouped: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(processed: u64, errors: &[&str]) -> TargetReport {
+        TargetReport {
+            bucket: "logs".into(),
+            reachable: true,
+            listed: processed + errors.len() as u64,
+            processed,
+            errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+            cursors: vec!["AWSLogs/111122223333/CloudTrail/us-east-1".into()],
+            ..TargetReport::default()
+        }
+    }
+
+    #[test]
+    fn a_bucket_that_was_read_and_is_refused_raises_one_alert_then_one_summary() {
+        let mut first = pass(3, &[]);
+        assert!(transitions(None, &mut first).is_empty());
+        assert!(first.read_before);
+
+        let mut denied = pass(0, &["s3://logs/k: access denied: Access Denied"]);
+        let raised = transitions(Some(&first), &mut denied);
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].alert.rule.id, BUCKET_UNREADABLE);
+        assert_eq!(raised[0].alert.rule.severity, "medium");
+        assert_eq!(
+            raised[0].alert.event.account_id.as_deref(),
+            Some("111122223333")
+        );
+        assert!(raised[0].context.ungrouped);
+        let open = denied.unreadable.clone().expect("open");
+
+        // Still denied: nothing new, the same open condition.
+        let mut again = pass(0, &["s3://logs/k2: access denied: Access Denied"]);
+        assert!(transitions(Some(&denied), &mut again).is_empty());
+        assert_eq!(again.unreadable.as_ref(), Some(&open));
+
+        // Readable again: one summary, its own id, and the condition ends.
+        let mut back = pass(2, &[]);
+        let summary = transitions(Some(&again), &mut back);
+        assert_eq!(summary.len(), 1);
+        assert_eq!(summary[0].alert.rule.id, BUCKET_UNREADABLE);
+        assert_ne!(summary[0].alert.id, raised[0].alert.id);
+        assert!(summary[0].alert.rule.title.starts_with("Readable again"));
+        assert!(back.unreadable.is_none());
+        let mut later = pass(1, &[]);
+        assert!(transitions(Some(&back), &mut later).is_empty());
+    }
+
+    #[test]
+    fn a_bucket_never_read_raises_nothing_and_a_kms_denial_is_its_own_rule() {
+        // Denied from the first pass on: a configuration error, not a change.
+        let mut denied = pass(0, &["s3://logs/k: access denied: no"]);
+        assert!(transitions(None, &mut denied).is_empty());
+        let mut still = pass(0, &["s3://logs/k: access denied: no"]);
+        assert!(transitions(Some(&denied), &mut still).is_empty());
+
+        let mut read = pass(1, &[]);
+        transitions(None, &mut read);
+        let mut kms = pass(
+            0,
+            &[
+                "s3://logs/k: cannot decrypt: the caller lacks kms:Decrypt on arn:aws:kms:...: denied",
+            ],
+        );
+        let raised = transitions(Some(&read), &mut kms);
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].alert.rule.id, KMS_DENIED);
+        // Throttling is no blind spot.
+        let mut slow = pass(0, &["s3://logs/k: SlowDown"]);
+        assert!(transitions(Some(&read), &mut slow).is_empty());
+    }
+}

@@ -1,0 +1,128 @@
+//! Blind spots as alerts (issue 21, item 4), against LocalStack through the
+//! fault proxy: a bucket that was read and becomes unreadable raises one
+//! alert, and one summary once it is read again; a KMS denial after reads
+//! is its own rule. `trailwatch once` runs the passes, the state kept.
+
+mod common;
+
+use common::emulators::{Proxy, put_log, require_emulators, trailwatch};
+use serde_json::{Value, json};
+
+fn alerts(dir: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("alerts.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn of_rule<'a>(all: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    all.iter().filter(|a| a["rule"]["id"] == rule).collect()
+}
+
+fn record(id: &str) -> Value {
+    json!({
+        "eventVersion": "1.08", "eventID": id, "eventTime": "2026-12-01T10:00:00Z",
+        "eventSource": "ec2.amazonaws.com", "eventName": "DescribeInstances",
+        "awsRegion": "us-east-1", "sourceIPAddress": "10.0.0.1",
+        "recipientAccountId": "111122223333", "readOnly": true,
+        "userIdentity": {"type": "AssumedRole", "accountId": "111122223333",
+                         "arn": "arn:aws:sts::111122223333:assumed-role/app/i-1"}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_that_becomes_unreadable_raises_one_alert_and_one_summary() {
+    require_emulators();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = format!("tw-blind-{}", std::process::id());
+    let now = time::OffsetDateTime::now_utc();
+    put_log(
+        &bucket,
+        "bs",
+        now - time::Duration::minutes(20),
+        "a",
+        &[record("bs-1")],
+    )
+    .await;
+    let proxy = Proxy::start(dir.path());
+    let cfg = dir.path().join("trailwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[state]\npath = \"state.db\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\
+             [discovery]\nenabled = false\n[[trails]]\nbucket = \"{bucket}\"\nprefix = \"bs\"\nregion = \"us-east-1\"\n\
+             [crawl]\nstart_from = \"2h\"\n[[sinks]]\ntype = \"file\"\npath = \"alerts.jsonl\"\n",
+            proxy.url
+        ),
+    )
+    .expect("config");
+    let once = || {
+        let out = trailwatch(&["once", "--config", cfg.to_str().expect("utf-8")])
+            .current_dir(dir.path())
+            .output()
+            .expect("once");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let bucket_rule = "trailwatch-blind-bucket-unreadable";
+    let kms_rule = "trailwatch-blind-kms-denied";
+
+    // Read fine: no blind spot.
+    once();
+    assert!(of_rule(&alerts(dir.path()), bucket_rule).is_empty());
+
+    // The bucket policy changes: every request denied. One alert, however
+    // many passes it lasts.
+    proxy.configure(&json!({"buckets": {&bucket: {"access_denied": true}}}));
+    let err = once();
+    once();
+    let all = alerts(dir.path());
+    let raised = of_rule(&all, bucket_rule);
+    assert_eq!(raised.len(), 1, "{err}\n{all:#?}");
+    assert_eq!(raised[0]["rule"]["severity"], "medium");
+    assert!(
+        raised[0]["rule"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains(&bucket)),
+        "{:#}",
+        raised[0]
+    );
+
+    // Readable again: one summary under its own id.
+    proxy.configure(&json!({}));
+    put_log(
+        &bucket,
+        "bs",
+        now - time::Duration::minutes(10),
+        "b",
+        &[record("bs-2")],
+    )
+    .await;
+    once();
+    once();
+    let all = alerts(dir.path());
+    let both = of_rule(&all, bucket_rule);
+    assert_eq!(both.len(), 2, "{all:#?}");
+    assert_ne!(both[0]["id"], both[1]["id"]);
+    assert!(
+        both[1]["rule"]["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Readable again")),
+        "{:#}",
+        both[1]
+    );
+
+    // The key policy changes: a new object cannot be decrypted.
+    proxy.configure(&json!({"buckets": {&bucket: {"kms_denied": true}}}));
+    put_log(
+        &bucket,
+        "bs",
+        now - time::Duration::minutes(5),
+        "c",
+        &[record("bs-3")],
+    )
+    .await;
+    let err = once();
+    let all = alerts(dir.path());
+    assert_eq!(of_rule(&all, kms_rule).len(), 1, "{err}\n{all:#?}");
+}
