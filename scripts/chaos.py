@@ -410,7 +410,7 @@ class Faults:
 
     def table(self) -> list[tuple[str, int]]:
         # The long run kills often: at least 50 times in an hour.
-        kills = [("kill9", 5), ("kill_point", 4)] if self.short else [("kill9", 25), ("kill_point", 10)]
+        kills = [("kill9", 5), ("kill_point", 4)] if self.short else [("kill9", 35), ("kill_point", 12)]
         table = [*kills, ("sigterm", 2), ("sighup_storm", 2),
                  ("receiver_down", 2), ("receiver_429", 2), ("receiver_500", 2),
                  ("receiver_slow", 2), ("receiver_close", 1), ("s3_chaos", 3),

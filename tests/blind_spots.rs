@@ -126,3 +126,87 @@ async fn a_bucket_that_becomes_unreadable_raises_one_alert_and_one_summary() {
     let all = alerts(dir.path());
     assert_eq!(of_rule(&all, kms_rule).len(), 1, "{err}\n{all:#?}");
 }
+
+fn wait_for(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A rule file that stops loading at a reload is a blind spot: one alert
+/// through the sinks, and one summary once it loads again.
+#[test]
+fn a_rule_file_that_fails_at_a_reload_raises_one_alert_and_one_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("rules dir");
+    let good = "title: Mine\nid: mine\nlogsource:\n  product: aws\n  service: cloudtrail\n\
+                detection:\n  sel:\n    eventName: DeleteBucket\n  condition: sel\nlevel: low\n";
+    std::fs::write(rules.join("mine.yml"), good).expect("rule");
+    let cfg = dir.path().join("trailwatch.toml");
+    std::fs::write(
+        &cfg,
+        "[state]\npath = \"state.db\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
+         [discovery]\nenabled = false\n[[trails]]\nbucket = \"b\"\nregion = \"us-east-1\"\n\
+         [crawl]\npoll_interval = \"1h\"\n[rules]\npaths = [\"rules\"]\n\
+         [[sinks]]\ntype = \"file\"\npath = \"alerts.jsonl\"\nfsync = \"always\"\n",
+    )
+    .expect("config");
+    let mut child = trailwatch(&["run", "--config", cfg.to_str().expect("utf-8")])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let hup = |pid: u32| {
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill");
+    };
+    let rule = "trailwatch-blind-rule-not-loaded";
+    let count = || of_rule(&alerts(dir.path()), rule).len();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(count(), 0, "every rule loads at start");
+
+    std::fs::write(
+        rules.join("mine.yml"),
+        "title: Mine\ndetection: [unclosed\n",
+    )
+    .expect("break");
+    hup(child.id());
+    wait_for(
+        "the blind-spot alert",
+        std::time::Duration::from_secs(30),
+        || count() == 1,
+    );
+    let all = alerts(dir.path());
+    let raised = of_rule(&all, rule);
+    assert!(
+        raised[0]["rule"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("mine.yml")),
+        "{:#}",
+        raised[0]
+    );
+    // Reloaded again, still broken: nothing new.
+    hup(child.id());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(count(), 1);
+
+    std::fs::write(rules.join("mine.yml"), good).expect("fix");
+    hup(child.id());
+    wait_for("the summary", std::time::Duration::from_secs(30), || {
+        count() == 2
+    });
+    let all = alerts(dir.path());
+    let both = of_rule(&all, rule);
+    assert_ne!(both[0]["id"], both[1]["id"]);
+    let _ = child.kill();
+    let _ = child.wait();
+}

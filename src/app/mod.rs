@@ -89,6 +89,19 @@ pub fn load_rules_for(
     config: &crate::config::Config,
     state: &crate::state::StateStore,
 ) -> (std::sync::Arc<crate::rules::RuleSet>, Option<String>) {
+    let (rules, failure, _) = load_rules_reporting(config, state);
+    (rules, failure)
+}
+
+/// As `load_rules_for`, and the rules that failed to load.
+pub fn load_rules_reporting(
+    config: &crate::config::Config,
+    state: &crate::state::StateStore,
+) -> (
+    std::sync::Arc<crate::rules::RuleSet>,
+    Option<String>,
+    Vec<crate::rules::RuleError>,
+) {
     let (rules, errors) = crate::rules::load_rule_set(config.rules.builtin, &config.rules.paths);
     for e in &errors {
         tracing::warn!(file = %e.file, line = e.line, reason = %e.reason, "rule not loaded");
@@ -111,7 +124,7 @@ pub fn load_rules_for(
         correlations = rules.correlations().len(),
         "rules loaded"
     );
-    (std::sync::Arc::new(rules), failure)
+    (std::sync::Arc::new(rules), failure, errors)
 }
 
 /// Installs the log subscriber (text or JSON, per the config).

@@ -128,9 +128,18 @@ pub fn run(path: &Path) -> ExitCode {
 /// The rules for `config`; a saved correlation state that cannot be read is
 /// logged, and the stateful rules start afresh.
 fn load_rules(config: &Config, state: &StateStore) -> Arc<RuleSet> {
-    let (rules, failure) = crate::app::load_rules_for(config, state);
+    let (rules, failure, errors) = crate::app::load_rules_reporting(config, state);
     if let Some(e) = failure {
         tracing::warn!(error = %e, "the saved correlation state could not be read");
+    }
+    // A rule file that does not load is a blind spot: an alert, and a
+    // summary once it loads again.
+    match crate::pipeline::blind_spots::record_rule_failures(state, &errors) {
+        Ok(n) if n > 0 => {
+            tracing::warn!(alerts = n, "rule files not loaded raised blind-spot alerts")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "the rules' blind spots could not be recorded"),
     }
     rules
 }

@@ -1,9 +1,12 @@
 //! Blind spots raised as alerts: a bucket or its KMS key that becomes
-//! unreadable (AccessDenied, a KMS denial) after having been readable. An
-//! attacker who breaks delivery with a bucket or key policy change would
-//! otherwise raise nothing. One alert when it starts, one resolving summary
-//! when the bucket is readable again; ids by the trail-status alerts'
+//! unreadable (AccessDenied, a KMS denial) after having been readable, and
+//! a rule file that does not load (at start or at a reload). An attacker who
+//! breaks delivery with a bucket or key policy change, or a rule that no
+//! longer compiles, would otherwise raise nothing. One alert when it starts,
+//! one resolving summary when it ends; ids by the trail-status alerts'
 //! formula (rule, resource, when), never grouped (DESIGN.md).
+
+use std::collections::BTreeMap;
 
 use crate::alert::{Alert, AlertContext, AlertEvent, AlertRule, Detected, alert_id, now_rfc3339};
 
@@ -11,6 +14,7 @@ use super::report::TargetReport;
 
 pub const BUCKET_UNREADABLE: &str = "trailwatch-blind-bucket-unreadable";
 pub const KMS_DENIED: &str = "trailwatch-blind-kms-denied";
+pub const RULE_NOT_LOADED: &str = "trailwatch-blind-rule-not-loaded";
 
 /// The built-in checks that are no Sigma rule: (id, level, title), for
 /// `trailwatch rules list`.
@@ -35,7 +39,137 @@ pub const CHECKS: &[(&str, &str, &str)] = &[
         "medium",
         "A trail's KMS key refuses decryption after having allowed it (blind spot)",
     ),
+    (
+        RULE_NOT_LOADED,
+        "medium",
+        "A rule file did not load, at start or at a reload (blind spot)",
+    ),
 ];
+
+/// A rule file that does not load, since when, and the alert raised for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuleFailure {
+    pub since: String,
+    pub line: usize,
+    pub reason: String,
+    pub alert_id: String,
+}
+
+/// Where the open rule failures are kept (the state store's kv).
+const RULE_FAILURES_KEY: &str = "blind_rules";
+
+/// Compares the rule files that failed to load now with those that had
+/// failed before: an alert for each new one, a summary for each that loads
+/// again. Returns the alerts and the failures still open.
+pub fn rule_transitions(
+    open: &BTreeMap<String, RuleFailure>,
+    errors: &[crate::rules::RuleError],
+) -> (Vec<Detected>, BTreeMap<String, RuleFailure>) {
+    let mut alerts = Vec::new();
+    let mut still = BTreeMap::new();
+    for e in errors {
+        if still.contains_key(&e.file) {
+            continue;
+        }
+        let failure = match open.get(&e.file) {
+            Some(f) => f.clone(),
+            None => {
+                let since = now_rfc3339();
+                let id = alert_id(RULE_NOT_LOADED, &format!("{}\0{since}", e.file));
+                alerts.push(rule_alert(&id, &e.file, e.line, &e.reason, &since, false));
+                RuleFailure {
+                    since,
+                    line: e.line,
+                    reason: e.reason.clone(),
+                    alert_id: id,
+                }
+            }
+        };
+        still.insert(e.file.clone(), failure);
+    }
+    for (file, f) in open.iter().filter(|(file, _)| !still.contains_key(*file)) {
+        let id = alert_id(RULE_NOT_LOADED, &format!("{}\0resolved", f.alert_id));
+        alerts.push(rule_alert(&id, file, f.line, &f.reason, &f.since, true));
+    }
+    (alerts, still)
+}
+
+/// Records the rule files that failed to load (start, reload) in the state
+/// store, with the alerts their change calls for; returns how many were new.
+pub fn record_rule_failures(
+    state: &crate::state::StateStore,
+    errors: &[crate::rules::RuleError],
+) -> crate::state::Result<usize> {
+    let open: BTreeMap<String, RuleFailure> = state
+        .kv(RULE_FAILURES_KEY)?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    let (alerts, still) = rule_transitions(&open, errors);
+    if alerts.is_empty() && still == open {
+        return Ok(0);
+    }
+    let json = serde_json::to_string(&still).unwrap_or_else(|_| "{}".into());
+    state.set_kv_with_alerts(RULE_FAILURES_KEY, &json, &alerts)
+}
+
+fn rule_alert(
+    id: &str,
+    file: &str,
+    line: usize,
+    reason: &str,
+    since: &str,
+    resolved: bool,
+) -> Detected {
+    let title = if resolved {
+        format!("Rule file loads again: {file}")
+    } else {
+        format!("Blind spot: rule file not loaded: {file}, line {line}")
+    };
+    let description = if resolved {
+        format!("The rule file loads again (it had not since {since}); its rules run.")
+    } else {
+        "A rule file did not load: its rules do not run, and what they would catch raises          nothing until it is fixed. The other rules run. Fix the file (the reason and line          are in the record) and reload (SIGHUP)."
+            .to_owned()
+    };
+    Detected {
+        alert: Alert {
+            id: id.to_owned(),
+            rule: AlertRule {
+                id: RULE_NOT_LOADED.to_owned(),
+                title,
+                severity: "medium".into(),
+                tags: vec!["attack.defense-evasion".into()],
+                source: "builtin".into(),
+            },
+            event: AlertEvent {
+                id: None,
+                name: None,
+                source: None,
+                time: Some(since.to_owned()),
+                account_id: None,
+                account_name: None,
+                region: None,
+                principal: None,
+                principal_type: None,
+                source_ip: None,
+                user_agent: None,
+                error_code: None,
+            },
+            object: None,
+            count: 1,
+            related_event_ids: Vec::new(),
+            detected_at: now_rfc3339(),
+            burst: None,
+        },
+        context: AlertContext {
+            description: Some(description),
+            falsepositives: vec!["A rule being edited when the config was reloaded.".into()],
+            record: Some(format!("{file}:{line}: {reason}")),
+            resource: Some(file.to_owned()),
+            ungrouped: true,
+        },
+    }
+}
 
 /// Why a bucket cannot be read now, while it was read before.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -250,6 +384,35 @@ mod tests {
         assert!(back.unreadable.is_none());
         let mut later = pass(1, &[]);
         assert!(transitions(Some(&back), &mut later).is_empty());
+    }
+
+    #[test]
+    fn a_rule_file_that_stops_loading_raises_one_alert_then_one_summary() {
+        let error = |file: &str| crate::rules::RuleError {
+            file: file.into(),
+            line: 7,
+            reason: "YAML parse error".into(),
+        };
+        let (raised, open) = rule_transitions(&BTreeMap::new(), &[error("a.yml"), error("a.yml")]);
+        assert_eq!(raised.len(), 1, "one alert per file");
+        assert_eq!(raised[0].alert.rule.id, RULE_NOT_LOADED);
+        assert!(raised[0].context.ungrouped);
+        // Still failing at the next reload: nothing new.
+        let (again, open2) = rule_transitions(&open, &[error("a.yml")]);
+        assert!(again.is_empty());
+        assert_eq!(open2, open);
+        // Fixed: one summary under its own id.
+        let (fixed, open3) = rule_transitions(&open2, &[]);
+        assert_eq!(fixed.len(), 1);
+        assert_ne!(fixed[0].alert.id, raised[0].alert.id);
+        assert!(
+            fixed[0]
+                .alert
+                .rule
+                .title
+                .starts_with("Rule file loads again")
+        );
+        assert!(open3.is_empty());
     }
 
     #[test]
