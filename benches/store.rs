@@ -128,6 +128,7 @@ fn alert(rng: &mut StdRng, n: u64, now: i64, key: &str) -> Detected {
             burst: None,
         },
         context: AlertContext {
+            skip_sinks: Vec::new(),
             record: Some(record.to_string()),
             resource: Some(format!("\"{target}\"")),
             ungrouped: true,

@@ -755,6 +755,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--settle", type=float, default=600, help="seconds to wait for delivery at the end")
     args = ap.parse_args()
+    # A SIGTERM (CI's timeout) still cleans up: helpers stopped, namespace gone.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bin_ = str(Path(args.trailwatch).resolve())
     rng = random.Random(args.seed)
     short = args.minutes <= 10

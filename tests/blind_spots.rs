@@ -210,3 +210,164 @@ fn a_rule_file_that_fails_at_a_reload_raises_one_alert_and_one_summary() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A receiver on loopback: `/a` answers 400 while `refuse` holds, else 200;
+/// every other path 200. Records (path, alert rule id) of what it accepted.
+async fn two_path_receiver(
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&got);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (seen, refuse) = (std::sync::Arc::clone(&seen), std::sync::Arc::clone(&refuse));
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut piece = [0u8; 8192];
+                let (path, body) = loop {
+                    let Ok(n) = s.read(&mut piece).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&piece[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + length {
+                        continue;
+                    }
+                    let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    break (path, buf[end + 4..end + 4 + length].to_vec());
+                };
+                let refused = path == "/a" && refuse.load(std::sync::atomic::Ordering::SeqCst);
+                if !refused {
+                    let alert: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let rule = alert["rule"]["id"].as_str().unwrap_or("").to_owned();
+                    seen.lock().expect("seen").push((path, rule));
+                }
+                let head = if refused { "400 Bad Request" } else { "200 OK" };
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {head}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    (base, got)
+}
+
+/// A sink whose alerts go to dead letters is a blind spot: one alert, which
+/// every other sink gets and that sink never does, and one summary once it
+/// delivers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_refusing_alerts_raises_one_alert_elsewhere_and_one_summary() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use trailwatch::alert::{Alert, AlertContext, Detected};
+    use trailwatch::sinks::deliver::{Policy, deliver_all};
+    use trailwatch::state::{CursorKey, ObjectCommit, ObjectStatus, StateStore};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refuse = Arc::new(AtomicBool::new(true));
+    let (base, got) = two_path_receiver(Arc::clone(&refuse)).await;
+    let config = trailwatch::config::Config::from_toml(
+        &format!(
+            "[[sinks]]\ntype = \"webhook\"\nname = \"a\"\nurl = \"{base}/a\"\n\
+             [[sinks]]\ntype = \"webhook\"\nname = \"b\"\nurl = \"{base}/b\"\n\
+             [[sinks]]\ntype = \"file\"\nname = \"file\"\npath = \"alerts.jsonl\"\n"
+        ),
+        dir.path(),
+    )
+    .expect("config");
+    let state = Arc::new(StateStore::open(&dir.path().join("state.db")).expect("state"));
+    let cursor = CursorKey {
+        bucket: "b".into(),
+        prefix: String::new(),
+        account: "111122223333".into(),
+        region: "us-east-1".into(),
+    };
+    let commit = |key: &str, ids: &[&str]| {
+        let alerts: Vec<Detected> = ids
+            .iter()
+            .map(|id| {
+                let mut alert = Alert::sample();
+                alert.id = (*id).to_owned();
+                Detected {
+                    alert,
+                    context: AlertContext::default(),
+                }
+            })
+            .collect();
+        state
+            .commit_object(&ObjectCommit {
+                cursor: &cursor,
+                key,
+                key_time: "20261201T1000Z",
+                status: ObjectStatus::Done,
+                records: 1,
+                error: None,
+                alerts: &alerts,
+                activity: &[],
+                correlation: None,
+            })
+            .expect("commit");
+    };
+    let policy = Policy::default();
+    commit("k1", &["tw-00000000000000b1", "tw-00000000000000b2"]);
+    deliver_all(&state, &config.sinks, &policy)
+        .await
+        .expect("round 1");
+    deliver_all(&state, &config.sinks, &policy)
+        .await
+        .expect("round 2");
+    refuse.store(false, Ordering::SeqCst);
+    commit("k2", &["tw-00000000000000b3"]);
+    deliver_all(&state, &config.sinks, &policy)
+        .await
+        .expect("round 3");
+    deliver_all(&state, &config.sinks, &policy)
+        .await
+        .expect("round 4");
+
+    let rule = "trailwatch-blind-sink-dead-letters";
+    let got = got.lock().expect("got").clone();
+    let at = |path: &str| got.iter().filter(|(p, r)| p == path && r == rule).count();
+    assert_eq!(
+        at("/b"),
+        2,
+        "the other sink gets the alert and its summary: {got:?}"
+    );
+    assert_eq!(at("/a"), 0, "the refusing sink never gets them: {got:?}");
+    assert_eq!(
+        of_rule(&alerts(dir.path()), rule).len(),
+        2,
+        "the file sink too"
+    );
+    assert!(
+        got.iter().any(|(p, _)| p == "/a"),
+        "a delivers again: {got:?}"
+    );
+}

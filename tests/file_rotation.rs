@@ -46,6 +46,7 @@ fn alerts(round: usize) -> Vec<Detected> {
             Detected {
                 alert,
                 context: AlertContext {
+                    skip_sinks: Vec::new(),
                     ungrouped: true,
                     ..AlertContext::default()
                 },

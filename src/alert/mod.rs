@@ -89,6 +89,10 @@ pub struct AlertContext {
     /// with `trailwatch.grouping: false`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ungrouped: bool,
+    /// Sinks this alert never goes to: a blind-spot alert about a sink
+    /// whose alerts are refused is not sent to that sink.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_sinks: Vec<String>,
 }
 
 /// An alert with its context, as detection produces it.

@@ -149,6 +149,7 @@ mod tests {
     fn an_alert_is_a_detection_finding_of_ocsf_1_1() {
         let alert = Alert::sample();
         let context = AlertContext {
+            skip_sinks: Vec::new(),
             description: Some("check it".into()),
             resource: Some("\"my-trail\"".into()),
             record: Some("{\"eventID\":\"x\"}".into()),

@@ -127,14 +127,15 @@ pub fn run(path: &Path) -> ExitCode {
 
 /// The rules for `config`; a saved correlation state that cannot be read is
 /// logged, and the stateful rules start afresh.
-fn load_rules(config: &Config, state: &StateStore) -> Arc<RuleSet> {
+fn load_rules(config: &Config, state: &StateStore, reload: bool) -> Arc<RuleSet> {
     let (rules, failure, errors) = crate::app::load_rules_reporting(config, state);
     if let Some(e) = failure {
         tracing::warn!(error = %e, "the saved correlation state could not be read");
     }
-    // A rule file that does not load is a blind spot: an alert, and a
-    // summary once it loads again.
-    match crate::pipeline::blind_spots::record_rule_failures(state, &errors) {
+    // A rule file that stops loading at a reload is a blind spot: an alert,
+    // and a summary once it loads again (at start, the failures are the
+    // baseline: the log says them, and the config's check does).
+    match crate::pipeline::blind_spots::record_rule_failures(state, &errors, reload) {
         Ok(n) if n > 0 => {
             tracing::warn!(alerts = n, "rule files not loaded raised blind-spot alerts")
         }
@@ -153,7 +154,7 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let rules = load_rules(&config, &state);
+    let rules = load_rules(&config, &state, false);
     let clients = Arc::new(AwsClients::new(&config.aws).await);
     let shared_state = match crate::app::shared_state(&config, &clients, &state).await {
         Ok(s) => s,
@@ -318,7 +319,7 @@ async fn reload(
                     "state.path or the shared state changed: that takes effect at the next restart"
                 );
             }
-            let rules = load_rules(&config, state);
+            let rules = load_rules(&config, state, true);
             let clients = Arc::new(AwsClients::new(&config.aws).await);
             *shared.sink_count.lock().unwrap_or_else(|p| p.into_inner()) = config.sinks.len();
             *current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Current {

@@ -42,11 +42,17 @@ pub const CHECKS: &[(&str, &str, &str)] = &[
     (
         RULE_NOT_LOADED,
         "medium",
-        "A rule file did not load, at start or at a reload (blind spot)",
+        "A rule file stopped loading at a reload (blind spot)",
+    ),
+    (
+        crate::sinks::blind::SINK_DEAD_LETTERS,
+        "medium",
+        "A sink's alerts go to dead letters (blind spot; never sent to that sink)",
     ),
 ];
 
-/// A rule file that does not load, since when, and the alert raised for it.
+/// A rule file that does not load, since when, and the alert raised for it
+/// (none for a failure already there at start: `alert_id` is empty).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleFailure {
     pub since: String,
@@ -64,6 +70,7 @@ const RULE_FAILURES_KEY: &str = "blind_rules";
 pub fn rule_transitions(
     open: &BTreeMap<String, RuleFailure>,
     errors: &[crate::rules::RuleError],
+    reload: bool,
 ) -> (Vec<Detected>, BTreeMap<String, RuleFailure>) {
     let mut alerts = Vec::new();
     let mut still = BTreeMap::new();
@@ -75,8 +82,13 @@ pub fn rule_transitions(
             Some(f) => f.clone(),
             None => {
                 let since = now_rfc3339();
-                let id = alert_id(RULE_NOT_LOADED, &format!("{}\0{since}", e.file));
-                alerts.push(rule_alert(&id, &e.file, e.line, &e.reason, &since, false));
+                let id = if reload {
+                    let id = alert_id(RULE_NOT_LOADED, &format!("{}\0{since}", e.file));
+                    alerts.push(rule_alert(&id, &e.file, e.line, &e.reason, &since, false));
+                    id
+                } else {
+                    String::new()
+                };
                 RuleFailure {
                     since,
                     line: e.line,
@@ -87,7 +99,10 @@ pub fn rule_transitions(
         };
         still.insert(e.file.clone(), failure);
     }
-    for (file, f) in open.iter().filter(|(file, _)| !still.contains_key(*file)) {
+    for (file, f) in open
+        .iter()
+        .filter(|(file, f)| !still.contains_key(*file) && !f.alert_id.is_empty())
+    {
         let id = alert_id(RULE_NOT_LOADED, &format!("{}\0resolved", f.alert_id));
         alerts.push(rule_alert(&id, file, f.line, &f.reason, &f.since, true));
     }
@@ -99,12 +114,13 @@ pub fn rule_transitions(
 pub fn record_rule_failures(
     state: &crate::state::StateStore,
     errors: &[crate::rules::RuleError],
+    reload: bool,
 ) -> crate::state::Result<usize> {
     let open: BTreeMap<String, RuleFailure> = state
         .kv(RULE_FAILURES_KEY)?
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default();
-    let (alerts, still) = rule_transitions(&open, errors);
+    let (alerts, still) = rule_transitions(&open, errors, reload);
     if alerts.is_empty() && still == open {
         return Ok(0);
     }
@@ -162,6 +178,7 @@ fn rule_alert(
             burst: None,
         },
         context: AlertContext {
+            skip_sinks: Vec::new(),
             description: Some(description),
             falsepositives: vec!["A rule being edited when the config was reloaded.".into()],
             record: Some(format!("{file}:{line}: {reason}")),
@@ -326,6 +343,7 @@ fn alert(
             burst: None,
         },
         context: AlertContext {
+            skip_sinks: Vec::new(),
             description: Some(description),
             falsepositives: vec!["A bucket or key policy tightened on purpose.".into()],
             record: Some(reason.to_owned()),
@@ -393,16 +411,22 @@ mod tests {
             line: 7,
             reason: "YAML parse error".into(),
         };
-        let (raised, open) = rule_transitions(&BTreeMap::new(), &[error("a.yml"), error("a.yml")]);
+        // Failing at start: the baseline, no alert (and none when it is fixed).
+        let (at_start, baseline) = rule_transitions(&BTreeMap::new(), &[error("s.yml")], false);
+        assert!(at_start.is_empty());
+        let (none, _) = rule_transitions(&baseline, &[], true);
+        assert!(none.is_empty());
+        let (raised, open) =
+            rule_transitions(&BTreeMap::new(), &[error("a.yml"), error("a.yml")], true);
         assert_eq!(raised.len(), 1, "one alert per file");
         assert_eq!(raised[0].alert.rule.id, RULE_NOT_LOADED);
         assert!(raised[0].context.ungrouped);
         // Still failing at the next reload: nothing new.
-        let (again, open2) = rule_transitions(&open, &[error("a.yml")]);
+        let (again, open2) = rule_transitions(&open, &[error("a.yml")], true);
         assert!(again.is_empty());
         assert_eq!(open2, open);
         // Fixed: one summary under its own id.
-        let (fixed, open3) = rule_transitions(&open2, &[]);
+        let (fixed, open3) = rule_transitions(&open2, &[], true);
         assert_eq!(fixed.len(), 1);
         assert_ne!(fixed[0].alert.id, raised[0].alert.id);
         assert!(

@@ -93,6 +93,7 @@ fn alert(
     Detected {
         alert,
         context: AlertContext {
+            skip_sinks: Vec::new(),
             description: Some(description.to_owned()),
             falsepositives: vec!["A trail retired or reconfigured on purpose.".to_owned()],
             record: serde_json::to_string(trail).ok(),

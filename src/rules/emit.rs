@@ -51,6 +51,7 @@ impl Alert {
         Detected {
             alert: Alert::for_match(rule, record, object, detected_at),
             context: AlertContext {
+                skip_sinks: Vec::new(),
                 description: rule.meta.description.clone(),
                 falsepositives: rule.meta.falsepositives.clone(),
                 record: Some(excerpt),

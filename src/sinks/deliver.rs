@@ -52,6 +52,9 @@ pub struct Policy {
     /// process: ahead of the stored offset when the store could not take
     /// it (disk full, locked), so that what was delivered is not sent again.
     pub sent: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    /// The sinks whose alerts go to dead letters (a blind spot each, in the
+    /// store; read once, then kept here).
+    pub blind: Arc<std::sync::Mutex<Option<super::blind::Episodes>>>,
 }
 
 impl Policy {
@@ -65,6 +68,46 @@ impl Policy {
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         sent.insert(sink.to_owned(), seq);
     }
+
+    fn blind_known(&self) -> Option<super::blind::Episodes> {
+        self.blind.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_blind(&self, episodes: super::blind::Episodes) {
+        *self.blind.lock().unwrap_or_else(|p| p.into_inner()) = Some(episodes);
+    }
+}
+
+/// After a sink's attempt came to an end: a dead letter opens its blind
+/// spot (an alert for the other sinks); a delivery closes an open one.
+async fn note_blind(
+    policy: &Policy,
+    state: &Arc<StateStore>,
+    sink: &str,
+    refused: Option<(String, Option<u16>)>,
+) -> Result<(), StateError> {
+    let name = sink.to_owned();
+    let episodes = match refused {
+        Some((id, status)) => {
+            blocking(state, move |s| {
+                super::blind::dead_lettered(s, &name, &id, status)
+            })
+            .await?
+        }
+        None => {
+            let known = match policy.blind_known() {
+                Some(k) => k,
+                None => blocking(state, super::blind::open).await?,
+            };
+            if known.contains_key(sink) {
+                blocking(state, move |s| super::blind::delivered(s, &name)).await?
+            } else {
+                known
+            }
+        }
+    };
+    policy.set_blind(episodes);
+    Ok(())
 }
 
 impl Default for Policy {
@@ -76,6 +119,7 @@ impl Default for Policy {
             max_wait: Duration::from_secs(120),
             shared: None,
             sent: Arc::default(),
+            blind: Arc::default(),
         }
     }
 }
@@ -185,6 +229,12 @@ impl HttpSink {
         selects(&self.route, alert)
     }
 
+    /// Whether this sink takes an outbox item: its route selects it, and it
+    /// is not an alert kept from this sink (a blind spot about it).
+    fn takes(&self, item: &crate::state::Outboxed) -> bool {
+        self.selects(&item.alert) && !item.context.skip_sinks.contains(&self.name)
+    }
+
     /// One request, after the rate limiter lets it through.
     pub async fn attempt(&self, alert: &Alert, context: &AlertContext) -> Attempt {
         if let Some(limiter) = &self.limiter {
@@ -290,9 +340,9 @@ pub async fn drain(
         if batch.is_empty() {
             break;
         }
-        let mut claims = claim_all(policy, &sink.name, &batch, |a| sink.selects(a)).await;
+        let mut claims = claim_all(policy, &sink.name, &batch, |o| sink.takes(o)).await;
         for item in batch {
-            if !sink.selects(&item.alert) {
+            if !sink.takes(&item) {
                 offset = item.seq;
                 continue;
             }
@@ -311,6 +361,7 @@ pub async fn drain(
                     }
                 }
             }
+            let mut refused = None;
             loop {
                 let attempt = sink.attempt(&item.alert, &item.context).await;
                 *report.statuses.entry(attempt.status_label()).or_default() += 1;
@@ -330,6 +381,7 @@ pub async fn drain(
                         let status = (status != 0).then_some(status);
                         blocking(state, move |s| s.add_dead_letter(&name, seq, status, &body))
                             .await?;
+                        refused = Some((item.alert.id.clone(), status));
                         break;
                     }
                     Attempt::Transient {
@@ -358,6 +410,7 @@ pub async fn drain(
             // Delivered (or kept as a dead letter): never sent again by this
             // process, even if its offset cannot be stored just now.
             policy.note_sent(&sink.name, item.seq);
+            note_blind(policy, state, &sink.name, refused).await?;
             if policy.shared.is_some() {
                 to_mark.push(item.alert.id.clone());
             }
@@ -383,7 +436,7 @@ async fn claim_all(
     policy: &Policy,
     sink: &str,
     batch: &[crate::state::Outboxed],
-    selects: impl Fn(&Alert) -> bool,
+    selects: impl Fn(&crate::state::Outboxed) -> bool,
 ) -> std::collections::HashMap<i64, Result<Claim, crate::state::dynamodb::SharedError>> {
     use futures::StreamExt;
     let Some(shared) = &policy.shared else {
@@ -391,7 +444,7 @@ async fn claim_all(
     };
     let wanted: Vec<(i64, String)> = batch
         .iter()
-        .filter(|o| selects(&o.alert))
+        .filter(|o| selects(o))
         .map(|o| (o.seq, o.alert.id.clone()))
         .collect();
     futures::stream::iter(wanted)

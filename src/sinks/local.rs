@@ -74,7 +74,9 @@ pub fn drain_local(state: &StateStore, sinks: &[SinkConfig]) -> Result<Vec<Drain
             }
             let selected: Vec<_> = batch
                 .iter()
-                .filter(|o| selects(&sink.route, &o.alert))
+                .filter(|o| {
+                    selects(&sink.route, &o.alert) && !o.context.skip_sinks.contains(&sink.name)
+                })
                 .collect();
             let mut lines = Vec::with_capacity(selected.len() * 512);
             let written = selected

@@ -1,6 +1,7 @@
 //! Where alerts go: output formats, the file and stdout sinks, routes, and
 //! draining the outbox. The delivering sinks (Datadog, webhook) build on them.
 
+pub mod blind;
 pub mod datadog;
 pub mod deliver;
 pub mod file;

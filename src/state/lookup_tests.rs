@@ -33,6 +33,7 @@ fn detected(i: i64, text: &str, level: &str) -> Detected {
     Detected {
         alert,
         context: AlertContext {
+            skip_sinks: Vec::new(),
             record: Some(text.into()),
             resource: crate::alert::resource(&record),
             ungrouped: true,

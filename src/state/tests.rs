@@ -5,6 +5,7 @@ fn alert(id: &str) -> Detected {
     Detected {
         alert: alert_only(id),
         context: AlertContext {
+            skip_sinks: Vec::new(),
             description: Some("check it".into()),
             falsepositives: vec![],
             record: Some("{}".into()),

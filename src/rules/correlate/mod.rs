@@ -174,6 +174,7 @@ fn spec_alert(spec: &Spec, id: String, feed: &Feed, resource: String) -> Detecte
             burst: None,
         },
         context: AlertContext {
+            skip_sinks: Vec::new(),
             description: spec.meta.description.clone(),
             falsepositives: spec.meta.falsepositives.clone(),
             record: None,

@@ -51,6 +51,7 @@ fn levels_follow_the_table() {
 fn the_payload_has_every_field_within_its_limits() {
     let now = datetime!(2026-11-21 12:00 UTC);
     let context = AlertContext {
+        skip_sinks: Vec::new(),
         description: Some("Check who stopped the trail.".into()),
         falsepositives: vec!["Retiring a trail".into()],
         record: Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000))),
