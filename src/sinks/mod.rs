@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod file;
 pub mod http;
 pub mod local;
+pub mod policy;
 pub mod route;
 pub mod table;
 pub mod webhook;

@@ -76,6 +76,35 @@ pub fn is_damage(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// The way to recover, after an error that says the file is damaged.
+pub(super) fn hint(source: &super::StateFault) -> String {
+    match source {
+        super::StateFault::Sql(e) if is_damage(e) => format!("; {RECOVER}"),
+        super::StateFault::Damaged(_) => format!("; {RECOVER}"),
+        _ => String::new(),
+    }
+}
+
+/// SQLite's error at opening `path`, with the system's reason when SQLite
+/// gives none ("unable to open database file" on a read-only disk).
+pub(super) fn open_error(path: &Path, e: rusqlite::Error) -> super::StateFault {
+    let vague = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+    );
+    if !vague {
+        return super::StateFault::Sql(e);
+    }
+    let probe = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    match probe {
+        Err(io) => super::StateFault::Unwritable(format!("{e}: the file cannot be written: {io}")),
+        Ok(_) => super::StateFault::Sql(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

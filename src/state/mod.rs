@@ -10,6 +10,7 @@
 mod damage;
 pub mod dynamodb;
 mod index;
+mod kv;
 mod lookup;
 mod outbox;
 mod retention;
@@ -33,7 +34,7 @@ use crate::alert::{Activity, Alert, AlertContext, Detected, ObjectRef};
 
 /// A state store failure, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("state store {path}: {source}{}", damage_hint(source))]
+#[error("state store {path}: {source}{}", damage::hint(source))]
 pub struct StateError {
     pub path: String,
     #[source]
@@ -59,35 +60,6 @@ pub enum StateFault {
     /// (a read-only file system, permissions).
     #[error("{0}")]
     Unwritable(String),
-}
-
-/// SQLite's error at opening `path`, with the system's reason when SQLite
-/// gives none ("unable to open database file" on a read-only disk).
-fn open_error(path: &Path, e: rusqlite::Error) -> StateFault {
-    let vague = matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
-    );
-    if !vague {
-        return StateFault::Sql(e);
-    }
-    let probe = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path);
-    match probe {
-        Err(io) => StateFault::Unwritable(format!("{e}: the file cannot be written: {io}")),
-        Ok(_) => StateFault::Sql(e),
-    }
-}
-
-/// The way to recover, after an error that says the file is damaged.
-fn damage_hint(source: &StateFault) -> String {
-    match source {
-        StateFault::Sql(e) if damage::is_damage(e) => format!("; {}", damage::RECOVER),
-        StateFault::Damaged(_) => format!("; {}", damage::RECOVER),
-        _ => String::new(),
-    }
 }
 
 pub type Result<T> = std::result::Result<T, StateError>;
@@ -211,7 +183,7 @@ impl StateStore {
         if let Some(reason) = damage::check(path) {
             return Err(wrap(StateFault::Damaged(reason)));
         }
-        let mut conn = Connection::open(path).map_err(|e| wrap(open_error(path, e)))?;
+        let mut conn = Connection::open(path).map_err(|e| wrap(damage::open_error(path, e)))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
         // WAL: readers never block the writer; NORMAL sync survives a crash
@@ -235,7 +207,7 @@ impl StateStore {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                Err(e) => return Err(wrap(open_error(path, e))),
+                Err(e) => return Err(wrap(damage::open_error(path, e))),
             }
         }
         Ok(StateStore {
@@ -283,28 +255,6 @@ impl StateStore {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// A value kept under `key` (small state of the daemon's own).
-    pub fn kv(&self, key: &str) -> Result<Option<String>> {
-        self.conn()
-            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.err(e))
-    }
-
-    /// Keeps `value` under `key`, with `alerts` in the same transaction.
-    pub fn set_kv_with_alerts(&self, key: &str, value: &str, alerts: &[Detected]) -> Result<usize> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let n = insert_alerts(&tx, alerts, None, &self.account_names).map_err(|e| self.err(e))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)",
-            params![key, value],
-        )
-        .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(n)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
