@@ -353,6 +353,7 @@ mod tests {
             readiness: std::sync::Mutex::new(crate::daemon::Readiness::default()),
             sink_count: std::sync::Mutex::new(1),
             shared_state: None,
+            store: None,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Shared {
     sink_count: Mutex<usize>,
     /// `[state] backend = "dynamodb"` (read at start; a reload keeps it).
     shared_state: Option<Arc<crate::state::dynamodb::SharedState>>,
+    /// The state store, whose last commit's failure readiness reports at once.
+    store: Option<Arc<StateStore>>,
 }
 
 impl Shared {
@@ -67,15 +69,21 @@ impl Shared {
         let r = self.readiness.lock().unwrap_or_else(|p| p.into_inner());
         let sinks = *self.sink_count.lock().unwrap_or_else(|p| p.into_inner());
         let all_failing = sinks > 0 && r.failing_sinks.len() >= sinks;
+        let store_error = r.state_error.clone().or_else(|| {
+            self.store
+                .as_ref()
+                .and_then(|s| s.write_failure())
+                .map(|e| format!("commit failed: {e}"))
+        });
         let ready = r.discovered
-            && r.state_error.is_none()
+            && store_error.is_none()
             && !all_failing
             && r.paused_by.is_none()
             && r.queue_error.is_none();
         let mut body = serde_json::json!({
             "ready": ready,
             "discovered": r.discovered,
-            "state_store": r.state_error.clone().unwrap_or_else(|| "ok".into()),
+            "state_store": store_error.unwrap_or_else(|| "ok".into()),
             "failing_sinks": r.failing_sinks,
             "crawl_paused_by_sink": r.paused_by,
         });
@@ -172,6 +180,7 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
         readiness: Mutex::new(Readiness::default()),
         sink_count: Mutex::new(config.sinks.len()),
         shared_state,
+        store: Some(Arc::clone(&state)),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
 

@@ -155,6 +155,9 @@ pub struct StateStore {
     account_names: outbox::AccountNames,
     /// The activity index's dictionaries (locked after `conn`).
     dicts: Mutex<index::Dicts>,
+    /// Why the last object's commit failed (disk full, locked, read-only);
+    /// `None` once one commits again. Readiness reads it at once.
+    write_failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -216,6 +219,7 @@ impl StateStore {
             suppression: None,
             account_names: outbox::AccountNames::new(),
             dicts: Mutex::new(index::Dicts::default()),
+            write_failure: Mutex::new(None),
         })
     }
 
@@ -331,6 +335,21 @@ impl StateStore {
     /// Commits an object's alerts and its checkpoint in one transaction;
     /// returns how many of the alerts were new.
     pub fn commit_object(&self, c: &ObjectCommit) -> Result<usize> {
+        let committed = self.commit_object_once(c);
+        let mut failure = self.write_failure.lock().unwrap_or_else(|p| p.into_inner());
+        *failure = committed.as_ref().err().map(ToString::to_string);
+        committed
+    }
+
+    /// Why the last object's commit failed, if it did.
+    pub fn write_failure(&self) -> Option<String> {
+        self.write_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn commit_object_once(&self, c: &ObjectCommit) -> Result<usize> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let inserted = insert_alerts(

@@ -275,3 +275,38 @@ fn the_suppression_window_counts_repeats_across_a_restart_and_summarises() {
     assert_eq!(again(status) + again(status2), 2);
     assert_eq!(store.close_suppression_windows().expect("close again"), 0);
 }
+
+/// Found by the chaos suite: with the state file locked by another process
+/// for half a minute, /readyz said degraded only at the end of a pass, after
+/// the lock was gone. The store now says at once that its last commit
+/// failed, and that it commits again.
+#[test]
+fn a_failed_commit_is_known_at_once_and_forgotten_when_one_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let store = StateStore::open(&path).expect("open");
+    let c = cursor();
+    let commit = |key: &'static str| ObjectCommit {
+        cursor: &c,
+        key,
+        key_time: "20261121T1000Z",
+        status: ObjectStatus::Done,
+        records: 1,
+        error: None,
+        alerts: &[],
+        activity: &[],
+        correlation: None,
+    };
+    assert_eq!(store.write_failure(), None);
+    let other = Connection::open(&path).expect("another connection");
+    other.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    assert!(store.commit_object(&commit("k1")).is_err());
+    assert!(
+        store.write_failure().is_some_and(|e| e.contains("locked")),
+        "{:?}",
+        store.write_failure()
+    );
+    other.execute_batch("ROLLBACK").expect("unlock");
+    store.commit_object(&commit("k2")).expect("commits again");
+    assert_eq!(store.write_failure(), None);
+}
