@@ -219,7 +219,7 @@ async fn two_path_receiver(
     String,
     std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -230,33 +230,8 @@ async fn two_path_receiver(
         while let Ok((mut s, _)) = listener.accept().await {
             let (seen, refuse) = (std::sync::Arc::clone(&seen), std::sync::Arc::clone(&refuse));
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut piece = [0u8; 8192];
-                let (path, body) = loop {
-                    let Ok(n) = s.read(&mut piece).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&piece[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some(end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length: usize = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if buf.len() < end + 4 + length {
-                        continue;
-                    }
-                    let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    break (path, buf[end + 4..end + 4 + length].to_vec());
+                let Some((path, body)) = common::one_request::read(&mut s).await else {
+                    return;
                 };
                 let refused = path == "/a" && refuse.load(std::sync::atomic::Ordering::SeqCst);
                 if !refused {

@@ -137,7 +137,7 @@ async fn counting_receiver() -> (
     String,
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -148,47 +148,20 @@ async fn counting_receiver() -> (
         while let Ok((mut s, _)) = listener.accept().await {
             let seen = std::sync::Arc::clone(&seen);
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut piece = [0u8; 8192];
-                loop {
-                    // One request per connection is enough here: read the
-                    // head, then the body its Content-Length announces.
-                    let Ok(n) = s.read(&mut piece).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&piece[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some(head_end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length = text[..head_end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if buf.len() < head_end + 4 + length {
-                        continue;
-                    }
-                    let body = &buf[head_end + 4..head_end + 4 + length];
-                    if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(body)
-                        && let Some(id) = alert["id"].as_str()
-                    {
-                        let mut seen = seen.lock().expect("counts");
-                        *seen.entry(id.to_owned()).or_default() += 1;
-                    }
-                    let _ = s
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-                        )
-                        .await;
+                let Some((_, body)) = common::one_request::read(&mut s).await else {
                     return;
+                };
+                if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(&body)
+                    && let Some(id) = alert["id"].as_str()
+                {
+                    let mut seen = seen.lock().expect("counts");
+                    *seen.entry(id.to_owned()).or_default() += 1;
                 }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                    )
+                    .await;
             });
         }
     });

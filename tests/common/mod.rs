@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod emulators;
+pub mod one_request;
 pub mod receiver;
 pub mod webdriver;
 

@@ -185,34 +185,45 @@ mod tests {
         (key, stamp)
     }
 
-    #[tokio::test]
-    async fn a_cursor_lists_from_its_watermark_less_the_lookback_and_skips_what_is_done() {
+    /// A crawler over a state store in `dir`, with a one-hour lookback.
+    async fn crawler_in(
+        dir: &std::path::Path,
+    ) -> (Crawler, std::sync::Arc<crate::state::StateStore>) {
         use std::sync::Arc;
-        let dir = tempfile::tempdir().expect("tempdir");
         let config = crate::config::Config::from_toml(
             "[aws]\nregion = \"us-east-1\"\n[crawl]\nstart_from = \"24h\"\nlookback = \"1h\"\n",
-            dir.path(),
+            dir,
         )
         .expect("config");
-        let state =
-            Arc::new(crate::state::StateStore::open(&dir.path().join("state.db")).expect("state"));
+        let state = Arc::new(crate::state::StateStore::open(&dir.join("state.db")).expect("state"));
         let crawler = Crawler::new(
             Arc::new(crate::aws::AwsClients::new(&config.aws).await),
             Arc::clone(&state),
             Arc::new(crate::rules::RuleSet::new(Vec::new()).0),
             Arc::new(config),
         );
+        (crawler, state)
+    }
+
+    fn test_cursor() -> CursorKey {
+        CursorKey {
+            bucket: "logs".into(),
+            prefix: "AWSLogs/".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cursor_lists_from_its_watermark_less_the_lookback_and_skips_what_is_done() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (crawler, state) = crawler_in(dir.path()).await;
         let now = OffsetDateTime::now_utc();
         let minutes = [300, 180, 90, 30, 10];
         let written: Vec<(String, KeyTime)> = minutes.iter().map(|m| key_at(now, *m)).collect();
         let keys: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
         let bucket = crate::aws::fake::FakeBucket::new("logs", &keys);
-        let cursor = CursorKey {
-            bucket: "logs".into(),
-            prefix: "AWSLogs/".into(),
-            account: "111122223333".into(),
-            region: "us-east-1".into(),
-        };
+        let cursor = test_cursor();
         let listed = |got: Vec<(String, KeyTime)>| -> Vec<String> {
             got.into_iter().map(|(k, _)| k).collect()
         };
@@ -254,27 +265,9 @@ mod tests {
     /// fell before the watermark and was never listed.
     #[tokio::test]
     async fn a_clock_stepped_forward_and_back_loses_no_object() {
-        use std::sync::Arc;
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = crate::config::Config::from_toml(
-            "[aws]\nregion = \"us-east-1\"\n[crawl]\nstart_from = \"24h\"\nlookback = \"1h\"\n",
-            dir.path(),
-        )
-        .expect("config");
-        let state =
-            Arc::new(crate::state::StateStore::open(&dir.path().join("state.db")).expect("state"));
-        let crawler = Crawler::new(
-            Arc::new(crate::aws::AwsClients::new(&config.aws).await),
-            Arc::clone(&state),
-            Arc::new(crate::rules::RuleSet::new(Vec::new()).0),
-            Arc::new(config),
-        );
-        let cursor = CursorKey {
-            bucket: "logs".into(),
-            prefix: "AWSLogs/".into(),
-            account: "111122223333".into(),
-            region: "us-east-1".into(),
-        };
+        let (crawler, state) = crawler_in(dir.path()).await;
+        let cursor = test_cursor();
         let now = OffsetDateTime::now_utc();
         let ahead = now + time::Duration::days(1);
         let quiet = |c: &CursorKey| {
