@@ -37,6 +37,7 @@ values = {
     "ACCOUNT_ID": "111122223333",
     "ROLE_NAME": "trailwatch",
     "CALLER_ACCOUNT_ID": "444455556666",
+    "MANAGEMENT_ACCOUNT_ID": "111111111111",
     "CALLER_ROLE_NAME": "trailwatch-host",
     "EXTERNAL_ID": "tw-7f3a9c2e51d84b06",
     "TRAIL_BUCKET": "acme-cloudtrail-logs",

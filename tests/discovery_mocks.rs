@@ -71,8 +71,9 @@ async fn a_delivery_error_raises_one_alert() {
     let crawler = crawler(dir.path()).await;
     crawler
         .clients
-        .set_cloudtrail("us-east-1", cloudtrail(true, None));
-    let (trails, errors) = crawler.discover_trails().await;
+        .set_cloudtrail(None, "us-east-1", cloudtrail(true, None));
+    let found = crawler.discover_trails().await;
+    let (trails, errors) = (found.trails, found.errors);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(trails.len(), 1);
     assert_eq!(trails[0].prefix.as_deref(), Some("org"));
@@ -83,10 +84,11 @@ async fn a_delivery_error_raises_one_alert() {
     );
 
     crawler.clients.set_cloudtrail(
+        None,
         "us-east-1",
         cloudtrail(true, Some("AccessDenied: s3:PutObject on logs")),
     );
-    let (trails, _) = crawler.discover_trails().await;
+    let trails = crawler.discover_trails().await.trails;
     assert_eq!(
         crawler.record_trail_status(&trails).await.expect("record"),
         1
@@ -111,13 +113,13 @@ async fn a_trail_that_stops_raises_an_alert() {
     let crawler = crawler(dir.path()).await;
     crawler
         .clients
-        .set_cloudtrail("us-east-1", cloudtrail(true, None));
-    let (trails, _) = crawler.discover_trails().await;
+        .set_cloudtrail(None, "us-east-1", cloudtrail(true, None));
+    let trails = crawler.discover_trails().await.trails;
     crawler.record_trail_status(&trails).await.expect("record");
     crawler
         .clients
-        .set_cloudtrail("us-east-1", cloudtrail(false, None));
-    let (trails, _) = crawler.discover_trails().await;
+        .set_cloudtrail(None, "us-east-1", cloudtrail(false, None));
+    let trails = crawler.discover_trails().await.trails;
     assert!(!trails[0].logging);
     assert_eq!(
         crawler.record_trail_status(&trails).await.expect("record"),

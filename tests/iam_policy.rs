@@ -125,6 +125,7 @@ fn actions_in_code() -> BTreeSet<String> {
         ("aws-sdk-cloudtrail", "cloudtrail"),
         ("aws-sdk-sqs", "sqs"),
         ("aws-sdk-dynamodb", "dynamodb"),
+        ("aws-sdk-organizations", "organizations"),
     ] {
         // The files that name the SDK's crate: where its calls are (a
         // method of our own, such as `.query()`, is not DynamoDB's Query).

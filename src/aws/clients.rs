@@ -1,80 +1,20 @@
-//! AWS clients: one SDK configuration (credentials from the default chain, a
-//! profile, or an assumed role with an external id), CloudTrail clients per
-//! region and S3 clients per bucket region, cached.
+//! AWS clients: the daemon's own identity (the default chain, a profile, or
+//! `aws.role_arn` with an external id) and a role per purpose chained from
+//! it (discovery per account, the organisation's, a reader per bucket), each
+//! role's credentials cached and refreshed by the SDK's provider; clients
+//! cached per (role, region).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-use crate::config::AwsConfig;
+use crate::config::{AwsConfig, RoleConfig};
 
-/// The SDK's HTTP client when the environment asks for more than its
-/// default: a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, with `NO_PROXY` and the
-/// metadata and loopback addresses always direct) or a private CA
-/// (`AWS_CA_BUNDLE`, trusted besides the system's roots).
-fn http_client() -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
-    use aws_smithy_http_client::proxy::ProxyConfig;
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-    let proxies = crate::config::network::Proxies::from_env();
-    let bundle = crate::config::network::aws_ca_bundle();
-    if !proxies.any() && bundle.is_none() {
-        return None;
-    }
-    let mut trust = TrustStore::default();
-    if let Some(path) = &bundle {
-        match std::fs::read(path) {
-            Ok(pem) => trust = trust.with_pem_certificate(pem),
-            Err(e) => tracing::error!(
-                "AWS_CA_BUNDLE {}: {e}; only the system's certificate authorities are trusted",
-                path.display()
-            ),
-        }
-    }
-    let context = match TlsContext::builder().with_trust_store(trust).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(
-                "AWS_CA_BUNDLE: {e}; only the system's certificate authorities are trusted"
-            );
-            TlsContext::default()
-        }
-    };
-    let proxy = match (&proxies.https, &proxies.http) {
-        (Some(https), Some(http)) if https == http => ProxyConfig::all(https.as_str()),
-        (Some(https), _) => ProxyConfig::https(https.as_str()),
-        (None, Some(http)) => ProxyConfig::http(http.as_str()),
-        (None, None) => Ok(ProxyConfig::disabled()),
-    };
-    let proxy = match proxy {
-        Ok(p) if !p.is_disabled() => p.no_proxy(&proxies.no_proxy),
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("HTTPS_PROXY / HTTP_PROXY: {e}; AWS calls go direct");
-            ProxyConfig::disabled()
-        }
-    };
-    Some(
-        aws_smithy_http_client::Builder::new().build_with_connector_fn(
-            move |settings, components| {
-                let mut builder = aws_smithy_http_client::Connector::builder();
-                builder.set_connector_settings(settings.cloned());
-                if let Some(components) = components {
-                    builder.set_sleep_impl(components.sleep_impl());
-                }
-                builder
-                    .proxy_config(proxy.clone())
-                    .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
-                    ))
-                    .tls_context(context.clone())
-                    .build()
-            },
-        ),
-    )
-}
+/// A role, or none: the daemon's own identity.
+type As = Option<RoleConfig>;
 
-/// Builds clients on demand and keeps one per region.
+/// Builds clients on demand and keeps one per (role, region).
 #[derive(Debug)]
 pub struct AwsClients {
     base: SdkConfig,
@@ -83,8 +23,15 @@ pub struct AwsClients {
     /// An endpoint override is in force for S3 (config or AWS_ENDPOINT_URL*):
     /// emulators need path-style addressing.
     s3_path_style: bool,
-    s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
-    cloudtrail: Mutex<HashMap<String, aws_sdk_cloudtrail::Client>>,
+    /// Each role's configuration: the base with the role's credentials
+    /// provider, so every client of one role shares its credentials.
+    roles: Mutex<HashMap<RoleConfig, SdkConfig>>,
+    /// The role that reads each bucket (none listed: own identity).
+    readers: Mutex<HashMap<String, RoleConfig>>,
+    s3: Mutex<HashMap<(As, String), aws_sdk_s3::Client>>,
+    cloudtrail: Mutex<HashMap<(As, String), aws_sdk_cloudtrail::Client>>,
+    /// Organizations clients set by hand (tests), by role.
+    organizations: Mutex<HashMap<As, aws_sdk_organizations::Client>>,
 }
 
 impl AwsClients {
@@ -127,7 +74,7 @@ impl AwsClients {
         if let Some(url) = &config.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        if let Some(client) = http_client() {
+        if let Some(client) = super::http_client::http_client() {
             loader = loader.http_client(client);
         }
         let mut base = loader.load().await;
@@ -153,9 +100,82 @@ impl AwsClients {
             s3_path_style: config.endpoint_url.is_some() || env_override,
             cloudtrail_endpoint: config.cloudtrail_endpoint_url.clone(),
             base,
+            roles: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
             s3: Mutex::new(HashMap::new()),
             cloudtrail: Mutex::new(HashMap::new()),
+            organizations: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The configuration that calls as `role` (chained from the daemon's
+    /// own identity), built once per role.
+    fn config_as(&self, role: Option<&RoleConfig>) -> SdkConfig {
+        let Some(role) = role else {
+            return self.base.clone();
+        };
+        let mut roles = self.roles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = roles.get(role) {
+            return c.clone();
+        }
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(&role.arn)
+            .session_name("trailwatch")
+            .configure(&self.base);
+        if let Some(id) = &role.external_id {
+            builder = builder.external_id(id);
+        }
+        // Given a configuration, `build` awaits nothing: it only assembles
+        // the STS call that each refresh makes.
+        use futures::FutureExt;
+        let Some(provider) = builder.build().now_or_never() else {
+            tracing::error!(role = %role.arn, "cannot set up the role's credentials; calls go as the daemon's own identity");
+            return self.base.clone();
+        };
+        let conf = self
+            .base
+            .clone()
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build();
+        roles.insert(role.clone(), conf.clone());
+        conf
+    }
+
+    /// Records which role reads `bucket` (none: the daemon's own identity).
+    pub fn set_reader(&self, bucket: &str, role: Option<&RoleConfig>) {
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        match role {
+            Some(r) => readers.insert(bucket.to_owned(), r.clone()),
+            None => readers.remove(bucket),
+        };
+    }
+
+    /// The role that reads `bucket` (none: the daemon's own identity).
+    pub fn reader_of(&self, bucket: &str) -> Option<RoleConfig> {
+        let readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        readers.get(bucket).cloned()
+    }
+
+    /// The Organizations client (its API lives in one region per partition:
+    /// us-east-1 for `aws`; the home region elsewhere, emulators included).
+    pub fn organizations(&self, role: Option<&RoleConfig>) -> aws_sdk_organizations::Client {
+        let set = self.organizations.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = set.get(&role.cloned()) {
+            return c.clone();
+        }
+        drop(set);
+        let conf = self.config_as(role);
+        let mut b = aws_sdk_organizations::config::Builder::from(&conf);
+        let home = self.home_region().unwrap_or_default();
+        if super::region::partition(Some(&home)) == "aws" {
+            b = b.region(Region::new("us-east-1"));
+        }
+        if let Some(url) = &self.cloudtrail_endpoint {
+            b = b.endpoint_url(url);
+        }
+        aws_sdk_organizations::Client::from_conf(b.build())
     }
 
     /// The home region (from the config or the SDK's default chain).
@@ -163,13 +183,19 @@ impl AwsClients {
         self.base.region().map(|r| r.to_string())
     }
 
-    /// The S3 client that signs for `region`.
-    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+    /// The S3 client that reads `bucket` (as the role that reads it) and
+    /// signs for `region`.
+    pub fn s3(&self, bucket: &str, region: &str) -> aws_sdk_s3::Client {
+        let key = (self.reader_of(bucket), region.to_owned());
+        if let Some(c) = self.s3.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return c.clone();
+        }
+        let conf = self.config_as(key.0.as_ref());
         let mut cache = self.s3.lock().unwrap_or_else(|p| p.into_inner());
         cache
-            .entry(region.to_owned())
+            .entry(key)
             .or_insert_with(|| {
-                let conf = aws_sdk_s3::config::Builder::from(&self.base)
+                let conf = aws_sdk_s3::config::Builder::from(&conf)
                     .region(Region::new(region.to_owned()))
                     .force_path_style(self.s3_path_style)
                     .build();
@@ -178,20 +204,50 @@ impl AwsClients {
             .clone()
     }
 
-    /// Uses `client` for CloudTrail calls in `region` (a client with its own
-    /// settings, or a mocked one in tests).
-    pub fn set_cloudtrail(&self, region: &str, client: aws_sdk_cloudtrail::Client) {
+    /// Uses `client` for CloudTrail calls as `role` in `region` (a client
+    /// with its own settings, or a mocked one in tests).
+    pub fn set_cloudtrail(
+        &self,
+        role: Option<&RoleConfig>,
+        region: &str,
+        client: aws_sdk_cloudtrail::Client,
+    ) {
         let mut cache = self.cloudtrail.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(region.to_owned(), client);
+        cache.insert((role.cloned(), region.to_owned()), client);
     }
 
-    /// The CloudTrail client for `region`.
-    pub fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
+    /// Uses `client` for Organizations calls as `role` (a mocked one in
+    /// tests).
+    pub fn set_organizations(
+        &self,
+        role: Option<&RoleConfig>,
+        client: aws_sdk_organizations::Client,
+    ) {
+        let mut set = self.organizations.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(role.cloned(), client);
+    }
+
+    /// The CloudTrail client that calls as `role` in `region`.
+    pub fn cloudtrail(
+        &self,
+        role: Option<&RoleConfig>,
+        region: &str,
+    ) -> aws_sdk_cloudtrail::Client {
+        let key = (role.cloned(), region.to_owned());
+        if let Some(c) = self
+            .cloudtrail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return c.clone();
+        }
+        let conf = self.config_as(role);
         let mut cache = self.cloudtrail.lock().unwrap_or_else(|p| p.into_inner());
         cache
-            .entry(region.to_owned())
+            .entry(key)
             .or_insert_with(|| {
-                let mut conf = aws_sdk_cloudtrail::config::Builder::from(&self.base)
+                let mut conf = aws_sdk_cloudtrail::config::Builder::from(&conf)
                     .region(Region::new(region.to_owned()));
                 if let Some(url) = &self.cloudtrail_endpoint {
                     conf = conf.endpoint_url(url);

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_cloudtrail::error::DisplayErrorContext;
 
+use crate::config::RoleConfig;
+
 use super::AwsClients;
 
 /// A trail and what its status says.
@@ -30,73 +32,126 @@ pub struct Trail {
     /// The SNS topic the trail notifies of each object it delivers.
     #[serde(default)]
     pub sns_topic: Option<String>,
+    /// The role `DescribeTrails` found it through; none: the daemon's own
+    /// identity (or the config, for a static trail).
+    #[serde(default)]
+    pub discovered_by: Option<String>,
+    /// The role that reads its bucket; none: the daemon's own identity.
+    #[serde(default)]
+    pub read_by: Option<String>,
 }
 
 /// What one discovery round found, and what failed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Discovery {
     pub trails: Vec<Trail>,
-    /// Region -> why `DescribeTrails` failed there.
+    /// Where (region, or `<account>/<region>` through a role) -> why
+    /// `DescribeTrails` failed there; a trail's ARN -> why its status is
+    /// unknown; `organization` -> why its accounts could not be listed.
     pub errors: BTreeMap<String, String>,
+    /// The organisation's accounts, when `[discovery.organization]` is set
+    /// and they could be listed.
+    pub organization: Option<Vec<super::organization::OrgAccount>>,
 }
 
-/// Describes the trails visible from `regions`, deduplicated by ARN, with
-/// their status; when `only` names trails (by name or ARN), the others are
-/// left out before their status is asked for.
-pub async fn discover(clients: &AwsClients, regions: &[String], only: &[String]) -> Discovery {
-    let mut found: BTreeMap<String, Trail> = BTreeMap::new();
-    let mut out = Discovery::default();
-    for region in regions {
-        let client = clients.cloudtrail(region);
-        let response = match client
-            .describe_trails()
-            .include_shadow_trails(true)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = format!("DescribeTrails: {}", DisplayErrorContext(&e));
-                tracing::warn!(region = %region, error = %reason, "trail discovery failed");
-                out.errors.insert(region.clone(), reason);
-                continue;
-            }
-        };
-        for t in response.trail_list() {
-            let (Some(arn), Some(bucket)) = (t.trail_arn(), t.s3_bucket_name()) else {
-                continue;
-            };
-            if !selected(only, t.name(), arn) {
-                continue;
-            }
-            found.entry(arn.to_owned()).or_insert_with(|| Trail {
-                name: t.name().unwrap_or(arn).to_owned(),
-                arn: arn.to_owned(),
-                home_region: t
-                    .home_region()
-                    .map(str::to_owned)
-                    .or_else(|| Some(region.clone())),
-                bucket: bucket.to_owned(),
-                prefix: t
-                    .s3_key_prefix()
-                    .map(|p| p.trim_matches('/').to_owned())
-                    .filter(|p| !p.is_empty()),
-                kms_key_id: t.kms_key_id().map(str::to_owned),
-                organization: t.is_organization_trail().unwrap_or(false),
-                logging: false,
-                latest_delivery_error: None,
-                latest_delivery_attempt: None,
-                stop_logging_time: None,
-                origin: "discovered".into(),
-                bucket_region: None,
-                sns_topic: t.sns_topic_arn().map(str::to_owned),
-            });
+/// Who describes trails: a role (and the account it is in), or the
+/// daemon's own identity.
+#[derive(Debug, Clone)]
+struct Describer {
+    role: Option<RoleConfig>,
+}
+
+impl Describer {
+    fn account(&self) -> Option<&str> {
+        self.role
+            .as_ref()
+            .and_then(|r| super::organization::role_account(&r.arn))
+    }
+
+    fn place(&self, region: &str) -> String {
+        match self.account() {
+            Some(a) => format!("{a}/{region}"),
+            None => region.to_owned(),
         }
     }
-    for trail in found.values_mut() {
+}
+
+/// Describes the trails each describer sees in `regions`, deduplicated by
+/// ARN (a trail seen from several accounts, as an organisation trail is
+/// from its members, is kept as its own account describes it), with their
+/// status asked through that describer; when `only` names trails (by name
+/// or ARN), the others are left out before their status is asked for.
+async fn discover(
+    clients: &AwsClients,
+    describers: &[Describer],
+    regions: &[String],
+    only: &[String],
+    out: &mut Discovery,
+) {
+    let mut found: BTreeMap<String, (Trail, usize)> = BTreeMap::new();
+    for (d, describer) in describers.iter().enumerate() {
+        for region in regions {
+            let client = clients.cloudtrail(describer.role.as_ref(), region);
+            let response = match client
+                .describe_trails()
+                .include_shadow_trails(true)
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let reason = format!("DescribeTrails: {}", DisplayErrorContext(&e));
+                    let place = describer.place(region);
+                    tracing::warn!(place = %place, error = %reason, "trail discovery failed");
+                    out.errors.insert(place, reason);
+                    continue;
+                }
+            };
+            for t in response.trail_list() {
+                let (Some(arn), Some(bucket)) = (t.trail_arn(), t.s3_bucket_name()) else {
+                    continue;
+                };
+                if !selected(only, t.name(), arn) {
+                    continue;
+                }
+                let owner = arn.split(':').nth(4);
+                let replace = match found.get(arn) {
+                    None => true,
+                    // The trail's own account describes it best.
+                    Some((_, by)) => {
+                        describers[*by].account() != owner && describer.account() == owner
+                    }
+                };
+                if !replace {
+                    continue;
+                }
+                let trail = Trail {
+                    name: t.name().unwrap_or(arn).to_owned(),
+                    arn: arn.to_owned(),
+                    home_region: t
+                        .home_region()
+                        .map(str::to_owned)
+                        .or_else(|| Some(region.clone())),
+                    bucket: bucket.to_owned(),
+                    prefix: t
+                        .s3_key_prefix()
+                        .map(|p| p.trim_matches('/').to_owned())
+                        .filter(|p| !p.is_empty()),
+                    kms_key_id: t.kms_key_id().map(str::to_owned),
+                    organization: t.is_organization_trail().unwrap_or(false),
+                    origin: "discovered".into(),
+                    sns_topic: t.sns_topic_arn().map(str::to_owned),
+                    discovered_by: describer.role.as_ref().map(|r| r.arn.clone()),
+                    ..Trail::default()
+                };
+                found.insert(arn.to_owned(), (trail, d));
+            }
+        }
+    }
+    for (trail, d) in found.values_mut() {
         let region = trail.home_region.clone().unwrap_or_default();
         match clients
-            .cloudtrail(&region)
+            .cloudtrail(describers[*d].role.as_ref(), &region)
             .get_trail_status()
             .name(&trail.arn)
             .send()
@@ -121,8 +176,7 @@ pub async fn discover(clients: &AwsClients, regions: &[String], only: &[String])
             }
         }
     }
-    out.trails = found.into_values().collect();
-    out
+    out.trails = found.into_values().map(|(t, _)| t).collect();
 }
 
 /// Whether a trail is one `only` asks for (an empty list asks for all).
@@ -147,24 +201,83 @@ pub fn static_trail(t: &crate::config::StaticTrail) -> Trail {
         origin: "config".into(),
         bucket_region: t.region.clone(),
         sns_topic: None,
+        discovered_by: None,
+        read_by: None,
     }
 }
 
 /// The trails a config watches: those discovered (with their status), when
-/// discovery is on, then the config's own; and the errors by region.
-pub async fn all_trails(
-    clients: &AwsClients,
-    config: &crate::config::Config,
-) -> (Vec<Trail>, BTreeMap<String, String>) {
-    let mut trails = Vec::new();
-    let mut errors = BTreeMap::new();
-    if config.discovery.enabled && !config.discovery.regions.is_empty() {
-        let found = discover(clients, &config.discovery.regions, &config.discovery.only).await;
-        trails = found.trails;
-        errors = found.errors;
+/// discovery is on, through each `[[discovery.accounts]]` role (or the
+/// daemon's own identity) and, with `member_role_name`, through that role in
+/// every other active account of the organisation; then the config's own.
+/// Each trail's bucket is read by its `[[readers]]` role, else by the role
+/// that found it, else by the daemon's own identity; the clients learn it.
+pub async fn all_trails(clients: &AwsClients, config: &crate::config::Config) -> Discovery {
+    let mut out = Discovery::default();
+    let d = &config.discovery;
+    if d.enabled && !d.regions.is_empty() {
+        let mut describers: Vec<Describer> = if d.accounts.is_empty() {
+            vec![Describer { role: None }]
+        } else {
+            d.accounts
+                .iter()
+                .map(|a| Describer {
+                    role: Some(a.role.clone()),
+                })
+                .collect()
+        };
+        if let Some(org) = &d.organization {
+            let role = org
+                .role
+                .as_ref()
+                .or_else(|| d.accounts.first().map(|a| &a.role));
+            match super::organization::accounts(clients, role).await {
+                Ok(accounts) => {
+                    if let Some(name) = &org.member_role_name {
+                        let partition = super::region::partition(config.aws.region.as_deref());
+                        for a in accounts.iter().filter(|a| a.active()) {
+                            if describers.iter().any(|x| x.account() == Some(&a.id)) {
+                                continue;
+                            }
+                            describers.push(Describer {
+                                role: Some(super::organization::member_role(
+                                    partition,
+                                    &a.id,
+                                    name,
+                                    org.member_external_id.as_deref(),
+                                )),
+                            });
+                        }
+                    }
+                    out.organization = Some(accounts);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the organisation's accounts could not be listed");
+                    out.errors.insert("organization".into(), e);
+                }
+            }
+        }
+        discover(clients, &describers, &d.regions, &d.only, &mut out).await;
+        for t in &mut out.trails {
+            // A member's own trail: its role reads it unless a reader is set.
+            let role = config.reader_for(&t.bucket).or_else(|| {
+                let by = t.discovered_by.as_ref()?;
+                describers
+                    .iter()
+                    .find_map(|x| x.role.as_ref().filter(|r| &r.arn == by))
+            });
+            t.read_by = role.map(|r| r.arn.clone());
+            clients.set_reader(&t.bucket, role);
+        }
     }
-    trails.extend(config.trails.iter().map(static_trail));
-    (trails, errors)
+    for t in &config.trails {
+        let mut trail = static_trail(t);
+        let role = config.reader_for(&t.bucket);
+        trail.read_by = role.map(|r| r.arn.clone());
+        clients.set_reader(&t.bucket, role);
+        out.trails.push(trail);
+    }
+    out
 }
 
 #[cfg(test)]

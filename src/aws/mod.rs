@@ -9,12 +9,15 @@ pub mod discovery;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod fetch;
+mod http_client;
 pub mod keys;
 pub mod listing;
 pub mod notice;
 pub mod notification_path;
+pub mod organization;
 pub mod policy;
 pub mod queue;
 pub mod region;
+pub mod role_policies;
 
 pub use clients::AwsClients;

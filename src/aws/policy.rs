@@ -11,30 +11,74 @@ use serde_json::{Value, json};
 use super::discovery::Trail;
 use crate::config::Config;
 
-/// The policy document for these trails.
+/// The policy document for these trails, when every call goes as one
+/// identity (no role per purpose).
 pub fn policy(config: &Config, trails: &[Trail]) -> Value {
-    let mut statements = Vec::new();
     let p = super::region::partition(config.aws.region.as_deref());
+    let all: Vec<&Trail> = trails.iter().collect();
+    let mut statements = Vec::new();
     if config.discovery.enabled {
-        statements.push(json!({
+        statements.extend(discovery_statements(p, &all));
+    }
+    if config.discovery.organization.is_some() {
+        statements.extend(organization_statements(p));
+    }
+    statements.extend(read_statements(p, config, &all));
+    statements.extend(own_statements(p, config));
+    document(statements)
+}
+
+pub(super) fn document(statements: Vec<Value>) -> Value {
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// `DescribeTrails` and `GetTrailStatus` (on the discovered trails among
+/// `trails`, or every trail when none is known yet).
+pub(super) fn discovery_statements(p: &str, trails: &[&Trail]) -> Vec<Value> {
+    let arns: BTreeSet<&str> = trails
+        .iter()
+        .filter(|t| t.origin == "discovered")
+        .map(|t| t.arn.as_str())
+        .collect();
+    let resource: Value = if arns.is_empty() {
+        json!(format!("arn:{p}:cloudtrail:*:*:trail/*"))
+    } else {
+        json!(arns)
+    };
+    vec![
+        json!({
             "Sid": "DiscoverTrails", "Effect": "Allow",
             "Action": "cloudtrail:DescribeTrails", "Resource": "*"
-        }));
-        let arns: BTreeSet<&str> = trails
-            .iter()
-            .filter(|t| t.origin == "discovered")
-            .map(|t| t.arn.as_str())
-            .collect();
-        let resource: Value = if arns.is_empty() {
-            json!(format!("arn:{p}:cloudtrail:*:*:trail/*"))
-        } else {
-            json!(arns)
-        };
-        statements.push(json!({
+        }),
+        json!({
             "Sid": "ReadTrailStatus", "Effect": "Allow",
             "Action": "cloudtrail:GetTrailStatus", "Resource": resource
-        }));
-    }
+        }),
+    ]
+}
+
+/// The organisation's accounts and their units (these calls take no
+/// narrower resource than the organisation's own ARNs, unknown before).
+pub(super) fn organization_statements(p: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "Sid": "ListOrganizationAccounts", "Effect": "Allow",
+            "Action": ["organizations:ListAccounts", "organizations:ListParents"],
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "NameOrganizationalUnits", "Effect": "Allow",
+            "Action": "organizations:DescribeOrganizationalUnit",
+            "Resource": format!("arn:{p}:organizations::*:ou/o-*/ou-*")
+        }),
+    ]
+}
+
+/// Finding the buckets' regions, listing and reading the trails' logs
+/// (with S3 decrypting their KMS keys), and in SQS mode the buckets'
+/// notification settings.
+pub(super) fn read_statements(p: &str, config: &Config, trails: &[&Trail]) -> Vec<Value> {
+    let mut statements = Vec::new();
     let places: BTreeSet<(String, String)> = trails
         .iter()
         .map(|t| {
@@ -66,7 +110,31 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
             "Sid": "ReadTrailLogs", "Effect": "Allow",
             "Action": "s3:GetObject", "Resource": objects
         }));
+        if matches!(config.source, crate::config::SourceConfig::Sqs(_)) {
+            statements.push(json!({
+                "Sid": "FindNotificationPaths", "Effect": "Allow",
+                "Action": "s3:GetBucketNotification", "Resource": buckets
+            }));
+        }
     }
+    let keys: BTreeSet<&str> = trails
+        .iter()
+        .filter_map(|t| t.kms_key_id.as_deref())
+        .collect();
+    if !keys.is_empty() {
+        statements.push(json!({
+            "Sid": "DecryptTrailLogsThroughS3", "Effect": "Allow",
+            "Action": "kms:Decrypt", "Resource": keys,
+            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com*"}}
+        }));
+    }
+    statements
+}
+
+/// What the daemon always does as its own identity: its queue (SQS mode)
+/// and its shared state (DynamoDB).
+pub(super) fn own_statements(p: &str, config: &Config) -> Vec<Value> {
+    let mut statements = Vec::new();
     if let crate::config::SourceConfig::Sqs(sqs) = &config.source {
         statements.push(json!({
             "Sid": "ReadNotifications", "Effect": "Allow",
@@ -74,12 +142,6 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
                        "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
             "Resource": super::queue::queue_arn(&sqs.queue_url)
         }));
-        if !buckets.is_empty() {
-            statements.push(json!({
-                "Sid": "FindNotificationPaths", "Effect": "Allow",
-                "Action": "s3:GetBucketNotification", "Resource": buckets
-            }));
-        }
     }
     if let Some(shared) = &config.shared_state {
         let region = config.aws.region.as_deref().unwrap_or("*");
@@ -98,18 +160,7 @@ pub fn policy(config: &Config, trails: &[Trail]) -> Value {
             "Resource": tables
         }));
     }
-    let keys: BTreeSet<&str> = trails
-        .iter()
-        .filter_map(|t| t.kms_key_id.as_deref())
-        .collect();
-    if !keys.is_empty() {
-        statements.push(json!({
-            "Sid": "DecryptTrailLogsThroughS3", "Effect": "Allow",
-            "Action": "kms:Decrypt", "Resource": keys,
-            "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com*"}}
-        }));
-    }
-    json!({"Version": "2012-10-17", "Statement": statements})
+    statements
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub async fn bucket_region(
     ask_region: &str,
 ) -> Result<String, RegionError> {
     let head = clients
-        .s3(ask_region)
+        .s3(bucket, ask_region)
         .head_bucket()
         .bucket(bucket)
         .send()
@@ -48,7 +48,7 @@ pub async fn bucket_region(
         }
     };
     match clients
-        .s3(ask_region)
+        .s3(bucket, ask_region)
         .get_bucket_location()
         .bucket(bucket)
         .send()

@@ -21,8 +21,9 @@ pub fn run(path: &Path) -> ExitCode {
     };
     let trails = runtime.block_on(async {
         let clients = AwsClients::new(&config.aws).await;
-        let (trails, errors) = crate::aws::discovery::all_trails(&clients, &config).await;
-        for (where_, why) in errors {
+        let found = crate::aws::discovery::all_trails(&clients, &config).await;
+        let trails = found.trails;
+        for (where_, why) in found.errors {
             eprintln!("discovery: {where_}: {why} (the policy covers the trails found)");
         }
         Ok::<_, String>(trails)
@@ -34,7 +35,15 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let policy = crate::aws::policy::policy(&config, &trails);
+    let policy = if crate::aws::role_policies::has_roles(&config) {
+        let docs = crate::aws::role_policies::role_documents(&config, &trails);
+        eprintln!(
+            "note: one policy per role (a role per purpose is configured), each with the trust policy that lets the daemon's identity assume it"
+        );
+        serde_json::json!({ "roles": docs })
+    } else {
+        crate::aws::policy::policy(&config, &trails)
+    };
     match serde_json::to_string_pretty(&policy) {
         Ok(text) => {
             println!("{text}");

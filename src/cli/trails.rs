@@ -44,6 +44,10 @@ pub fn run(path: &Path) -> ExitCode {
                 row.lag_seconds.map_or("-".into(), |s| format!("{s}s")),
                 row.last_error.unwrap_or_else(|| "-".into())
             );
+            println!(
+                "{:<24} discovered by: {}; read by: {}",
+                "", row.discovered_by, row.read_by
+            );
             if let Some(path) = &row.notification {
                 println!("{:<24} notified by: {path}", "");
             }

@@ -5,6 +5,7 @@
 
 pub mod network;
 mod raw;
+mod roles;
 mod secret;
 mod sink_settings;
 mod source;
@@ -16,6 +17,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use roles::{
+    BlindSpotConfig, DiscoveryAccount, OrganizationConfig, Reader, RoleConfig, glob_match,
+};
 pub use secret::Secret;
 pub use units::{parse_duration, parse_size, parse_when};
 
@@ -79,6 +83,11 @@ pub struct Config {
     /// `[[accounts]]`: account id -> name, put on alerts as
     /// `event.account_name`.
     pub accounts: BTreeMap<String, String>,
+    /// `[[accounts]]`' `buckets`: (bucket glob, owning account).
+    pub bucket_owners: Vec<(String, String)>,
+    /// `[[readers]]`: which role reads which buckets.
+    pub readers: Vec<Reader>,
+    pub blind_spots: BlindSpotConfig,
 }
 
 /// `[state] backend = "dynamodb"`: the state several instances share lives
@@ -173,6 +182,10 @@ pub struct DiscoveryConfig {
     pub refresh_interval: Duration,
     /// Only the discovered trails with these names or ARNs (empty: all).
     pub only: Vec<String>,
+    /// `[[discovery.accounts]]`: each account's trails described through
+    /// its own role; empty: through the daemon's own identity.
+    pub accounts: Vec<DiscoveryAccount>,
+    pub organization: Option<OrganizationConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +196,8 @@ pub struct StaticTrail {
     pub prefix: Option<String>,
     /// The bucket's region when known; found with `HeadBucket` otherwise.
     pub region: Option<String>,
+    /// The role that reads it (`role_arn`, `external_id`).
+    pub role: Option<RoleConfig>,
 }
 
 /// Where crawling starts on first run.

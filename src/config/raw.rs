@@ -33,6 +33,52 @@ pub struct RawConfig {
     pub source: RawSource,
     #[serde(default)]
     pub accounts: Vec<RawAccount>,
+    #[serde(default)]
+    pub readers: Vec<RawReader>,
+    #[serde(default)]
+    pub blind_spots: RawBlindSpots,
+}
+
+/// `[[readers]]`: the role that reads some buckets (and decrypts their
+/// objects' KMS keys).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReader {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub buckets: Vec<String>,
+    pub account: Option<String>,
+}
+
+/// `[blind_spots]`: when silence is a blind spot.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBlindSpots {
+    pub silence_floor: Option<String>,
+    pub silence_ceiling: Option<String>,
+    pub no_delivery_after: Option<String>,
+}
+
+/// `[[discovery.accounts]]`: an account whose trails are described
+/// through a role of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscoveryAccount {
+    pub name: Option<String>,
+    pub role_arn: String,
+    pub external_id: Option<String>,
+}
+
+/// `[discovery.organization]`: the organisation's accounts, names and
+/// member trails.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrganization {
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub member_role_name: Option<String>,
+    pub member_external_id: Option<String>,
 }
 
 /// `[[accounts]]`: a name for an account id.
@@ -41,6 +87,10 @@ pub struct RawConfig {
 pub struct RawAccount {
     pub id: String,
     pub name: String,
+    /// Buckets (names or globs) this account owns, for `[[readers]]`
+    /// matched by account.
+    #[serde(default)]
+    pub buckets: Vec<String>,
 }
 
 /// `[source]`: where the objects to read come from.
@@ -94,6 +144,9 @@ pub struct RawDiscovery {
     pub regions: Option<Vec<String>>,
     pub refresh_interval: Option<String>,
     pub trails: Option<Vec<String>>,
+    #[serde(default)]
+    pub accounts: Vec<RawDiscoveryAccount>,
+    pub organization: Option<RawOrganization>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +156,8 @@ pub struct RawTrail {
     pub prefix: Option<String>,
     pub name: Option<String>,
     pub region: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

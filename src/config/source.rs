@@ -89,12 +89,26 @@ pub(super) fn shared_state(raw: &RawState) -> Result<Option<SharedStateConfig>, 
     }
 }
 
-/// `[[accounts]]`: 12-digit ids, each named once, with a name.
-pub(super) fn accounts(
-    raw: Vec<super::raw::RawAccount>,
-) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+/// `[[accounts]]`: 12-digit ids, each named once, with a name; and the
+/// buckets (globs) each says it owns, as (glob, account).
+pub(super) type Accounts = (
+    std::collections::BTreeMap<String, String>,
+    Vec<(String, String)>,
+);
+
+pub(super) fn accounts(raw: Vec<super::raw::RawAccount>) -> Result<Accounts, ConfigError> {
     let mut out = std::collections::BTreeMap::new();
+    let mut owners = Vec::new();
     for (i, a) in raw.into_iter().enumerate() {
+        for (j, b) in a.buckets.iter().enumerate() {
+            if b.trim().is_empty() || b.contains('/') {
+                return Err(ConfigError::new(
+                    format!("accounts[{i}].buckets[{j}]"),
+                    format!("\"{b}\" is not a bucket name or glob"),
+                ));
+            }
+            owners.push((b.clone(), a.id.clone()));
+        }
         if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ConfigError::new(
                 format!("accounts[{i}].id"),
@@ -114,7 +128,7 @@ pub(super) fn accounts(
             ));
         }
     }
-    Ok(out)
+    Ok((out, owners))
 }
 
 fn sqs(raw: RawSource) -> Result<SqsSource, ConfigError> {

@@ -233,3 +233,96 @@ fn the_console_needs_authentication_off_loopback_and_store_has_defaults() {
         "sinks[0].format"
     );
 }
+
+#[test]
+fn roles_per_purpose_are_read_and_checked() {
+    let c = Config::from_toml(
+        r#"
+[discovery]
+regions = ["us-east-1"]
+[[discovery.accounts]]
+name = "management"
+role_arn = "arn:aws:iam::111111111111:role/trailwatch-discovery"
+external_id = "x1"
+[discovery.organization]
+member_role_name = "trailwatch-member"
+[[accounts]]
+id = "222222222222"
+name = "log-archive"
+buckets = ["aws-controltower-logs-*"]
+[[readers]]
+role_arn = "arn:aws:iam::222222222222:role/trailwatch-reader"
+account = "222222222222"
+[[readers]]
+role_arn = "arn:aws-us-gov:iam::333333333333:role/reader"
+buckets = ["gov-logs"]
+[[trails]]
+bucket = "static-logs"
+role_arn = "arn:aws:iam::555555555555:role/static-reader"
+"#,
+        Path::new("/"),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.discovery.accounts[0].role.external_id.as_deref(),
+        Some("x1")
+    );
+    let org = c.discovery.organization.as_ref().expect("organization");
+    assert_eq!(org.member_role_name.as_deref(), Some("trailwatch-member"));
+    let reader = |b: &str| c.reader_for(b).map(|r| r.arn.clone());
+    assert_eq!(
+        reader("aws-controltower-logs-222222222222-us-east-1").as_deref(),
+        Some("arn:aws:iam::222222222222:role/trailwatch-reader"),
+        "matched through the account that owns the bucket"
+    );
+    assert_eq!(
+        reader("gov-logs").as_deref(),
+        Some("arn:aws-us-gov:iam::333333333333:role/reader")
+    );
+    assert_eq!(
+        reader("static-logs").as_deref(),
+        Some("arn:aws:iam::555555555555:role/static-reader")
+    );
+    assert_eq!(reader("other"), None);
+
+    for (text, path) in [
+        (
+            "[[discovery.accounts]]\nrole_arn = \"arn:aws:iam::111:role/x\"\n",
+            "discovery.accounts[0].role_arn",
+        ),
+        (
+            "[[discovery.accounts]]\nrole_arn = \"arn:aws:s3:::bucket\"\n",
+            "discovery.accounts[0].role_arn",
+        ),
+        (
+            "[discovery.organization]\nmember_role_name = \"arn:aws:iam::111111111111:role/m\"\n",
+            "discovery.organization.member_role_name",
+        ),
+        (
+            "[discovery.organization]\nmember_external_id = \"x\"\n",
+            "discovery.organization.member_external_id",
+        ),
+        (
+            "[[readers]]\nrole_arn = \"arn:aws:iam::222222222222:role/r\"\n",
+            "readers[0].buckets",
+        ),
+        (
+            "[[readers]]\nrole_arn = \"arn:aws:iam::222222222222:role/r\"\naccount = \"222222222222\"\n",
+            "readers[0].account",
+        ),
+        (
+            "[[readers]]\nrole_arn = \"arn:aws:iam::222222222222:role/r\"\nbuckets = [\"a/b\"]\n",
+            "readers[0].buckets[0]",
+        ),
+        (
+            "[[trails]]\nbucket = \"b\"\nexternal_id = \"x\"\n",
+            "trails[0].external_id",
+        ),
+        (
+            "[blind_spots]\nsilence_floor = \"2h\"\nsilence_ceiling = \"1h\"\n",
+            "blind_spots.silence_ceiling",
+        ),
+    ] {
+        assert_eq!(err(text).path, path, "{text}");
+    }
+}

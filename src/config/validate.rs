@@ -108,6 +108,11 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             }
             None => Vec::new(),
         },
+        accounts: super::roles::discovery_accounts(raw.discovery.accounts)?,
+        organization: match raw.discovery.organization {
+            Some(o) => Some(super::roles::organization(o)?),
+            None => None,
+        },
     };
 
     let mut trails = Vec::new();
@@ -126,11 +131,13 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
             .prefix
             .map(|p| p.trim_matches('/').to_owned())
             .filter(|p| !p.is_empty());
+        let role = super::roles::role(&format!("trails[{i}]."), t.role_arn, t.external_id)?;
         trails.push(StaticTrail {
             name: t.name.unwrap_or_else(|| format!("static:{}", t.bucket)),
             bucket: t.bucket,
             prefix,
             region: t.region,
+            role,
         });
     }
 
@@ -312,7 +319,9 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
     };
 
     let source = super::source::source(raw.source)?;
-    let accounts = super::source::accounts(raw.accounts)?;
+    let (accounts, bucket_owners) = super::source::accounts(raw.accounts)?;
+    let readers = super::roles::readers(raw.readers, &bucket_owners)?;
+    let blind_spots = super::roles::blind_spots(raw.blind_spots)?;
 
     Ok(Config {
         state_path,
@@ -329,6 +338,9 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErro
         source,
         shared_state,
         accounts,
+        bucket_owners,
+        readers,
+        blind_spots,
     })
 }
 

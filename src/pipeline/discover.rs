@@ -33,16 +33,25 @@ impl Crawler {
     pub async fn trails_cached(&self) -> (Vec<Trail>, BTreeMap<String, String>, bool) {
         {
             let cache = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, trails, errors)) = cache.as_ref()
+            if let Some((at, found)) = cache.as_ref()
                 && at.elapsed() < self.config.discovery.refresh_interval
             {
-                return (trails.clone(), errors.clone(), false);
+                return (found.trails.clone(), found.errors.clone(), false);
             }
         }
-        let (trails, errors) = self.discover_trails().await;
+        let found = self.discover_trails().await;
+        let (trails, errors) = (found.trails.clone(), found.errors.clone());
         let mut cache = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
-        *cache = Some((std::time::Instant::now(), trails.clone(), errors.clone()));
+        *cache = Some((std::time::Instant::now(), found));
         (trails, errors, true)
+    }
+
+    /// The organisation's accounts as the last discovery listed them.
+    pub fn organization(&self) -> Option<Vec<crate::aws::organization::OrgAccount>> {
+        let cache = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .as_ref()
+            .and_then(|(_, found)| found.organization.clone())
     }
 
     /// The targets to read now (discovery refreshed when it is due, with
@@ -55,8 +64,9 @@ impl Crawler {
         Ok(targets(&trails))
     }
 
-    /// The trails: discovered ones (with their status) and the config's.
-    pub async fn discover_trails(&self) -> (Vec<Trail>, BTreeMap<String, String>) {
+    /// The trails: discovered ones (with their status) and the config's;
+    /// the organisation's accounts; what failed.
+    pub async fn discover_trails(&self) -> discovery::Discovery {
         discovery::all_trails(&self.clients, &self.config).await
     }
 

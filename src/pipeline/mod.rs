@@ -17,13 +17,11 @@ mod source;
 mod status;
 pub mod trail_alerts;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use crate::aws::AwsClients;
-use crate::aws::discovery::Trail;
 use crate::config::Config;
 use crate::rules::RuleSet;
 use crate::state::StateStore;
@@ -46,7 +44,7 @@ pub enum CrawlError {
 }
 
 /// A discovery round: when it ran, the trails, and the errors by region.
-type Discovered = (std::time::Instant, Vec<Trail>, BTreeMap<String, String>);
+type Discovered = (std::time::Instant, crate::aws::discovery::Discovery);
 
 /// The crawler's long-lived parts.
 pub struct Crawler {

@@ -44,7 +44,7 @@ impl Crawler {
                     .map_err(|e| e.to_string())?
             }
         };
-        let client = self.clients.s3(&region);
+        let client = self.clients.s3(&target.bucket, &region);
         match cursors(&client, target).await {
             Ok(cursors) => Ok((region, cursors)),
             // The bucket lives elsewhere (a static trail's region was wrong,
@@ -53,7 +53,7 @@ impl Crawler {
                 let region = e.redirect_region.unwrap_or_default();
                 tracing::info!(bucket = %target.bucket, region = %region,
                     "the bucket answered with a redirect; following it");
-                let client = self.clients.s3(&region);
+                let client = self.clients.s3(&target.bucket, &region);
                 let cursors = cursors(&client, target).await.map_err(|e| e.to_string())?;
                 Ok((region, cursors))
             }

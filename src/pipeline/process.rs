@@ -141,7 +141,7 @@ impl Crawler {
 
     /// Streams one object through detection on the blocking pool.
     async fn read(&self, w: &Work, kms_key: Option<&str>) -> Result<Fetched, FetchError> {
-        let client = self.clients.s3(&w.region);
+        let client = self.clients.s3(&w.cursor.bucket, &w.region);
         let (bucket, key) = (&w.cursor.bucket, &w.key);
         let body = open_object(&client, bucket, key, kms_key).await?;
         let rules = Arc::clone(&self.rules);

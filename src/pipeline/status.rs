@@ -8,6 +8,9 @@ use crate::aws::keys;
 use crate::aws::notification_path::{NotificationPath, notification_path};
 use crate::config::SourceConfig;
 
+/// How `trails` names the daemon's own identity (no role assumed).
+pub const OWN_IDENTITY: &str = "own identity";
+
 /// One trail as `trails` shows it.
 #[derive(Debug, Clone)]
 pub struct TrailRow {
@@ -23,13 +26,19 @@ pub struct TrailRow {
     pub last_error: Option<String>,
     /// SQS mode: how its new objects are announced.
     pub notification: Option<NotificationPath>,
+    /// The role that described it (`own identity` when none; `config`
+    /// for a static trail).
+    pub discovered_by: String,
+    /// The role that reads its bucket (`own identity` when none).
+    pub read_by: String,
 }
 
 impl Crawler {
     /// Every trail discovered or configured, planned now; and the discovery
     /// errors by region.
     pub async fn trail_rows(&self) -> (Vec<TrailRow>, std::collections::BTreeMap<String, String>) {
-        let (trails, errors) = self.discover_trails().await;
+        let found = self.discover_trails().await;
+        let (trails, errors) = (found.trails, found.errors);
         let planned = targets(&trails);
         let mut rows = Vec::new();
         for trail in &trails {
@@ -47,7 +56,7 @@ impl Crawler {
                             .collect();
                         if sqs {
                             let root = keys::awslogs_root(t.prefix.as_deref());
-                            let client = self.clients.s3(&region);
+                            let client = self.clients.s3(&t.bucket, &region);
                             notification = Some(
                                 notification_path(&client, &t.bucket, &root, &t.sns_topics).await,
                             );
@@ -76,6 +85,12 @@ impl Crawler {
                 lag_seconds: last.as_ref().and_then(|r| r.lag_seconds),
                 last_error: error,
                 notification,
+                discovered_by: match (&trail.discovered_by, trail.origin.as_str()) {
+                    (Some(role), _) => role.clone(),
+                    (None, "config") => "config".into(),
+                    (None, _) => OWN_IDENTITY.into(),
+                },
+                read_by: trail.read_by.clone().unwrap_or_else(|| OWN_IDENTITY.into()),
             });
         }
         (rows, errors)

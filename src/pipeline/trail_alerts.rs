@@ -122,8 +122,7 @@ mod tests {
             latest_delivery_attempt: Some("2026-11-21T10:00:00Z".into()),
             stop_logging_time: (!logging).then(|| "2026-11-21T10:01:00Z".into()),
             origin: "discovered".into(),
-            bucket_region: None,
-            sns_topic: None,
+            ..Trail::default()
         }
     }
 

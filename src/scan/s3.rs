@@ -147,7 +147,9 @@ impl Reader {
         place: &Place,
         selection: &Selection,
     ) -> Result<(Vec<Object>, Vec<Failure>), String> {
-        let client = self.clients.s3(&self.region_of(&place.bucket)?);
+        let client = self
+            .clients
+            .s3(&place.bucket, &self.region_of(&place.bucket)?);
         let folders = self
             .runtime
             .block_on(log_folders(&client, &place.bucket, place.prefix.as_deref()))
@@ -193,7 +195,7 @@ impl Reader {
         let region = self
             .region_of(&object.bucket)
             .map_err(std::io::Error::other)?;
-        let client = self.clients.s3(&region);
+        let client = self.clients.s3(&object.bucket, &region);
         let body = self
             .runtime
             .block_on(open_object(
@@ -225,8 +227,9 @@ pub fn source(
         .map(|u| Place::parse(u))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some((config, names)) = trails.filter(|(_, n)| !n.is_empty()) {
-        let (found, errors) =
+        let discovered =
             reader.block_on(crate::aws::discovery::all_trails(reader.clients(), config));
+        let (found, errors) = (discovered.trails, discovered.errors);
         for name in names {
             let Some(t) = found.iter().find(|t| &t.name == name || &t.arn == name) else {
                 let why: Vec<String> = errors.iter().map(|(r, e)| format!("{r}: {e}")).collect();

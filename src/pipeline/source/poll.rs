@@ -44,7 +44,7 @@ impl Crawler {
                 }
             };
             report.region = Some(region.clone());
-            let client = self.clients.s3(&region);
+            let client = self.clients.s3(&target.bucket, &region);
             report.reachable = true;
             for cursor in cursors {
                 report.cursors.push(format!(

@@ -421,7 +421,7 @@ impl Crawler {
                 continue;
             };
             let root = keys::awslogs_root(t.prefix.as_deref());
-            let client = self.clients.s3(&region);
+            let client = self.clients.s3(&t.bucket, &region);
             let path = notification_path(&client, &t.bucket, &root, &t.sns_topics).await;
             if path == NotificationPath::None {
                 tracing::warn!(bucket = %t.bucket, prefix = %root,

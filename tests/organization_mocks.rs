@@ -1,0 +1,317 @@
+//! Discovery across an organisation with mocked clients (aws-smithy-mocks),
+//! for what moto does not model: a delegated administrator for the
+//! organisation's calls, a member account whose trust policy refuses the
+//! daemon, an organisation role denied `ListAccounts`, a suspended account,
+//! an organisation trail seen again from a member.
+
+use std::sync::Arc;
+
+use aws_sdk_cloudtrail::operation::describe_trails::DescribeTrailsOutput;
+use aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusOutput;
+use aws_sdk_cloudtrail::types::Trail;
+use aws_sdk_organizations::operation::describe_organizational_unit::DescribeOrganizationalUnitOutput;
+use aws_sdk_organizations::operation::list_accounts::{ListAccountsError, ListAccountsOutput};
+use aws_sdk_organizations::operation::list_parents::ListParentsOutput;
+use aws_sdk_organizations::types::{
+    Account, AccountStatus, OrganizationalUnit, Parent, ParentType,
+};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use trailwatch::aws::AwsClients;
+use trailwatch::config::{Config, RoleConfig};
+use trailwatch::pipeline::Crawler;
+use trailwatch::state::StateStore;
+
+const MANAGEMENT: &str = "arn:aws:iam::111111111111:role/trailwatch-discovery";
+const DELEGATED: &str = "arn:aws:iam::999999999999:role/trailwatch-organization";
+const READER: &str = "arn:aws:iam::222222222222:role/trailwatch-reader";
+const ORG_TRAIL: &str = "arn:aws:cloudtrail:us-east-1:111111111111:trail/org";
+const MEMBER_TRAIL: &str = "arn:aws:cloudtrail:us-east-1:333333333333:trail/own";
+
+fn role(arn: &str) -> RoleConfig {
+    RoleConfig {
+        arn: arn.into(),
+        external_id: None,
+    }
+}
+
+fn member(account: &str) -> RoleConfig {
+    RoleConfig {
+        arn: format!("arn:aws:iam::{account}:role/trailwatch-member"),
+        external_id: Some("member-ext".into()),
+    }
+}
+
+fn org_trail() -> Trail {
+    Trail::builder()
+        .name("org")
+        .trail_arn(ORG_TRAIL)
+        .home_region("us-east-1")
+        .s3_bucket_name("aws-controltower-logs-222222222222-us-east-1")
+        .is_organization_trail(true)
+        .build()
+}
+
+fn member_trail() -> Trail {
+    Trail::builder()
+        .name("own")
+        .trail_arn(MEMBER_TRAIL)
+        .home_region("us-east-1")
+        .s3_bucket_name("member-logs")
+        .build()
+}
+
+/// A CloudTrail client that describes `trails` and says each logs.
+fn cloudtrail(trails: Vec<Trail>) -> aws_sdk_cloudtrail::Client {
+    let describe = mock!(aws_sdk_cloudtrail::Client::describe_trails).then_output(move || {
+        DescribeTrailsOutput::builder()
+            .set_trail_list(Some(trails.clone()))
+            .build()
+    });
+    let status = mock!(aws_sdk_cloudtrail::Client::get_trail_status)
+        .then_output(|| GetTrailStatusOutput::builder().is_logging(true).build());
+    mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&describe, &status])
+}
+
+/// Credentials that cannot be had: the member's trust policy refuses.
+#[derive(Debug)]
+struct Refused;
+
+impl aws_credential_types::provider::ProvideCredentials for Refused {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+            aws_credential_types::provider::error::CredentialsError::provider_error(
+                "AccessDenied: not authorized to perform sts:AssumeRole on trailwatch-member",
+            ),
+        ))
+    }
+}
+
+fn refused_cloudtrail() -> aws_sdk_cloudtrail::Client {
+    let conf = aws_sdk_cloudtrail::Config::builder()
+        .behavior_version(aws_sdk_cloudtrail::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudtrail::config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(Refused)
+        .build();
+    aws_sdk_cloudtrail::Client::from_conf(conf)
+}
+
+fn account(id: &str, name: &str, status: AccountStatus) -> Account {
+    Account::builder().id(id).name(name).status(status).build()
+}
+
+/// The organisation: management 111, log archive 222, a member 333 under
+/// Workloads/Prod, a member 444 whose trust policy refuses the daemon, a
+/// suspended 666.
+fn organizations() -> aws_sdk_organizations::Client {
+    let list = mock!(aws_sdk_organizations::Client::list_accounts).then_output(|| {
+        ListAccountsOutput::builder()
+            .accounts(account("111111111111", "management", AccountStatus::Active))
+            .accounts(account(
+                "222222222222",
+                "log-archive",
+                AccountStatus::Active,
+            ))
+            .accounts(account(
+                "333333333333",
+                "payments-prod",
+                AccountStatus::Active,
+            ))
+            .accounts(account("444444444444", "sandbox", AccountStatus::Active))
+            .accounts(account("666666666666", "closed", AccountStatus::Suspended))
+            .build()
+    });
+    let parent = |child: &'static str, id: &'static str, kind: ParentType| {
+        mock!(aws_sdk_organizations::Client::list_parents)
+            .match_requests(move |r| r.child_id() == Some(child))
+            .then_output(move || {
+                ListParentsOutput::builder()
+                    .parents(Parent::builder().id(id).r#type(kind.clone()).build())
+                    .build()
+            })
+    };
+    let p333 = parent("333333333333", "ou-prod", ParentType::OrganizationalUnit);
+    let prod = parent("ou-prod", "ou-work", ParentType::OrganizationalUnit);
+    let work = parent("ou-work", "r-root", ParentType::Root);
+    let others = mock!(aws_sdk_organizations::Client::list_parents).then_output(|| {
+        ListParentsOutput::builder()
+            .parents(
+                Parent::builder()
+                    .id("r-root")
+                    .r#type(ParentType::Root)
+                    .build(),
+            )
+            .build()
+    });
+    let unit = |id: &'static str, name: &'static str| {
+        mock!(aws_sdk_organizations::Client::describe_organizational_unit)
+            .match_requests(move |r| r.organizational_unit_id() == Some(id))
+            .then_output(move || {
+                DescribeOrganizationalUnitOutput::builder()
+                    .organizational_unit(OrganizationalUnit::builder().id(id).name(name).build())
+                    .build()
+            })
+    };
+    let (u_prod, u_work) = (unit("ou-prod", "Prod"), unit("ou-work", "Workloads"));
+    mock_client!(
+        aws_sdk_organizations,
+        RuleMode::MatchAny,
+        [&list, &p333, &prod, &work, &others, &u_prod, &u_work]
+    )
+}
+
+async fn crawler(dir: &std::path::Path, organization_role: bool) -> Crawler {
+    let org_role = if organization_role {
+        format!("role_arn = \"{DELEGATED}\"\n")
+    } else {
+        String::new()
+    };
+    let config = Config::from_toml(
+        &format!(
+            "[state]\npath = \"{}\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
+             [discovery]\nregions = [\"us-east-1\"]\n\
+             [[discovery.accounts]]\nrole_arn = \"{MANAGEMENT}\"\n\
+             [discovery.organization]\n{org_role}member_role_name = \"trailwatch-member\"\nmember_external_id = \"member-ext\"\n\
+             [[readers]]\nrole_arn = \"{READER}\"\nbuckets = [\"aws-controltower-logs-*\"]\n",
+            dir.join("state.db").display()
+        ),
+        dir,
+    )
+    .expect("config");
+    let clients = AwsClients::new(&config.aws).await;
+    Crawler::new(
+        Arc::new(clients),
+        Arc::new(StateStore::open(&config.state_path).expect("state")),
+        Arc::new(trailwatch::rules::RuleSet::new(Vec::new()).0),
+        Arc::new(config),
+    )
+}
+
+#[tokio::test]
+async fn members_are_entered_through_their_role_and_the_organisation_trail_is_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crawler = crawler(dir.path(), true).await;
+    let c = &crawler.clients;
+    c.set_organizations(Some(&role(DELEGATED)), organizations());
+    c.set_cloudtrail(
+        Some(&role(MANAGEMENT)),
+        "us-east-1",
+        cloudtrail(vec![org_trail()]),
+    );
+    // The organisation trail again, as its shadow in the member.
+    c.set_cloudtrail(
+        Some(&member("333333333333")),
+        "us-east-1",
+        cloudtrail(vec![org_trail(), member_trail()]),
+    );
+    c.set_cloudtrail(
+        Some(&member("222222222222")),
+        "us-east-1",
+        cloudtrail(vec![]),
+    );
+    c.set_cloudtrail(
+        Some(&member("444444444444")),
+        "us-east-1",
+        refused_cloudtrail(),
+    );
+
+    let found = crawler.discover_trails().await;
+    let mut arns: Vec<&str> = found.trails.iter().map(|t| t.arn.as_str()).collect();
+    arns.sort();
+    assert_eq!(arns, [ORG_TRAIL, MEMBER_TRAIL], "{:?}", found.errors);
+    let org = found
+        .trails
+        .iter()
+        .find(|t| t.arn == ORG_TRAIL)
+        .expect("org");
+    assert_eq!(
+        org.discovered_by.as_deref(),
+        Some(MANAGEMENT),
+        "its own account's view"
+    );
+    assert_eq!(org.read_by.as_deref(), Some(READER));
+    let own = found
+        .trails
+        .iter()
+        .find(|t| t.arn == MEMBER_TRAIL)
+        .expect("member");
+    let member_arn = member("333333333333").arn;
+    assert_eq!(own.discovered_by.as_deref(), Some(member_arn.as_str()));
+    assert_eq!(
+        own.read_by.as_deref(),
+        Some(member_arn.as_str()),
+        "the member's role reads its own bucket"
+    );
+    assert_eq!(c.reader_of("member-logs"), Some(member("333333333333")));
+
+    // The member whose trust policy refuses: named, the others unharmed.
+    let refused = found
+        .errors
+        .get("444444444444/us-east-1")
+        .expect("refused member");
+    assert!(refused.contains("sts:AssumeRole"), "{refused}");
+    // The management account is not entered twice; a suspended one never.
+    assert!(
+        !found
+            .errors
+            .keys()
+            .any(|k| k.starts_with("111111111111/") || k.starts_with("666666666666/")),
+        "{:?}",
+        found.errors
+    );
+    assert_eq!(found.errors.len(), 1, "{:?}", found.errors);
+
+    let accounts = found.organization.expect("organisation listed");
+    let path = |id: &str| {
+        accounts
+            .iter()
+            .find(|a| a.id == id)
+            .and_then(|a| a.ou_path.clone())
+    };
+    assert_eq!(path("333333333333").as_deref(), Some("Workloads/Prod"));
+    assert_eq!(path("111111111111").as_deref(), Some(""));
+    assert!(
+        !accounts
+            .iter()
+            .find(|a| a.id == "666666666666")
+            .expect("666")
+            .active()
+    );
+}
+
+#[tokio::test]
+async fn an_organisation_role_denied_list_accounts_leaves_discovery_standing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No organisation role: the first discovery account's role asks.
+    let crawler = crawler(dir.path(), false).await;
+    let c = &crawler.clients;
+    let denied = mock!(aws_sdk_organizations::Client::list_accounts).then_error(|| {
+        ListAccountsError::AccessDeniedException(
+            aws_sdk_organizations::types::error::AccessDeniedException::builder()
+                .message("not authorized to perform organizations:ListAccounts")
+                .build(),
+        )
+    });
+    c.set_organizations(
+        Some(&role(MANAGEMENT)),
+        mock_client!(aws_sdk_organizations, [&denied]),
+    );
+    c.set_cloudtrail(
+        Some(&role(MANAGEMENT)),
+        "us-east-1",
+        cloudtrail(vec![org_trail()]),
+    );
+    let found = crawler.discover_trails().await;
+    assert_eq!(found.trails.len(), 1);
+    assert!(found.organization.is_none());
+    let why = found.errors.get("organization").expect("named");
+    assert!(
+        why.contains("ListAccounts") && why.contains("not authorized"),
+        "{why}"
+    );
+}
