@@ -111,6 +111,7 @@ fn alert(rng: &mut StdRng, n: u64, now: i64, key: &str) -> Detected {
                 time: Some(iso(at)),
                 account_id: Some(format!("{:012}", 100_000_000_000 + p % 50)),
                 account_name: None,
+                account_ou_path: None,
                 region: Some("us-east-1".into()),
                 principal: Some(arn),
                 principal_type: Some("IAMUser".into()),

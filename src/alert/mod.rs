@@ -61,9 +61,14 @@ pub struct AlertEvent {
     pub source: Option<String>,
     pub time: Option<String>,
     pub account_id: Option<String>,
-    /// The account's name (`[[accounts]]` in the config), null when unknown.
+    /// The account's name (Organizations, or `[[accounts]]` in the
+    /// config), null when unknown.
     #[serde(default)]
     pub account_name: Option<String>,
+    /// The account's organisational-unit path (`Workloads/Prod`; empty
+    /// under the root), null when Organizations cannot be read.
+    #[serde(default)]
+    pub account_ou_path: Option<String>,
     pub region: Option<String>,
     pub principal: Option<String>,
     pub principal_type: Option<String>,
@@ -116,6 +121,7 @@ impl AlertEvent {
             time: own(record.event_time()),
             account_id: own(record.account_id()),
             account_name: None,
+            account_ou_path: None,
             region: own(record.region()),
             principal: own(record.principal()),
             principal_type: own(record.principal_type()),

@@ -27,7 +27,7 @@ pub enum Format {
 /// The widest a table column gets; longer values are cut with `…`.
 const TABLE_CELL_MAX: usize = 48;
 
-const ALERT_COLUMNS: [&str; 20] = [
+const ALERT_COLUMNS: [&str; 21] = [
     "time",
     "level",
     "rule_id",
@@ -43,6 +43,7 @@ const ALERT_COLUMNS: [&str; 20] = [
     "error_code",
     "account",
     "account_name",
+    "account_ou_path",
     "region",
     "count",
     "bucket",
@@ -92,6 +93,7 @@ fn alert_cells(a: &StoredAlert, time: String) -> Vec<String> {
         text(&e.error_code),
         text(&e.account_id),
         text(&e.account_name),
+        text(&e.account_ou_path),
         text(&e.region),
         a.alert.count.to_string(),
         object.map(|o| o.bucket.clone()).unwrap_or_default(),

@@ -312,6 +312,7 @@ fn alert(
                 time: Some(since.to_owned()),
                 account_id: account,
                 account_name: None,
+                account_ou_path: None,
                 region: t.region.clone(),
                 principal: None,
                 principal_type: None,

@@ -40,6 +40,9 @@ impl Crawler {
             }
         }
         let found = self.discover_trails().await;
+        if let Some(accounts) = &found.organization {
+            self.state.name_organization_accounts(accounts);
+        }
         let (trails, errors) = (found.trails.clone(), found.errors.clone());
         let mut cache = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
         *cache = Some((std::time::Instant::now(), found));

@@ -77,6 +77,7 @@ fn alert(
             time,
             account_id: account,
             account_name: None,
+            account_ou_path: None,
             region: trail.home_region.clone(),
             principal: None,
             principal_type: None,

@@ -135,7 +135,7 @@ type Checked<'r> = Option<(&'r str, bool)>;
 
 /// The alert's `event` object, field by field in `AlertEvent`'s order.
 fn write_event(out: &mut Vec<u8>, record: &Record) {
-    let fields: [(&[u8], Checked); 12] = [
+    let fields: [(&[u8], Checked); 13] = [
         (b"{\"id\":", record.str_at_checked("eventID")),
         (b",\"name\":", record.str_at_checked("eventName")),
         (b",\"source\":", record.str_at_checked("eventSource")),
@@ -143,6 +143,7 @@ fn write_event(out: &mut Vec<u8>, record: &Record) {
         (b",\"account_id\":", record.account_id_checked()),
         // Named only where the config names accounts (the state store does).
         (b",\"account_name\":", None),
+        (b",\"account_ou_path\":", None),
         (b",\"region\":", record.str_at_checked("awsRegion")),
         (b",\"principal\":", record.principal_checked()),
         (

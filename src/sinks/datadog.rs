@@ -167,7 +167,7 @@ pub fn date_happened(alert: &Alert, now: OffsetDateTime) -> Option<i64> {
 }
 
 /// `source:cloudtrail`, `alert_id:`, `rule_id:`, `severity:`, `aws_account:`,
-/// `aws_account_name:` (when the config names it), `region:`, `event_name:`,
+/// `aws_account_name:`, `aws_account_ou:` (when known), `region:`, `event_name:`,
 /// `principal:`, then the user's own.
 pub fn tags(alert: &Alert, user_tags: &[String]) -> Vec<String> {
     let e = &alert.event;
@@ -180,6 +180,7 @@ pub fn tags(alert: &Alert, user_tags: &[String]) -> Vec<String> {
     for (k, v) in [
         ("aws_account", &e.account_id),
         ("aws_account_name", &e.account_name),
+        ("aws_account_ou", &e.account_ou_path),
         ("region", &e.region),
         ("event_name", &e.name),
         ("principal", &e.principal),

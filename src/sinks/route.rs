@@ -33,6 +33,7 @@ mod tests {
         alert.event = AlertEvent {
             account_id: Some(account.into()),
             account_name: None,
+            account_ou_path: None,
             region: Some("us-east-1".into()),
             ..AlertEvent::default()
         };

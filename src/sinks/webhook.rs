@@ -17,9 +17,10 @@ pub const SIGNATURE_HEADER: &str = "X-Trailwatch-Signature";
 
 /// Every template variable; longer names first so that `$ALERT_JSON` is not
 /// read as `$ALERT_ID`'s neighbour.
-pub const VARIABLES: [&str; 18] = [
+pub const VARIABLES: [&str; 19] = [
     "$ALERT_PRIORITY",
     "$ACCOUNT_NAME",
+    "$ACCOUNT_OU_PATH",
     "$EVENT_TITLE",
     "$EVENT_NAME",
     "$EVENT_JSON",
@@ -55,6 +56,7 @@ fn value(name: &str, alert: &Alert, context: &AlertContext) -> Value {
         "$SOURCE_IP" => s(&e.source_ip),
         "$ACCOUNT" => s(&e.account_id),
         "$ACCOUNT_NAME" => s(&e.account_name),
+        "$ACCOUNT_OU_PATH" => s(&e.account_ou_path),
         "$REGION" => s(&e.region),
         "$EVENT_NAME" => s(&e.name),
         "$EVENT_JSON" => serde_json::to_value(&alert.event).unwrap_or(Value::Null),
@@ -166,6 +168,7 @@ mod tests {
             time: Some("2026-11-21T10:04:11Z".into()),
             account_id: Some("123456789012".into()),
             account_name: None,
+            account_ou_path: None,
             region: Some("us-east-1".into()),
             principal: Some("arn:aws:iam::1:user/a\"b".into()),
             ..AlertEvent::default()

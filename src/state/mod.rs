@@ -7,6 +7,7 @@
 //! a crash before the commit re-reads the object and a crash after it loses
 //! nothing. Alert ids are unique here, so re-reading an object adds no alert.
 
+mod account_names;
 mod damage;
 pub mod dynamodb;
 mod index;
@@ -217,7 +218,7 @@ impl StateStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             suppression: None,
-            account_names: outbox::AccountNames::new(),
+            account_names: outbox::AccountNames::default(),
             dicts: Mutex::new(index::Dicts::default()),
             write_failure: Mutex::new(None),
         })
@@ -230,9 +231,15 @@ impl StateStore {
     }
 
     /// Names accounts (`[[accounts]]`) on the alerts stored from now on.
-    pub fn with_account_names(mut self, names: outbox::AccountNames) -> Self {
-        self.account_names = names;
+    pub fn with_account_names(mut self, names: std::collections::BTreeMap<String, String>) -> Self {
+        self.account_names = outbox::AccountNames::new(names);
         self
+    }
+
+    /// Names and OU paths from the organisation (each discovery), on the
+    /// alerts stored from now on.
+    pub fn name_organization_accounts(&self, accounts: &[crate::aws::organization::OrgAccount]) {
+        self.account_names.set_organization(accounts);
     }
 
     /// Closes the suppression windows that have ended; their summaries go to

@@ -254,8 +254,7 @@ pub(super) fn insert_alerts(
     Ok(inserted)
 }
 
-/// Account id -> name (`[[accounts]]`), put on alerts as they are stored.
-pub type AccountNames = std::collections::BTreeMap<String, String>;
+pub use super::account_names::AccountNames;
 
 fn insert_one(
     tx: &rusqlite::Transaction,
@@ -263,20 +262,20 @@ fn insert_one(
     names: &AccountNames,
 ) -> std::result::Result<usize, StateFault> {
     let named;
-    let name = d
-        .alert
-        .event
-        .account_id
-        .as_ref()
-        .and_then(|id| names.get(id));
-    let d = match name {
-        Some(name) if d.alert.event.account_name.is_none() => {
-            let mut copy = d.clone();
-            copy.alert.event.account_name = Some(name.clone());
-            named = copy;
-            &named
-        }
-        _ => d,
+    let e = &d.alert.event;
+    let (name, ou) = match &e.account_id {
+        Some(id) if e.account_name.is_none() || e.account_ou_path.is_none() => names.label(id),
+        _ => (None, None),
+    };
+    let d = if name.is_some() || ou.is_some() {
+        let mut copy = d.clone();
+        let e = &mut copy.alert.event;
+        e.account_name = e.account_name.take().or(name);
+        e.account_ou_path = e.account_ou_path.take().or(ou);
+        named = copy;
+        &named
+    } else {
+        d
     };
     let json = serde_json::to_string(&d.alert)?;
     let context = serde_json::to_string(&d.context)?;

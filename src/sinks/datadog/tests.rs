@@ -20,6 +20,7 @@ fn alert(severity: &str, time: &str) -> Alert {
             time: Some(time.into()),
             account_id: Some("123456789012".into()),
             account_name: None,
+            account_ou_path: None,
             region: Some("us-east-1".into()),
             principal: Some("arn:aws:iam::123456789012:user/Alice Smith".into()),
             principal_type: Some("IAMUser".into()),
