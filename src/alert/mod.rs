@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::event::Record;
 
 pub mod activity;
+pub mod builtin;
 pub mod ocsf;
 mod sample;
 mod severity;

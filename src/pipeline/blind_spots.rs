@@ -40,6 +40,16 @@ pub const CHECKS: &[(&str, &str, &str)] = &[
         "A trail's KMS key refuses decryption after having allowed it (blind spot)",
     ),
     (
+        super::silence::CURSOR_SILENT,
+        "medium",
+        "A cursor (account, region) that delivered went silent past its usual gap (blind spot)",
+    ),
+    (
+        super::silence::ACCOUNT_NO_DELIVERY,
+        "medium",
+        "An active organisation account from which no read trail delivers (blind spot)",
+    ),
+    (
         RULE_NOT_LOADED,
         "medium",
         "A rule file stopped loading at a reload (blind spot)",

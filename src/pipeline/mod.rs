@@ -13,6 +13,7 @@ mod discover;
 mod plan;
 mod process;
 mod report;
+pub mod silence;
 mod source;
 mod status;
 pub mod trail_alerts;
@@ -143,8 +144,9 @@ impl Crawler {
         let tally = report::tally(&mut reports, results);
         self.advance_watermarks(listing.listed, &tally, started)
             .await?;
-        self.update_lag(&targets, &mut reports).await?;
-        let blind_spots = self.raise_blind_spots(&targets, &mut reports).await?;
+        let previous = self.previous_reports(&targets).await?;
+        Self::update_lag(&mut reports, &previous);
+        let blind_spots = self.raise_blind_spots(&mut reports, &previous).await?;
         let summaries = self.blocking(|s| s.close_suppression_windows()).await?;
         if summaries > 0 {
             tracing::info!(summaries, "suppression windows closed with repeats");

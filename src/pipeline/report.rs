@@ -54,6 +54,14 @@ pub struct TargetReport {
     /// Since when and why it cannot be read, while it could before.
     #[serde(default)]
     pub unreadable: Option<super::blind_spots::Unreadable>,
+    /// Per cursor (`account/region`): its deliveries' cadence and open
+    /// silence (`silence.rs`).
+    #[serde(default)]
+    pub cadence: BTreeMap<String, super::silence::Cadence>,
+    /// Per cursor: the key times committed in this round (learnt into
+    /// `cadence`, not kept).
+    #[serde(skip)]
+    pub delivered: BTreeMap<String, Vec<KeyTime>>,
 }
 
 /// What one pass did.
@@ -161,6 +169,7 @@ pub(super) fn carried(target: &Target, previous: Option<TargetReport>) -> Target
             listed: p.listed,
             newest_object: p.newest_object,
             cursor_newest: p.cursor_newest,
+            cadence: p.cadence,
             reachable: p.reachable,
             notification: p.notification,
             ..blank
@@ -204,6 +213,10 @@ pub(super) fn tally(reports: &mut [TargetReport], results: Vec<(Work, Outcome)>)
                     report.newest_object = Some(w.key_time.clone());
                 }
                 let label = format!("{}/{}", w.cursor.account, w.cursor.region);
+                let delivered = report.delivered.entry(label.clone()).or_default();
+                if delivered.len() < 4096 {
+                    delivered.push(w.key_time.clone());
+                }
                 let newest = report.cursor_newest.entry(label).or_default();
                 if *newest < w.key_time {
                     *newest = w.key_time.clone();
@@ -310,19 +323,35 @@ impl Crawler {
         floor
     }
 
-    /// Lag: now minus the newest object processed, this pass or before.
-    pub(super) async fn update_lag(
+    /// Each target's last stored report.
+    pub(super) async fn previous_reports(
         &self,
         targets: &[Target],
-        reports: &mut [TargetReport],
-    ) -> Result<(), CrawlError> {
-        for (target, report) in targets.iter().zip(reports.iter_mut()) {
+    ) -> Result<Vec<Option<TargetReport>>, CrawlError> {
+        let mut out = Vec::with_capacity(targets.len());
+        for target in targets {
             let id = target.id();
-            let previous: Option<TargetReport> = self
-                .blocking(move |s| s.target_status(&id))
-                .await?
-                .and_then(|v| serde_json::from_value(v).ok());
-            if let Some(prev) = &previous {
+            out.push(
+                self.blocking(move |s| s.target_status(&id))
+                    .await?
+                    .and_then(|v| serde_json::from_value(v).ok()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Lag: now minus the newest object processed, this pass or before;
+    /// and each cursor's cadence learns this round's deliveries.
+    pub(super) fn update_lag(reports: &mut [TargetReport], previous: &[Option<TargetReport>]) {
+        for (report, previous) in reports.iter_mut().zip(previous) {
+            if report.cadence.is_empty()
+                && let Some(prev) = previous
+            {
+                report.cadence = prev.cadence.clone();
+            }
+            let delivered = std::mem::take(&mut report.delivered);
+            super::silence::learn(&mut report.cadence, &delivered);
+            if let Some(prev) = previous {
                 for (cursor, t) in &prev.cursor_newest {
                     let newest = report.cursor_newest.entry(cursor.clone()).or_default();
                     if *newest < *t {
@@ -330,7 +359,7 @@ impl Crawler {
                     }
                 }
             }
-            if let Some(prev) = previous.and_then(|p| p.newest_object)
+            if let Some(prev) = previous.as_ref().and_then(|p| p.newest_object.clone())
                 && report.newest_object.as_ref().is_none_or(|n| *n < prev)
             {
                 report.newest_object = Some(prev);
@@ -349,32 +378,40 @@ impl Crawler {
                 .and_then(keys::parse_key_time)
                 .map(|t| (OffsetDateTime::now_utc() - t).whole_seconds());
         }
-        Ok(())
     }
 
     /// Raises the blind-spot alerts the change from each target's last
-    /// report calls for (`blind_spots.rs`); returns how many were new.
+    /// report calls for (`blind_spots.rs`: a bucket or key refused;
+    /// `silence.rs`: a cursor gone quiet, judged only while its bucket is
+    /// read); returns how many were new.
     pub(super) async fn raise_blind_spots(
         &self,
-        targets: &[Target],
         reports: &mut [TargetReport],
+        previous: &[Option<TargetReport>],
     ) -> Result<u64, CrawlError> {
         let mut alerts = Vec::new();
-        for (target, report) in targets.iter().zip(reports.iter_mut()) {
-            let id = target.id();
-            let previous: Option<TargetReport> = self
-                .blocking(move |s| s.target_status(&id))
-                .await?
-                .and_then(|v| serde_json::from_value(v).ok());
+        let now = OffsetDateTime::now_utc();
+        for (report, previous) in reports.iter_mut().zip(previous) {
             alerts.extend(super::blind_spots::transitions(previous.as_ref(), report));
+            if report.reachable && report.unreadable.is_none() {
+                let prefix = keys::awslogs_root(report.prefix.as_deref());
+                alerts.extend(super::silence::cursor_transitions(
+                    &report.bucket,
+                    &prefix,
+                    &mut report.cadence,
+                    now,
+                    &self.config.blind_spots,
+                ));
+            }
         }
+        let accounts = self.account_silence(reports, now).await?;
         if alerts.is_empty() {
-            return Ok(0);
+            return Ok(accounts);
         }
         for a in &alerts {
             tracing::warn!(rule = %a.alert.rule.id, title = %a.alert.rule.title, "blind spot");
         }
-        Ok(self.blocking(move |s| s.insert_alerts(&alerts)).await? as u64)
+        Ok(accounts + self.blocking(move |s| s.insert_alerts(&alerts)).await? as u64)
     }
 
     /// Stores each target's report for `trails` and the health endpoint.

@@ -142,6 +142,11 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(dir: &Path) -> Proxy {
+        Proxy::start_for(dir, LOCALSTACK)
+    }
+
+    /// A fault proxy in front of `upstream`.
+    pub fn start_for(dir: &Path, upstream: &str) -> Proxy {
         let port_file = dir.join("proxy.port");
         let child = Command::new("python3")
             .arg(repo().join("tests/support/fault_proxy.py"))
@@ -149,7 +154,7 @@ impl Proxy {
                 "--listen",
                 "127.0.0.1:0",
                 "--upstream",
-                LOCALSTACK,
+                upstream,
                 "--port-file",
             ])
             .arg(&port_file)

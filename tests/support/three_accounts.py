@@ -4,10 +4,19 @@ ENFORCED IAM, for trailwatch's multi-account tests (boto3; run with
 localstack/.venv-moto's Python).
 
     three_accounts.py MOTO_URL [POLICIES_JSON]
+    three_accounts.py MOTO_URL --apply POLICIES_JSON
+    three_accounts.py MOTO_URL --put-log BUCKET PREFIX ACCOUNT TAG
 
 POLICIES_JSON, if given, is a file {"discovery": policy, "reader": policy,
 "member": policy} whose documents replace the built-in role policies (any key may
-be left out).
+be left out). `--apply` replaces policies afterwards: the file is {"roles":
+[{"account", "name", "policy"}], "user": policy} (the daemon user's); `--put-log`
+writes one more log object (stamped now, its records' ids ending in TAG) for
+ACCOUNT under PREFIX in BUCKET. Both switch authentication off for their own
+calls only and on again after.
+
+Objects are stamped with the current minute (key time and records), so a crawl
+that starts a day back reads them whatever the date.
 
 The world (region us-east-1, partition aws):
 
@@ -40,6 +49,7 @@ every other service checks against resource "*", so their statements must use
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
 import sys
@@ -59,8 +69,9 @@ DAEMON_USER = "trailwatch"
 DISCOVERY_ROLE = "trailwatch-discovery"
 READER_ROLE = "trailwatch-reader"
 MEMBER_ROLE = "trailwatch-member"
-DAY = "2026/12/06"
-STAMP = "20261206T1000Z"
+NOW = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
+DAY = NOW.strftime("%Y/%m/%d")
+STAMP = NOW.strftime("%Y%m%dT%H%MZ")
 
 
 def policy(*statements: dict) -> dict:
@@ -161,7 +172,7 @@ def record(account: str, name: str, source: str, n: int, extra: dict) -> dict:
             "accessKeyId": "AKIAEXAMPLEEXAMPLE00",
             "userName": "alice",
         },
-        "eventTime": f"2026-12-06T10:0{n}:00Z",
+        "eventTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "eventSource": source,
         "eventName": name,
         "awsRegion": REGION,
@@ -180,7 +191,7 @@ def record(account: str, name: str, source: str, n: int, extra: dict) -> dict:
     return r
 
 
-def records_for(account: str) -> bytes:
+def records_for(account: str, tag: str = "") -> bytes:
     recs = [
         record(
             account,
@@ -205,14 +216,46 @@ def records_for(account: str) -> bytes:
             },
         ),
     ]
+    for r in recs:
+        r["eventID"] = r["eventID"][: len(r["eventID"]) - len(tag)] + tag if tag else r["eventID"]
     return gzip.compress(json.dumps({"Records": recs}).encode())
 
 
-def object_key(prefix: str, account: str) -> str:
+def object_key(prefix: str, account: str, suffix: str = "abc") -> str:
     return (
         f"{prefix}{account}/CloudTrail/{REGION}/{DAY}/"
-        f"{account}_CloudTrail_{REGION}_{STAMP}_abc.json.gz"
+        f"{account}_CloudTrail_{REGION}_{STAMP}_{suffix}.json.gz"
     )
+
+
+def apply(w: World, path: str) -> None:
+    with open(path) as f:
+        docs = json.load(f)
+    w.reset_auth("inf")
+    try:
+        for r in docs.get("roles", []):
+            w.client("iam", r["account"]).put_role_policy(
+                RoleName=r["name"], PolicyName=r["name"], PolicyDocument=json.dumps(r["policy"])
+            )
+        if "user" in docs:
+            w.client("iam", SECURITY).put_user_policy(
+                UserName=DAEMON_USER,
+                PolicyName="trailwatch-assume",
+                PolicyDocument=json.dumps(docs["user"]),
+            )
+    finally:
+        w.reset_auth("0")
+
+
+def put_log(w: World, bucket: str, prefix: str, account: str, tag: str) -> None:
+    w.reset_auth("inf")
+    try:
+        s3 = w.client("s3")
+        key = object_key(prefix, account, tag)
+        s3.put_object(Bucket=bucket, Key=key, Body=records_for(account, tag))
+        print(key)
+    finally:
+        w.reset_auth("0")
 
 
 def make_role(w: World, account: str, name: str, doc: dict, trusted: str) -> str:
@@ -241,6 +284,10 @@ def expect_denied(fn, what: str) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[2] == "--apply":
+        return apply(World(sys.argv[1]), sys.argv[3])
+    if len(sys.argv) == 7 and sys.argv[2] == "--put-log":
+        return put_log(World(sys.argv[1]), *sys.argv[3:7])
     if len(sys.argv) not in (2, 3):
         raise SystemExit(__doc__)
     w = World(sys.argv[1])
@@ -393,6 +440,7 @@ def main() -> None:
                     },
                 },
                 "trails": {"org": org_trail, "member": member_trail},
+                "stamp": STAMP,
             },
             indent=2,
         )

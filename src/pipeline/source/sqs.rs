@@ -395,17 +395,14 @@ impl Crawler {
                 report.failed += u64::from(failed.is_some());
             }
         }
-        let mut reports: Vec<TargetReport> = Vec::with_capacity(targets.len());
-        for t in targets {
-            let id = t.id();
-            let previous: Option<TargetReport> = self
-                .blocking(move |s| s.target_status(&id))
-                .await?
-                .and_then(|v| serde_json::from_value(v).ok());
-            reports.push(report::carried(t, previous));
-        }
+        let previous = self.previous_reports(targets).await?;
+        let mut reports: Vec<TargetReport> = targets
+            .iter()
+            .zip(&previous)
+            .map(|(t, p)| report::carried(t, p.clone()))
+            .collect();
         report::tally(&mut reports, outcomes);
-        self.update_lag(targets, &mut reports).await?;
+        Self::update_lag(&mut reports, &previous);
         self.save_status(targets, &reports).await
     }
 
