@@ -12,10 +12,7 @@
 #   CHAOS_MINUTES=60 scripts/chaos.sh       # the long run
 #   SEED=7 CHAOS_KEEP=1 scripts/chaos.sh    # another schedule; keep the logs
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-localstack/up.sh >/dev/null
-bash scripts/receiver-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/emulator-prelude.sh"
 bin="${TRAILWATCH_BIN:-$root/target/debug/trailwatch}"
 if [[ -z "${TRAILWATCH_BIN:-}" ]]; then
     # The kill points exist only in a failpoints build (never a release one).

@@ -8,10 +8,7 @@
 #   scripts/scaleout.sh                     # 3 instances, 2,000 notifications
 #   NOTIFICATIONS=200 scripts/scaleout.sh   # what make test runs
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-localstack/up.sh >/dev/null
-bash scripts/receiver-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/emulator-prelude.sh"
 bin="${TRAILWATCH_BIN:-$root/target/debug/trailwatch}"
 [[ -x "$bin" ]] || cargo build --quiet --bin trailwatch
 exec localstack/.venv-moto/bin/python scripts/scaleout.py --trailwatch "$bin" \

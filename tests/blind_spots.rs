@@ -261,9 +261,8 @@ async fn two_path_receiver(
 async fn a_sink_refusing_alerts_raises_one_alert_elsewhere_and_one_summary() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use trailwatch::alert::{Alert, AlertContext, Detected};
     use trailwatch::sinks::deliver::{Policy, deliver_all};
-    use trailwatch::state::{CursorKey, ObjectCommit, ObjectStatus, StateStore};
+    use trailwatch::state::StateStore;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let refuse = Arc::new(AtomicBool::new(true));
@@ -278,37 +277,9 @@ async fn a_sink_refusing_alerts_raises_one_alert_elsewhere_and_one_summary() {
     )
     .expect("config");
     let state = Arc::new(StateStore::open(&dir.path().join("state.db")).expect("state"));
-    let cursor = CursorKey {
-        bucket: "b".into(),
-        prefix: String::new(),
-        account: "111122223333".into(),
-        region: "us-east-1".into(),
-    };
     let commit = |key: &str, ids: &[&str]| {
-        let alerts: Vec<Detected> = ids
-            .iter()
-            .map(|id| {
-                let mut alert = Alert::sample();
-                alert.id = (*id).to_owned();
-                Detected {
-                    alert,
-                    context: AlertContext::default(),
-                }
-            })
-            .collect();
-        state
-            .commit_object(&ObjectCommit {
-                cursor: &cursor,
-                key,
-                key_time: "20261201T1000Z",
-                status: ObjectStatus::Done,
-                records: 1,
-                error: None,
-                alerts: &alerts,
-                activity: &[],
-                correlation: None,
-            })
-            .expect("commit");
+        let ids: Vec<String> = ids.iter().map(|i| (*i).to_owned()).collect();
+        common::outbox::commit_samples(&state, key, &ids);
     };
     let policy = Policy::default();
     commit("k1", &["tw-00000000000000b1", "tw-00000000000000b2"]);

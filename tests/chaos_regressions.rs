@@ -175,8 +175,7 @@ async fn counting_receiver() -> (
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sink_offset_that_cannot_be_stored_does_not_send_alerts_again() {
     use std::sync::Arc;
-    use trailwatch::alert::{Alert, AlertContext, Detected};
-    use trailwatch::state::{CursorKey, ObjectCommit, ObjectStatus, StateStore};
+    use trailwatch::state::StateStore;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, counts) = counting_receiver().await;
@@ -187,35 +186,8 @@ async fn a_sink_offset_that_cannot_be_stored_does_not_send_alerts_again() {
     .expect("config");
     let path = dir.path().join("state.db");
     let state = Arc::new(StateStore::open(&path).expect("state"));
-    let cursor = CursorKey {
-        bucket: "b".into(),
-        prefix: String::new(),
-        account: "111122223333".into(),
-        region: "us-east-1".into(),
-    };
-    let alerts: Vec<Detected> = (0..3)
-        .map(|i| {
-            let mut alert = Alert::sample();
-            alert.id = format!("tw-00000000000000a{i}");
-            Detected {
-                alert,
-                context: AlertContext::default(),
-            }
-        })
-        .collect();
-    state
-        .commit_object(&ObjectCommit {
-            cursor: &cursor,
-            key: "k",
-            key_time: "20261201T1000Z",
-            status: ObjectStatus::Done,
-            records: 3,
-            error: None,
-            alerts: &alerts,
-            activity: &[],
-            correlation: None,
-        })
-        .expect("commit");
+    let ids: Vec<String> = (0..3).map(|i| format!("tw-00000000000000a{i}")).collect();
+    common::outbox::commit_samples(&state, "k", &ids);
 
     // Another process holds the write lock: every offset write fails (after
     // SQLite's busy timeout), reads still work.

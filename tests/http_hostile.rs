@@ -8,26 +8,14 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::child::{KillOnDrop, free_port};
 use std::time::{Duration, Instant};
 
 struct Daemon {
-    child: Child,
+    _child: KillOnDrop,
     log: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// The daemon with only an HTTP endpoint to speak of: its one trail's
@@ -57,7 +45,10 @@ fn start(dir: &Path, port: u16) -> Daemon {
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("start the daemon");
-    let daemon = Daemon { child, log };
+    let daemon = Daemon {
+        _child: KillOnDrop(child),
+        log,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while get(port, "/healthz").is_none() {
         assert!(Instant::now() < deadline, "the endpoint never answered");

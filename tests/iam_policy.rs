@@ -223,3 +223,86 @@ fn iam_policy_fills_in_the_config() {
         "{actions:?} not all called by the code"
     );
 }
+
+#[test]
+fn one_policy_per_role_covers_the_calls_and_no_role_gets_another_s() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("trailwatch.toml");
+    std::fs::write(
+        &config,
+        "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
+         [discovery]\nregions = [\"us-east-1\"]\n\
+         [[discovery.accounts]]\nrole_arn = \"arn:aws:iam::111111111111:role/trailwatch-discovery\"\n\
+         [discovery.organization]\nmember_role_name = \"trailwatch-member\"\n\
+         [[readers]]\nrole_arn = \"arn:aws:iam::222222222222:role/trailwatch-reader\"\nbuckets = [\"org-logs-*\"]\n\
+         [state]\nbackend = \"dynamodb\"\n\
+         [source]\nmode = \"sqs\"\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/444444444444/tw\"\n",
+    )
+    .expect("config");
+    let out = Command::new(common::trailwatch())
+        .args(["iam-policy", "--config", config.to_str().expect("utf-8")])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let docs = printed["roles"].as_array().expect("roles");
+    let mut all = BTreeSet::new();
+    for d in docs {
+        let mut mine = BTreeSet::new();
+        actions_in(&d["policy"], &mut mine);
+        let role = d["role"].as_str().unwrap_or("");
+        let foreign: Vec<&String> = mine
+            .iter()
+            .filter(|a| match role {
+                "own identity" => {
+                    !(a.starts_with("sts:") || a.starts_with("sqs:") || a.starts_with("dynamodb:"))
+                }
+                r if r.contains("reader") => !a.starts_with("s3:") && !a.starts_with("kms:"),
+                r if r.contains("discovery") => {
+                    !a.starts_with("cloudtrail:") && !a.starts_with("organizations:")
+                }
+                _ => {
+                    !a.starts_with("cloudtrail:") && !a.starts_with("s3:") && !a.starts_with("kms:")
+                }
+            })
+            .collect();
+        assert!(foreign.is_empty(), "{role} holds {foreign:?}");
+        if role != "own identity" {
+            assert!(
+                d["trust_policy"].to_string().contains("sts:AssumeRole"),
+                "{d}"
+            );
+        }
+        all.extend(mine);
+    }
+    let code = actions_in_code();
+    assert!(
+        all.is_subset(&code),
+        "{:?} not called by the code",
+        all.difference(&code).collect::<Vec<_>>()
+    );
+    // What no role needs here: KMS (no trail with a key is known yet) and
+    // `trailwatch state init`'s table creation (iam-policies/dynamodb.json).
+    let missing: Vec<&String> = code
+        .difference(&all)
+        .filter(|a| {
+            *a != "kms:Decrypt"
+                && !matches!(
+                    a.as_str(),
+                    "dynamodb:CreateTable"
+                        | "dynamodb:DescribeTable"
+                        | "dynamodb:UpdateTimeToLive"
+                        | "dynamodb:DescribeTimeToLive"
+                )
+        })
+        .collect();
+    assert!(missing.is_empty(), "no role is given {missing:?}");
+}

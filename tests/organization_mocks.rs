@@ -315,3 +315,51 @@ async fn an_organisation_role_denied_list_accounts_leaves_discovery_standing() {
         "{why}"
     );
 }
+
+#[tokio::test]
+async fn a_delegated_administrator_for_cloudtrail_describes_the_organisation_trail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = "arn:aws:iam::999999999999:role/trailwatch-cloudtrail-admin";
+    let config = Config::from_toml(
+        &format!(
+            "[state]\npath = \"{}\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
+             [discovery]\nregions = [\"us-east-1\"]\n[[discovery.accounts]]\nrole_arn = \"{admin}\"\n",
+            dir.path().join("state.db").display()
+        ),
+        dir.path(),
+    )
+    .expect("config");
+    let crawler = Crawler::new(
+        Arc::new(AwsClients::new(&config.aws).await),
+        Arc::new(StateStore::open(&config.state_path).expect("state")),
+        Arc::new(trailwatch::rules::RuleSet::new(Vec::new()).0),
+        Arc::new(config),
+    );
+    // The delegated administrator sees the management account's trail and
+    // asks its status itself.
+    let status = mock!(aws_sdk_cloudtrail::Client::get_trail_status)
+        .match_requests(|r| r.name() == Some(ORG_TRAIL))
+        .then_output(|| GetTrailStatusOutput::builder().is_logging(true).build());
+    let describe = mock!(aws_sdk_cloudtrail::Client::describe_trails).then_output(|| {
+        DescribeTrailsOutput::builder()
+            .trail_list(org_trail())
+            .build()
+    });
+    crawler.clients.set_cloudtrail(
+        Some(&role(admin)),
+        "us-east-1",
+        mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, [&describe, &status]),
+    );
+    let found = crawler.discover_trails().await;
+    assert!(found.errors.is_empty(), "{:?}", found.errors);
+    assert_eq!(found.trails.len(), 1);
+    assert!(found.trails[0].logging && found.trails[0].organization);
+    assert_eq!(found.trails[0].discovered_by.as_deref(), Some(admin));
+    assert_eq!(
+        status.num_calls(),
+        1,
+        "the status asked through the administrator's role"
+    );
+    // No reader configured: the role that found it reads it.
+    assert_eq!(found.trails[0].read_by.as_deref(), Some(admin));
+}

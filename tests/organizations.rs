@@ -12,24 +12,17 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::child::{KillOnDrop, free_port};
 use common::emulators::{Proxy, repo};
 use serde_json::{Value, json};
 
 struct Moto {
-    child: Child,
+    _child: KillOnDrop,
     url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn python() -> PathBuf {
@@ -43,10 +36,7 @@ fn python() -> PathBuf {
 }
 
 fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let child = Command::new(python())
         .args([
             "-m",
@@ -72,7 +62,10 @@ fn start_moto() -> Moto {
         assert!(Instant::now() < deadline, "moto did not start on {url}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    Moto { child, url }
+    Moto {
+        _child: KillOnDrop(child),
+        url,
+    }
 }
 
 fn world_script(args: &[&str]) -> String {

@@ -49,6 +49,23 @@ pub fn has_roles(config: &Config) -> bool {
         || config.trails.iter().any(|t| t.role.is_some())
 }
 
+/// What `iam-policy` prints: one policy per role when a role has a purpose
+/// of its own (`{"roles": [...]}`, with a note saying so), else the one
+/// identity's policy.
+pub fn printed(config: &Config, trails: &[Trail]) -> (Value, Option<&'static str>) {
+    if has_roles(config) {
+        let docs = role_documents(config, trails);
+        (
+            json!({ "roles": docs }),
+            Some(
+                "one policy per role (a role per purpose is configured), each with the trust policy that lets the daemon's identity assume it",
+            ),
+        )
+    } else {
+        (super::policy::policy(config, trails), None)
+    }
+}
+
 /// The documents for every role the config and these trails use.
 pub fn role_documents(config: &Config, trails: &[Trail]) -> Vec<RoleDocument> {
     let p = super::region::partition(config.aws.region.as_deref());

@@ -35,15 +35,10 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let policy = if crate::aws::role_policies::has_roles(&config) {
-        let docs = crate::aws::role_policies::role_documents(&config, &trails);
-        eprintln!(
-            "note: one policy per role (a role per purpose is configured), each with the trust policy that lets the daemon's identity assume it"
-        );
-        serde_json::json!({ "roles": docs })
-    } else {
-        crate::aws::policy::policy(&config, &trails)
-    };
+    let (policy, note) = crate::aws::role_policies::printed(&config, &trails);
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
     match serde_json::to_string_pretty(&policy) {
         Ok(text) => {
             println!("{text}");

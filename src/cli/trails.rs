@@ -42,12 +42,9 @@ pub fn run(path: &Path) -> ExitCode {
                 row.region,
                 or_dash(row.prefixes.join(",")),
                 row.lag_seconds.map_or("-".into(), |s| format!("{s}s")),
-                row.last_error.unwrap_or_else(|| "-".into())
+                row.last_error.as_deref().unwrap_or("-")
             );
-            println!(
-                "{:<24} discovered by: {}; read by: {}",
-                "", row.discovered_by, row.read_by
-            );
+            println!("{:<24} {}", "", row.roles_line());
             if let Some(path) = &row.notification {
                 println!("{:<24} notified by: {path}", "");
             }

@@ -33,6 +33,16 @@ pub struct TrailRow {
     pub read_by: String,
 }
 
+impl TrailRow {
+    /// `discovered by: <role>; read by: <role>`.
+    pub fn roles_line(&self) -> String {
+        format!(
+            "discovered by: {}; read by: {}",
+            self.discovered_by, self.read_by
+        )
+    }
+}
+
 impl Crawler {
     /// Every trail discovered or configured, planned now; and the discovery
     /// errors by region.

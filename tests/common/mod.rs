@@ -3,8 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod child;
 pub mod emulators;
 pub mod one_request;
+pub mod outbox;
 pub mod receiver;
 pub mod webdriver;
 
