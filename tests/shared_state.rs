@@ -3,7 +3,9 @@
 //! harmlessly); an object committed by one instance is seen by another;
 //! one alert's delivery is claimed by one instance at a time, by the same
 //! one again after a restart, by another only once a claim has lapsed
-//! without a delivery, and never after it was delivered.
+//! without a delivery, and never after it was delivered; every instance
+//! looks up every instance's alerts (the shared alerts table, by day) and
+//! sends only its own.
 
 mod common;
 
@@ -53,7 +55,8 @@ async fn one_instance_delivers_each_alert_and_a_lapsed_claim_passes_on() {
             text.lines().collect::<Vec<_>>(),
             [
                 format!("{prefix}-objects: {want}"),
-                format!("{prefix}-deliveries: {want}")
+                format!("{prefix}-deliveries: {want}"),
+                format!("{prefix}-alerts: {want}")
             ],
         );
     }
@@ -114,4 +117,89 @@ fn state_init_without_dynamodb_is_a_usage_error() {
         .expect("state init");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("state.backend"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_instance_looks_up_every_alert_and_sends_only_its_own() {
+    use std::sync::Arc;
+    use trailwatch::state::StateStore;
+    use trailwatch::state::dynamodb::sync_alerts;
+
+    emulators::require_emulators();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SharedStateConfig {
+        table_prefix: format!("tw-lookup-{}", std::process::id()),
+        claim_timeout: Duration::from_secs(300),
+    };
+    SharedState::new(client(), &config, "init")
+        .init()
+        .await
+        .expect("tables");
+    let open = |name: &str| Arc::new(StateStore::open(&dir.path().join(name)).expect("state"));
+    let (a_store, b_store) = (open("a.db"), open("b.db"));
+    let a = SharedState::new(client(), &config, "instance-a");
+    let b = SharedState::new(client(), &config, "instance-b");
+    let ids = |list: &[&str]| list.iter().map(|i| (*i).to_owned()).collect::<Vec<_>>();
+    common::outbox::commit_samples(
+        &a_store,
+        "k1",
+        &ids(&["tw-00000000000000c1", "tw-00000000000000c2"]),
+    );
+    common::outbox::commit_samples(&b_store, "k2", &ids(&["tw-00000000000000c3"]));
+
+    assert_eq!(sync_alerts(&a_store, &a).await.expect("a"), (2, 0));
+    assert_eq!(sync_alerts(&b_store, &b).await.expect("b"), (1, 2));
+    assert_eq!(sync_alerts(&a_store, &a).await.expect("a again"), (0, 1));
+    // Again: nothing new either way.
+    assert_eq!(sync_alerts(&b_store, &b).await.expect("b again"), (0, 0));
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let all = trailwatch::state::Filter {
+        since: 0,
+        until: now + 86_400,
+        limit: 100,
+        ..Default::default()
+    };
+    let looked_up = |s: &StateStore| {
+        let mut found: Vec<String> = s
+            .lookup_alerts(&all)
+            .expect("lookup")
+            .into_iter()
+            .map(|a| a.alert.id)
+            .collect();
+        found.sort();
+        found
+    };
+    let every = ids(&[
+        "tw-00000000000000c1",
+        "tw-00000000000000c2",
+        "tw-00000000000000c3",
+    ]);
+    assert_eq!(looked_up(&a_store), every);
+    assert_eq!(looked_up(&b_store), every);
+    let outbox = |s: &StateStore| {
+        s.alerts_after(0, 100)
+            .expect("outbox")
+            .into_iter()
+            .map(|o| o.alert.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        outbox(&a_store),
+        ids(&["tw-00000000000000c1", "tw-00000000000000c2"])
+    );
+    assert_eq!(
+        outbox(&b_store),
+        ids(&["tw-00000000000000c3"]),
+        "the others' alerts are not b's to send"
+    );
+
+    // B reads A's object again (a lease that lapsed): the alert becomes B's
+    // to offer its sinks (the delivery claims decide), still one alert.
+    common::outbox::commit_samples(&b_store, "k1", &ids(&["tw-00000000000000c1"]));
+    assert_eq!(
+        outbox(&b_store),
+        ids(&["tw-00000000000000c3", "tw-00000000000000c1"])
+    );
+    assert_eq!(looked_up(&b_store), every);
 }

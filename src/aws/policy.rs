@@ -145,7 +145,7 @@ pub(super) fn own_statements(p: &str, config: &Config) -> Vec<Value> {
     }
     if let Some(shared) = &config.shared_state {
         let region = config.aws.region.as_deref().unwrap_or("*");
-        let tables: Vec<String> = ["objects", "deliveries"]
+        let tables: Vec<String> = ["objects", "deliveries", "alerts"]
             .iter()
             .map(|t| {
                 format!(
@@ -156,7 +156,8 @@ pub(super) fn own_statements(p: &str, config: &Config) -> Vec<Value> {
             .collect();
         statements.push(json!({
             "Sid": "SharedState", "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                       "dynamodb:Query"],
             "Resource": tables
         }));
     }

@@ -12,6 +12,7 @@ mod http;
 pub mod metrics;
 mod notify;
 mod retention;
+mod share;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -240,6 +241,13 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
         Arc::clone(&shared),
         stop_rx.clone(),
     ));
+    let sharing = shared.shared_state.as_ref().map(|s| {
+        tokio::spawn(share::share_loop(
+            Arc::clone(&state),
+            Arc::clone(s),
+            stop_rx.clone(),
+        ))
+    });
     let retention = {
         let current = Arc::clone(&current);
         tokio::spawn(retention::retention_loop(
@@ -292,6 +300,10 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), deliver).await;
     retention.abort();
+    if let Some(s) = sharing {
+        // One last round: what was delivered at the end is shared too.
+        let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+    }
     if let Some(w) = watchdog {
         w.abort();
     }

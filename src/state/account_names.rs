@@ -46,6 +46,20 @@ impl AccountNames {
     }
 }
 
+impl super::StateStore {
+    /// Names accounts (`[[accounts]]`) on the alerts stored from now on.
+    pub fn with_account_names(mut self, names: BTreeMap<String, String>) -> Self {
+        self.account_names = AccountNames::new(names);
+        self
+    }
+
+    /// Names and OU paths from the organisation (each discovery), on the
+    /// alerts stored from now on.
+    pub fn name_organization_accounts(&self, accounts: &[OrgAccount]) {
+        self.account_names.set_organization(accounts);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

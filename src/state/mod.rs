@@ -16,6 +16,7 @@ mod lookup;
 mod outbox;
 mod retention;
 mod schema;
+mod shared_alerts;
 mod suppress;
 
 pub use index::AlertKeys;
@@ -228,18 +229,6 @@ impl StateStore {
     pub fn with_suppression(mut self, suppression: Option<Suppression>) -> Self {
         self.suppression = suppression;
         self
-    }
-
-    /// Names accounts (`[[accounts]]`) on the alerts stored from now on.
-    pub fn with_account_names(mut self, names: std::collections::BTreeMap<String, String>) -> Self {
-        self.account_names = outbox::AccountNames::new(names);
-        self
-    }
-
-    /// Names and OU paths from the organisation (each discovery), on the
-    /// alerts stored from now on.
-    pub fn name_organization_accounts(&self, accounts: &[crate::aws::organization::OrgAccount]) {
-        self.account_names.set_organization(accounts);
     }
 
     /// Closes the suppression windows that have ended; their summaries go to

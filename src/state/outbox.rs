@@ -23,7 +23,8 @@ impl StateStore {
     /// Up to `limit` alerts after outbox position `seq`, in order.
     pub fn alerts_after(&self, seq: i64, limit: usize) -> Result<Vec<Outboxed>> {
         self.query_outbox(
-            "SELECT seq, json, context FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, json, context FROM alerts WHERE seq > ?1 AND shared_from IS NULL
+             ORDER BY seq LIMIT ?2",
             params![seq, limit as i64],
         )
     }
@@ -32,7 +33,7 @@ impl StateStore {
     pub fn alert_at(&self, seq: i64) -> Result<Option<Outboxed>> {
         Ok(self
             .query_outbox(
-                "SELECT seq, json, context FROM alerts WHERE seq = ?1",
+                "SELECT seq, json, context FROM alerts WHERE seq = ?1 AND shared_from IS NULL",
                 params![seq],
             )?
             .pop())
@@ -71,9 +72,11 @@ impl StateStore {
     pub fn pending(&self, sink: &str) -> Result<u64> {
         let (seq, _) = self.sink_offset(sink)?;
         self.conn()
-            .query_row("SELECT count(*) FROM alerts WHERE seq > ?1", [seq], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM alerts WHERE seq > ?1 AND shared_from IS NULL",
+                [seq],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
@@ -224,14 +227,28 @@ pub(super) fn insert_alerts(
     let mut inserted = 0;
     let now = time::OffsetDateTime::now_utc();
     for d in alerts {
-        // An alert already in the outbox (an object read again) changes nothing.
-        let known: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?1)",
-            [&d.alert.id],
-            |r| r.get(0),
-        )?;
-        if known {
-            continue;
+        // An alert already in the outbox (an object read again) changes
+        // nothing; one only pulled from another instance becomes this one's
+        // (its own row, at the outbox's end: the shared claims decide who
+        // sends it).
+        let known: Option<Option<String>> = tx
+            .query_row(
+                "SELECT shared_from FROM alerts WHERE id = ?1",
+                [&d.alert.id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match known {
+            Some(None) => continue,
+            Some(Some(_)) => {
+                tx.execute(
+                    "UPDATE alert_days SET n = n - 1 WHERE (day, rule_id) =
+                       (SELECT COALESCE(at, created_at) / 86400, rule_id FROM alerts WHERE id = ?1)",
+                    [&d.alert.id],
+                )?;
+                tx.execute("DELETE FROM alerts WHERE id = ?1", [&d.alert.id])?;
+            }
+            None => {}
         }
         if let Some(config) = suppression {
             let (verdict, summary) = suppress::admit(tx, config, d, now)?;

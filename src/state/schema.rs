@@ -186,6 +186,11 @@ DROP INDEX IF EXISTS alerts_by_rule;
 CREATE INDEX alerts_by_rule ON alerts (rule_id, at, level);
 ";
 
+/// Version 6: alerts another instance raised, pulled from the shared
+/// alerts table (`[state] backend = "dynamodb"`) for lookups, carry that
+/// instance's id; the outbox (what this instance's sinks send) skips them.
+const V6: &str = "ALTER TABLE alerts ADD COLUMN shared_from TEXT;";
+
 /// Creates or upgrades the schema. The version is read inside a write
 /// transaction, so two processes opening a new file at once (the daemon and
 /// `trailwatch trails`) do not both create it.
@@ -212,6 +217,10 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     if version < 5 {
         tx.execute_batch(V5)?;
         tx.execute_batch("PRAGMA user_version = 5")?;
+    }
+    if version < 6 {
+        tx.execute_batch(V6)?;
+        tx.execute_batch("PRAGMA user_version = 6")?;
     }
     tx.commit()
 }

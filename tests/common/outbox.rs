@@ -1,5 +1,6 @@
 //! Alerts put in the state store's outbox as a crawl would: the sample
-//! alert under the ids given, committed with one object of a fixed cursor.
+//! alert under the ids given, raised now, committed with one object of a
+//! fixed cursor.
 
 use trailwatch::alert::{Alert, AlertContext, Detected};
 use trailwatch::state::{CursorKey, ObjectCommit, ObjectStatus, StateStore};
@@ -17,6 +18,7 @@ pub fn commit_samples(state: &StateStore, key: &str, ids: &[String]) {
         .map(|id| {
             let mut alert = Alert::sample();
             alert.id = id.clone();
+            alert.detected_at = trailwatch::alert::now_rfc3339();
             Detected {
                 alert,
                 context: AlertContext::default(),

@@ -7,8 +7,14 @@
 //! SQLite file (DESIGN.md, "Scale-out": what is shared and what is not).
 //!
 //! Tables, created by `trailwatch state init` (on demand, TTL on `expires`):
-//! `<prefix>-objects` keyed by `object` (`<bucket>/<key>`) and
-//! `<prefix>-deliveries` keyed by `delivery` (`<sink>/<alert id>`).
+//! `<prefix>-objects` keyed by `object` (`<bucket>/<key>`),
+//! `<prefix>-deliveries` keyed by `delivery` (`<sink>/<alert id>`), and
+//! `<prefix>-alerts`, every instance's alerts for lookups, partitioned by
+//! the day they were raised (`alerts.rs`).
+
+mod alerts;
+
+pub use alerts::{SharedAlert, sync_alerts};
 
 use std::time::Duration;
 
@@ -47,6 +53,7 @@ pub struct SharedState {
     client: aws_sdk_dynamodb::Client,
     objects: String,
     deliveries: String,
+    alerts: String,
     instance: String,
     claim_timeout: Duration,
 }
@@ -73,6 +80,7 @@ impl SharedState {
             client,
             objects: format!("{}-objects", config.table_prefix),
             deliveries: format!("{}-deliveries", config.table_prefix),
+            alerts: format!("{}-alerts", config.table_prefix),
             instance: instance.to_owned(),
             claim_timeout: config.claim_timeout,
         }
@@ -95,28 +103,35 @@ impl SharedState {
     /// table.
     pub async fn init(&self) -> Result<Vec<String>, SharedError> {
         let mut done = Vec::new();
-        for (table, key) in [(&self.objects, "object"), (&self.deliveries, "delivery")] {
-            let created = self
+        for (table, key, sort) in [
+            (&self.objects, "object", None),
+            (&self.deliveries, "delivery", None),
+            (&self.alerts, "day", Some("alert")),
+        ] {
+            let mut create = self
                 .client
                 .create_table()
                 .table_name(table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(key)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .map_err(|e| Self::error(table, "CreateTable", e))?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(key)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(|e| Self::error(table, "CreateTable", e))?,
-                )
-                .send()
-                .await;
+                .billing_mode(BillingMode::PayPerRequest);
+            for (name, kind) in [(Some(key), KeyType::Hash), (sort, KeyType::Range)] {
+                let Some(name) = name else { continue };
+                create = create
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(name)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .map_err(|e| Self::error(table, "CreateTable", e))?,
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(name)
+                            .key_type(kind)
+                            .build()
+                            .map_err(|e| Self::error(table, "CreateTable", e))?,
+                    );
+            }
+            let created = create.send().await;
             let what = match created {
                 Ok(_) => "created",
                 Err(e) if e.code() == Some("ResourceInUseException") => "exists",
