@@ -21,6 +21,8 @@ pub struct Builtin {
     pub resource: Option<String>,
     /// Never grouped by the burst rules.
     pub ungrouped: bool,
+    /// Sinks it never goes to (the one it is about).
+    pub skip_sinks: Vec<String>,
 }
 
 impl Builtin {
@@ -48,7 +50,7 @@ impl Builtin {
                 record: self.record,
                 resource: self.resource,
                 ungrouped: self.ungrouped,
-                skip_sinks: Vec::new(),
+                skip_sinks: self.skip_sinks,
             },
         }
     }

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::alert::{Alert, AlertContext, AlertEvent, AlertRule, Detected, alert_id, now_rfc3339};
+use crate::alert::builtin::Builtin;
+use crate::alert::{AlertEvent, Detected, alert_id, now_rfc3339};
 
 use super::report::TargetReport;
 
@@ -154,38 +155,29 @@ fn rule_alert(
     let description = if resolved {
         format!("The rule file loads again (it had not since {since}); its rules run.")
     } else {
-        "A rule file did not load: its rules do not run, and what they would catch raises          nothing until it is fixed. The other rules run. Fix the file (the reason and line          are in the record) and reload (SIGHUP)."
+        "A rule file did not load: its rules do not run, and what they would catch raises \
+         nothing until it is fixed. The other rules run. Fix the file (the reason and line \
+         are in the record) and reload (SIGHUP)."
             .to_owned()
     };
-    Detected {
-        alert: Alert {
-            id: id.to_owned(),
-            rule: AlertRule {
-                id: RULE_NOT_LOADED.to_owned(),
-                title,
-                severity: "medium".into(),
-                tags: vec!["attack.defense-evasion".into()],
-                source: "builtin".into(),
-            },
-            event: AlertEvent {
-                time: Some(since.to_owned()),
-                ..AlertEvent::default()
-            },
-            object: None,
-            count: 1,
-            related_event_ids: Vec::new(),
-            detected_at: now_rfc3339(),
-            burst: None,
+    Builtin {
+        rule: RULE_NOT_LOADED.to_owned(),
+        id: id.to_owned(),
+        title,
+        severity: "medium".into(),
+        tags: vec!["attack.defense-evasion".into()],
+        event: AlertEvent {
+            time: Some(since.to_owned()),
+            ..AlertEvent::default()
         },
-        context: AlertContext {
-            skip_sinks: Vec::new(),
-            description: Some(description),
-            falsepositives: vec!["A rule being edited when the config was reloaded.".into()],
-            record: Some(format!("{file}:{line}: {reason}")),
-            resource: Some(file.to_owned()),
-            ungrouped: true,
-        },
+        description,
+        falsepositives: vec!["A rule being edited when the config was reloaded.".into()],
+        record: Some(format!("{file}:{line}: {reason}")),
+        resource: Some(file.to_owned()),
+        ungrouped: true,
+        ..Builtin::default()
     }
+    .detected()
 }
 
 /// Why a bucket cannot be read now, while it was read before.
@@ -298,60 +290,34 @@ fn alert(
         .and_then(|c| c.rsplit_once("/CloudTrail/"))
         .and_then(|(root, _)| root.rsplit('/').next())
         .map(str::to_owned);
-    Detected {
-        alert: Alert {
-            id: id.to_owned(),
-            rule: AlertRule {
-                id: rule.to_owned(),
-                title,
-                severity: "medium".into(),
-                tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
-                source: "builtin".into(),
-            },
-            event: AlertEvent {
-                id: None,
-                name: Some(if kms { "Decrypt" } else { "GetObject" }.into()),
-                source: Some(
-                    if kms {
-                        "kms.amazonaws.com"
-                    } else {
-                        "s3.amazonaws.com"
-                    }
-                    .into(),
-                ),
-                time: Some(since.to_owned()),
-                account_id: account,
-                account_name: None,
-                account_ou_path: None,
-                region: t.region.clone(),
-                principal: None,
-                principal_type: None,
-                source_ip: None,
-                user_agent: None,
-                error_code: Some(
-                    if kms {
-                        "KMS.AccessDenied"
-                    } else {
-                        "AccessDenied"
-                    }
-                    .into(),
-                ),
-            },
-            object: None,
-            count: 1,
-            related_event_ids: Vec::new(),
-            detected_at: now_rfc3339(),
-            burst: None,
+    let (source, code) = if kms {
+        ("kms.amazonaws.com", "KMS.AccessDenied")
+    } else {
+        ("s3.amazonaws.com", "AccessDenied")
+    };
+    Builtin {
+        rule: rule.to_owned(),
+        id: id.to_owned(),
+        title,
+        severity: "medium".into(),
+        tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
+        event: AlertEvent {
+            name: Some(if kms { "Decrypt" } else { "GetObject" }.into()),
+            source: Some(source.into()),
+            time: Some(since.to_owned()),
+            account_id: account,
+            region: t.region.clone(),
+            error_code: Some(code.into()),
+            ..AlertEvent::default()
         },
-        context: AlertContext {
-            skip_sinks: Vec::new(),
-            description: Some(description),
-            falsepositives: vec!["A bucket or key policy tightened on purpose.".into()],
-            record: Some(reason.to_owned()),
-            resource: Some(format!("s3://{}/{}", t.bucket, prefix(t))),
-            ungrouped: true,
-        },
+        description,
+        falsepositives: vec!["A bucket or key policy tightened on purpose.".into()],
+        record: Some(reason.to_owned()),
+        resource: Some(format!("s3://{}/{}", t.bucket, prefix(t))),
+        ungrouped: true,
+        ..Builtin::default()
     }
+    .detected()
 }
 
 #[cfg(test)]

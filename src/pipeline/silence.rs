@@ -181,6 +181,7 @@ fn cursor_alert(
         )),
         resource: Some(at),
         ungrouped: true,
+        skip_sinks: Vec::new(),
     }
     .detected()
 }
@@ -313,6 +314,7 @@ fn account_alert(
         )),
         resource: Some(format!("account {}", a.id)),
         ungrouped: true,
+        skip_sinks: Vec::new(),
     }
     .detected()
 }

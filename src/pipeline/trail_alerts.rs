@@ -2,7 +2,8 @@
 //! that reports a delivery error. Tampering is caught even when the
 //! `StopLogging` record never arrives.
 
-use crate::alert::{Alert, AlertContext, AlertEvent, AlertRule, Detected, alert_id, now_rfc3339};
+use crate::alert::builtin::Builtin;
+use crate::alert::{AlertEvent, Detected, alert_id};
 use crate::aws::discovery::Trail;
 
 pub const NOT_LOGGING: &str = "trailwatch-trail-not-logging";
@@ -61,48 +62,30 @@ fn alert(
          (bucket policy, KMS key policy or a deleted bucket). Until it is fixed, activity \
          is not recorded. Check the bucket policy and the KMS key policy."
     };
-    let alert = Alert {
+    Builtin {
+        rule: rule_id.to_owned(),
         id: alert_id(rule_id, &format!("{}\0{key}", trail.arn)),
-        rule: AlertRule {
-            id: rule_id.to_owned(),
-            title: format!("{title}: {}", trail.name),
-            severity: severity.to_owned(),
-            tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
-            source: "builtin".into(),
-        },
+        title: format!("{title}: {}", trail.name),
+        severity: severity.to_owned(),
+        tags: vec!["attack.defense-evasion".into(), "attack.t1562.008".into()],
         event: AlertEvent {
-            id: None,
             name: Some("GetTrailStatus".into()),
             source: Some("cloudtrail.amazonaws.com".into()),
             time,
             account_id: account,
-            account_name: None,
-            account_ou_path: None,
             region: trail.home_region.clone(),
-            principal: None,
-            principal_type: None,
-            source_ip: None,
-            user_agent: None,
             error_code: trail.latest_delivery_error.clone(),
+            ..AlertEvent::default()
         },
-        object: None,
-        count: 1,
-        related_event_ids: Vec::new(),
-        detected_at: now_rfc3339(),
-        burst: None,
-    };
-    Detected {
-        alert,
-        context: AlertContext {
-            skip_sinks: Vec::new(),
-            description: Some(description.to_owned()),
-            falsepositives: vec!["A trail retired or reconfigured on purpose.".to_owned()],
-            record: serde_json::to_string(trail).ok(),
-            resource: Some(trail.arn.clone()),
-            // Blind-spot alerts are never grouped (DESIGN.md).
-            ungrouped: true,
-        },
+        description: description.to_owned(),
+        falsepositives: vec!["A trail retired or reconfigured on purpose.".to_owned()],
+        record: serde_json::to_string(trail).ok(),
+        resource: Some(trail.arn.clone()),
+        // Blind-spot alerts are never grouped (DESIGN.md).
+        ungrouped: true,
+        ..Builtin::default()
     }
+    .detected()
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::alert::{Alert, AlertContext, AlertEvent, AlertRule, Detected, alert_id, now_rfc3339};
+use crate::alert::builtin::Builtin;
+use crate::alert::{AlertEvent, Detected, alert_id, now_rfc3339};
 use crate::state::StateStore;
 
 pub const SINK_DEAD_LETTERS: &str = "trailwatch-blind-sink-dead-letters";
@@ -108,36 +109,24 @@ fn alert(sink: &str, e: &Episode, resolved: bool) -> Detected {
             ),
         )
     };
-    Detected {
-        alert: Alert {
-            id,
-            rule: AlertRule {
-                id: SINK_DEAD_LETTERS.to_owned(),
-                title,
-                severity: "medium".into(),
-                tags: Vec::new(),
-                source: "builtin".into(),
-            },
-            event: AlertEvent {
-                time: Some(e.since.clone()),
-                error_code: e.status.map(|s| s.to_string()),
-                ..AlertEvent::default()
-            },
-            object: None,
-            count: 1,
-            related_event_ids: Vec::new(),
-            detected_at: now_rfc3339(),
-            burst: None,
+    Builtin {
+        rule: SINK_DEAD_LETTERS.to_owned(),
+        id,
+        title,
+        severity: "medium".into(),
+        event: AlertEvent {
+            time: Some(e.since.clone()),
+            error_code: e.status.map(|s| s.to_string()),
+            ..AlertEvent::default()
         },
-        context: AlertContext {
-            description: Some(description),
-            falsepositives: Vec::new(),
-            record: Some(format!("first refused: {}", e.first_refused)),
-            resource: Some(sink.to_owned()),
-            ungrouped: true,
-            skip_sinks: vec![sink.to_owned()],
-        },
+        description,
+        record: Some(format!("first refused: {}", e.first_refused)),
+        resource: Some(sink.to_owned()),
+        ungrouped: true,
+        skip_sinks: vec![sink.to_owned()],
+        ..Builtin::default()
     }
+    .detected()
 }
 
 #[cfg(test)]
