@@ -1,18 +1,15 @@
 //! Discovery against mocked CloudTrail responses (aws-smithy-mocks), for what
 //! moto never reports: a `LatestDeliveryError`, and a trail that stops.
 
-use std::sync::Arc;
+mod common;
 
 use aws_sdk_cloudtrail::Client;
 use aws_sdk_cloudtrail::operation::describe_trails::DescribeTrailsOutput;
 use aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusOutput;
 use aws_sdk_cloudtrail::types::Trail;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use trailwatch::aws::AwsClients;
-use trailwatch::config::Config;
 use trailwatch::pipeline::Crawler;
 use trailwatch::pipeline::trail_alerts::{DELIVERY_ERROR, NOT_LOGGING};
-use trailwatch::state::StateStore;
 
 const ARN: &str = "arn:aws:cloudtrail:us-east-1:111111111111:trail/main";
 
@@ -48,21 +45,7 @@ fn cloudtrail(logging: bool, delivery_error: Option<&str>) -> Client {
 }
 
 async fn crawler(dir: &std::path::Path) -> Crawler {
-    let config = Config::from_toml(
-        &format!(
-            "[state]\npath = \"{}\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n[discovery]\nregions = [\"us-east-1\"]\n",
-            dir.join("state.db").display()
-        ),
-        dir,
-    )
-    .expect("config");
-    let clients = AwsClients::new(&config.aws).await;
-    Crawler::new(
-        Arc::new(clients),
-        Arc::new(StateStore::open(&config.state_path).expect("state")),
-        Arc::new(trailwatch::rules::RuleSet::new(Vec::new()).0),
-        Arc::new(config),
-    )
+    common::offline::crawler(dir, "[discovery]\nregions = [\"us-east-1\"]\n").await
 }
 
 #[tokio::test]

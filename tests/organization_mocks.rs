@@ -4,7 +4,7 @@
 //! daemon, an organisation role denied `ListAccounts`, a suspended account,
 //! an organisation trail seen again from a member.
 
-use std::sync::Arc;
+mod common;
 
 use aws_sdk_cloudtrail::operation::describe_trails::DescribeTrailsOutput;
 use aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusOutput;
@@ -16,10 +16,8 @@ use aws_sdk_organizations::types::{
     Account, AccountStatus, OrganizationalUnit, Parent, ParentType,
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use trailwatch::aws::AwsClients;
-use trailwatch::config::{Config, RoleConfig};
+use trailwatch::config::RoleConfig;
 use trailwatch::pipeline::Crawler;
-use trailwatch::state::StateStore;
 
 const MANAGEMENT: &str = "arn:aws:iam::111111111111:role/trailwatch-discovery";
 const DELEGATED: &str = "arn:aws:iam::999999999999:role/trailwatch-organization";
@@ -171,25 +169,16 @@ async fn crawler(dir: &std::path::Path, organization_role: bool) -> Crawler {
     } else {
         String::new()
     };
-    let config = Config::from_toml(
+    common::offline::crawler(
+        dir,
         &format!(
-            "[state]\npath = \"{}\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
-             [discovery]\nregions = [\"us-east-1\"]\n\
+            "[discovery]\nregions = [\"us-east-1\"]\n\
              [[discovery.accounts]]\nrole_arn = \"{MANAGEMENT}\"\n\
              [discovery.organization]\n{org_role}member_role_name = \"trailwatch-member\"\nmember_external_id = \"member-ext\"\n\
-             [[readers]]\nrole_arn = \"{READER}\"\nbuckets = [\"aws-controltower-logs-*\"]\n",
-            dir.join("state.db").display()
+             [[readers]]\nrole_arn = \"{READER}\"\nbuckets = [\"aws-controltower-logs-*\"]\n"
         ),
-        dir,
     )
-    .expect("config");
-    let clients = AwsClients::new(&config.aws).await;
-    Crawler::new(
-        Arc::new(clients),
-        Arc::new(StateStore::open(&config.state_path).expect("state")),
-        Arc::new(trailwatch::rules::RuleSet::new(Vec::new()).0),
-        Arc::new(config),
-    )
+    .await
 }
 
 #[tokio::test]
@@ -320,21 +309,11 @@ async fn an_organisation_role_denied_list_accounts_leaves_discovery_standing() {
 async fn a_delegated_administrator_for_cloudtrail_describes_the_organisation_trail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let admin = "arn:aws:iam::999999999999:role/trailwatch-cloudtrail-admin";
-    let config = Config::from_toml(
-        &format!(
-            "[state]\npath = \"{}\"\n[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
-             [discovery]\nregions = [\"us-east-1\"]\n[[discovery.accounts]]\nrole_arn = \"{admin}\"\n",
-            dir.path().join("state.db").display()
-        ),
+    let crawler = common::offline::crawler(
         dir.path(),
+        &format!("[discovery]\nregions = [\"us-east-1\"]\n[[discovery.accounts]]\nrole_arn = \"{admin}\"\n"),
     )
-    .expect("config");
-    let crawler = Crawler::new(
-        Arc::new(AwsClients::new(&config.aws).await),
-        Arc::new(StateStore::open(&config.state_path).expect("state")),
-        Arc::new(trailwatch::rules::RuleSet::new(Vec::new()).0),
-        Arc::new(config),
-    );
+    .await;
     // The delegated administrator sees the management account's trail and
     // asks its status itself.
     let status = mock!(aws_sdk_cloudtrail::Client::get_trail_status)

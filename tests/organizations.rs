@@ -92,28 +92,15 @@ impl Daemon<'_> {
     /// `trailwatch <args>` as the daemon's user, nothing else of AWS's.
     fn run(&self, args: &[&str]) -> Output {
         let key = &self.world["daemon"];
-        Command::new(common::trailwatch())
-            .args(args)
-            .args(["--config", self.config.to_str().expect("utf-8")])
-            .current_dir(self.dir)
-            .env(
-                "AWS_ACCESS_KEY_ID",
-                key["access_key_id"].as_str().expect("key"),
-            )
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                key["secret_access_key"].as_str().expect("secret"),
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run trailwatch")
+        common::emulators::trailwatch_as(
+            args,
+            key["access_key_id"].as_str().expect("key"),
+            key["secret_access_key"].as_str().expect("secret"),
+        )
+        .args(["--config", self.config.to_str().expect("utf-8")])
+        .current_dir(self.dir)
+        .output()
+        .expect("run trailwatch")
     }
 
     /// One pass; its log.

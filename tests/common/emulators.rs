@@ -89,10 +89,15 @@ fsync = "always"
 /// `trailwatch <args>` with the emulators' dummy credentials and nothing from
 /// the developer's own AWS set-up.
 pub fn trailwatch(args: &[&str]) -> Command {
+    trailwatch_as(args, "test", "test")
+}
+
+/// `trailwatch <args>` with these access keys and nothing else of AWS's.
+pub fn trailwatch_as(args: &[&str], key: &str, secret: &str) -> Command {
     let mut cmd = Command::new(super::trailwatch());
     cmd.args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")

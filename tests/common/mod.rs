@@ -5,6 +5,7 @@
 
 pub mod child;
 pub mod emulators;
+pub mod offline;
 pub mod one_request;
 pub mod outbox;
 pub mod receiver;
