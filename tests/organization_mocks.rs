@@ -9,12 +9,11 @@ mod common;
 use aws_sdk_cloudtrail::operation::describe_trails::DescribeTrailsOutput;
 use aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusOutput;
 use aws_sdk_cloudtrail::types::Trail;
-use aws_sdk_organizations::operation::describe_organizational_unit::DescribeOrganizationalUnitOutput;
 use aws_sdk_organizations::operation::list_accounts::{ListAccountsError, ListAccountsOutput};
-use aws_sdk_organizations::operation::list_parents::ListParentsOutput;
-use aws_sdk_organizations::types::{
-    Account, AccountStatus, OrganizationalUnit, Parent, ParentType,
-};
+use aws_sdk_organizations::operation::list_accounts_for_parent::ListAccountsForParentOutput;
+use aws_sdk_organizations::operation::list_organizational_units_for_parent::ListOrganizationalUnitsForParentOutput;
+use aws_sdk_organizations::operation::list_roots::ListRootsOutput;
+use aws_sdk_organizations::types::{Account, AccountStatus, OrganizationalUnit, Root};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use trailwatch::config::RoleConfig;
 use trailwatch::pipeline::Crawler;
@@ -124,42 +123,52 @@ fn organizations() -> aws_sdk_organizations::Client {
             .accounts(account("666666666666", "closed", AccountStatus::Suspended))
             .build()
     });
-    let parent = |child: &'static str, id: &'static str, kind: ParentType| {
-        mock!(aws_sdk_organizations::Client::list_parents)
-            .match_requests(move |r| r.child_id() == Some(child))
-            .then_output(move || {
-                ListParentsOutput::builder()
-                    .parents(Parent::builder().id(id).r#type(kind.clone()).build())
-                    .build()
-            })
-    };
-    let p333 = parent("333333333333", "ou-prod", ParentType::OrganizationalUnit);
-    let prod = parent("ou-prod", "ou-work", ParentType::OrganizationalUnit);
-    let work = parent("ou-work", "r-root", ParentType::Root);
-    let others = mock!(aws_sdk_organizations::Client::list_parents).then_output(|| {
-        ListParentsOutput::builder()
-            .parents(
-                Parent::builder()
-                    .id("r-root")
-                    .r#type(ParentType::Root)
-                    .build(),
-            )
+    let roots = mock!(aws_sdk_organizations::Client::list_roots).then_output(|| {
+        ListRootsOutput::builder()
+            .roots(Root::builder().id("r-root").build())
             .build()
     });
-    let unit = |id: &'static str, name: &'static str| {
-        mock!(aws_sdk_organizations::Client::describe_organizational_unit)
-            .match_requests(move |r| r.organizational_unit_id() == Some(id))
+    // Root: Workloads and the management account; Workloads: Prod; Prod: 333.
+    let units = |parent: &'static str, children: &'static [(&'static str, &'static str)]| {
+        mock!(aws_sdk_organizations::Client::list_organizational_units_for_parent)
+            .match_requests(move |r| r.parent_id() == Some(parent))
             .then_output(move || {
-                DescribeOrganizationalUnitOutput::builder()
-                    .organizational_unit(OrganizationalUnit::builder().id(id).name(name).build())
-                    .build()
+                let mut b = ListOrganizationalUnitsForParentOutput::builder();
+                for (id, name) in children {
+                    b = b.organizational_units(
+                        OrganizationalUnit::builder().id(*id).name(*name).build(),
+                    );
+                }
+                b.build()
             })
     };
-    let (u_prod, u_work) = (unit("ou-prod", "Prod"), unit("ou-work", "Workloads"));
+    let in_unit = |parent: &'static str, ids: &'static [&'static str]| {
+        mock!(aws_sdk_organizations::Client::list_accounts_for_parent)
+            .match_requests(move |r| r.parent_id() == Some(parent))
+            .then_output(move || {
+                let mut b = ListAccountsForParentOutput::builder();
+                for id in ids {
+                    b = b.accounts(account(id, "", AccountStatus::Active));
+                }
+                b.build()
+            })
+    };
+    let (u_root, u_work, u_prod) = (
+        units("r-root", &[("ou-work", "Workloads")]),
+        units("ou-work", &[("ou-prod", "Prod")]),
+        units("ou-prod", &[]),
+    );
+    let (a_root, a_work, a_prod) = (
+        in_unit("r-root", &["111111111111"]),
+        in_unit("ou-work", &[]),
+        in_unit("ou-prod", &["333333333333"]),
+    );
     mock_client!(
         aws_sdk_organizations,
         RuleMode::MatchAny,
-        [&list, &p333, &prod, &work, &others, &u_prod, &u_work]
+        [
+            &list, &roots, &u_root, &u_work, &u_prod, &a_root, &a_work, &a_prod
+        ]
     )
 }
 

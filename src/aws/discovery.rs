@@ -76,6 +76,9 @@ impl Describer {
     }
 }
 
+/// `DescribeTrails` calls in flight at once.
+const DESCRIBE_AT_ONCE: usize = 16;
+
 /// Describes the trails each describer sees in `regions`, deduplicated by
 /// ARN (a trail seen from several accounts, as an organisation trail is
 /// from its members, is kept as its own account describes it), with their
@@ -88,64 +91,75 @@ async fn discover(
     only: &[String],
     out: &mut Discovery,
 ) {
-    let mut found: BTreeMap<String, (Trail, usize)> = BTreeMap::new();
-    for (d, describer) in describers.iter().enumerate() {
-        for region in regions {
-            let client = clients.cloudtrail(describer.role.as_ref(), region);
-            let response = match client
+    use futures::StreamExt;
+    // Every (describer, region) at once, a bounded number in flight (an
+    // organisation has hundreds of accounts); the answers are taken in order.
+    let asks: Vec<(usize, &String)> = (0..describers.len())
+        .flat_map(|d| regions.iter().map(move |r| (d, r)))
+        .collect();
+    let calls: Vec<_> = asks
+        .iter()
+        .map(|(d, region)| {
+            clients
+                .cloudtrail(describers[*d].role.as_ref(), region)
                 .describe_trails()
                 .include_shadow_trails(true)
-                .send()
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    let reason = format!("DescribeTrails: {}", DisplayErrorContext(&e));
-                    let place = describer.place(region);
-                    tracing::warn!(place = %place, error = %reason, "trail discovery failed");
-                    out.errors.insert(place, reason);
-                    continue;
-                }
-            };
-            for t in response.trail_list() {
-                let (Some(arn), Some(bucket)) = (t.trail_arn(), t.s3_bucket_name()) else {
-                    continue;
-                };
-                if !selected(only, t.name(), arn) {
-                    continue;
-                }
-                let owner = arn.split(':').nth(4);
-                let replace = match found.get(arn) {
-                    None => true,
-                    // The trail's own account describes it best.
-                    Some((_, by)) => {
-                        describers[*by].account() != owner && describer.account() == owner
-                    }
-                };
-                if !replace {
-                    continue;
-                }
-                let trail = Trail {
-                    name: t.name().unwrap_or(arn).to_owned(),
-                    arn: arn.to_owned(),
-                    home_region: t
-                        .home_region()
-                        .map(str::to_owned)
-                        .or_else(|| Some(region.clone())),
-                    bucket: bucket.to_owned(),
-                    prefix: t
-                        .s3_key_prefix()
-                        .map(|p| p.trim_matches('/').to_owned())
-                        .filter(|p| !p.is_empty()),
-                    kms_key_id: t.kms_key_id().map(str::to_owned),
-                    organization: t.is_organization_trail().unwrap_or(false),
-                    origin: "discovered".into(),
-                    sns_topic: t.sns_topic_arn().map(str::to_owned),
-                    discovered_by: describer.role.as_ref().map(|r| r.arn.clone()),
-                    ..Trail::default()
-                };
-                found.insert(arn.to_owned(), (trail, d));
+        })
+        .collect();
+    let answers: Vec<_> = futures::stream::iter(calls.into_iter().map(|call| call.send()))
+        .buffered(DESCRIBE_AT_ONCE)
+        .collect()
+        .await;
+    let mut found: BTreeMap<String, (Trail, usize)> = BTreeMap::new();
+    for ((d, region), answer) in asks.iter().zip(answers) {
+        let (d, region) = (*d, *region);
+        let describer = &describers[d];
+        let response = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("DescribeTrails: {}", DisplayErrorContext(&e));
+                let place = describer.place(region);
+                tracing::warn!(place = %place, error = %reason, "trail discovery failed");
+                out.errors.insert(place, reason);
+                continue;
             }
+        };
+        for t in response.trail_list() {
+            let (Some(arn), Some(bucket)) = (t.trail_arn(), t.s3_bucket_name()) else {
+                continue;
+            };
+            if !selected(only, t.name(), arn) {
+                continue;
+            }
+            let owner = arn.split(':').nth(4);
+            let replace = match found.get(arn) {
+                None => true,
+                // The trail's own account describes it best.
+                Some((_, by)) => describers[*by].account() != owner && describer.account() == owner,
+            };
+            if !replace {
+                continue;
+            }
+            let trail = Trail {
+                name: t.name().unwrap_or(arn).to_owned(),
+                arn: arn.to_owned(),
+                home_region: t
+                    .home_region()
+                    .map(str::to_owned)
+                    .or_else(|| Some(region.clone())),
+                bucket: bucket.to_owned(),
+                prefix: t
+                    .s3_key_prefix()
+                    .map(|p| p.trim_matches('/').to_owned())
+                    .filter(|p| !p.is_empty()),
+                kms_key_id: t.kms_key_id().map(str::to_owned),
+                organization: t.is_organization_trail().unwrap_or(false),
+                origin: "discovered".into(),
+                sns_topic: t.sns_topic_arn().map(str::to_owned),
+                discovered_by: describer.role.as_ref().map(|r| r.arn.clone()),
+                ..Trail::default()
+            };
+            found.insert(arn.to_owned(), (trail, d));
         }
     }
     for (trail, d) in found.values_mut() {

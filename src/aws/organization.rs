@@ -1,6 +1,6 @@
 //! The organisation's accounts (`ListAccounts`), each with its name and
-//! organisational-unit path (`ListParents` up to the root, with
-//! `DescribeOrganizationalUnit` for each unit's name, asked once per unit),
+//! organisational-unit path (from the root down: `ListRoots`, then each
+//! unit's `ListOrganizationalUnitsForParent` and `ListAccountsForParent`),
 //! through the organisation's role: the management account or its delegated
 //! administrator.
 
@@ -30,8 +30,8 @@ impl OrgAccount {
     }
 }
 
-/// The organisation's accounts, or why they could not be listed. A path
-/// that cannot be read leaves that account's `ou_path` empty, not the list.
+/// The organisation's accounts, or why they could not be listed. Paths
+/// that cannot be read leave `ou_path` empty (null), not the list.
 pub async fn accounts(
     clients: &AwsClients,
     role: Option<&RoleConfig>,
@@ -55,74 +55,81 @@ pub async fn accounts(
             });
         }
     }
-    let mut units: HashMap<String, (String, Option<String>)> = HashMap::new();
-    for account in &mut out {
-        match ou_path(&client, &account.id, &mut units).await {
-            Ok(path) => account.ou_path = Some(path),
-            Err(e) => {
-                tracing::warn!(account = %account.id, error = %e, "organisational unit path unknown");
+    match ou_paths(&client).await {
+        Ok(paths) => {
+            for account in &mut out {
+                account.ou_path = paths.get(&account.id).cloned();
             }
         }
+        Err(e) => tracing::warn!(error = %e, "organisational unit paths unknown"),
     }
     Ok(out)
 }
 
-/// The path of units from the root down to `child`; `units` caches each
-/// unit's (name, parent).
-async fn ou_path(
+/// Each account's path of units from the root down (`Workloads/Prod`,
+/// empty under the root), walked top-down: two calls per unit however many
+/// accounts there are (an account's own parents would be one per account).
+async fn ou_paths(
     client: &aws_sdk_organizations::Client,
-    child: &str,
-    units: &mut HashMap<String, (String, Option<String>)>,
-) -> Result<String, String> {
-    let mut names = Vec::new();
-    let mut at = parent(client, child).await?;
-    // An organisation is at most five units deep; the bound guards a cycle.
-    for _ in 0..8 {
-        let Some(unit) = at else { break };
-        if !units.contains_key(&unit) {
-            let name = client
-                .describe_organizational_unit()
-                .organizational_unit_id(&unit)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "DescribeOrganizationalUnit {unit}: {}",
-                        DisplayErrorContext(&e)
-                    )
-                })?
-                .organizational_unit()
-                .and_then(|u| u.name())
-                .unwrap_or(&unit)
-                .to_owned();
-            let up = parent(client, &unit).await?;
-            units.insert(unit.clone(), (name, up));
-        }
-        let (name, up) = units.get(&unit).cloned().unwrap_or_default();
-        names.push(name);
-        at = up;
-    }
-    names.reverse();
-    Ok(names.join("/"))
-}
-
-/// The unit above `child`; none when it is the root.
-async fn parent(
-    client: &aws_sdk_organizations::Client,
-    child: &str,
-) -> Result<Option<String>, String> {
-    let out = client
-        .list_parents()
-        .child_id(child)
+) -> Result<HashMap<String, String>, String> {
+    let roots = client
+        .list_roots()
         .send()
         .await
-        .map_err(|e| format!("ListParents {child}: {}", DisplayErrorContext(&e)))?;
-    Ok(out
-        .parents()
+        .map_err(|e| format!("ListRoots: {}", DisplayErrorContext(&e)))?;
+    let mut pending: Vec<(String, String, usize)> = roots
+        .roots()
         .iter()
-        .find(|p| p.r#type() == Some(&aws_sdk_organizations::types::ParentType::OrganizationalUnit))
-        .and_then(|p| p.id())
-        .map(str::to_owned))
+        .filter_map(|r| r.id().map(|id| (id.to_owned(), String::new(), 0)))
+        .collect();
+    let mut paths = HashMap::new();
+    while let Some((parent, path, depth)) = pending.pop() {
+        let mut accounts = client
+            .list_accounts_for_parent()
+            .parent_id(&parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = accounts.next().await {
+            let page = page.map_err(|e| {
+                format!(
+                    "ListAccountsForParent {parent}: {}",
+                    DisplayErrorContext(&e)
+                )
+            })?;
+            for id in page.accounts().iter().filter_map(|a| a.id()) {
+                paths.insert(id.to_owned(), path.clone());
+            }
+        }
+        // An organisation is at most five units deep; the bound guards a cycle.
+        if depth >= 8 {
+            continue;
+        }
+        let mut units = client
+            .list_organizational_units_for_parent()
+            .parent_id(&parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = units.next().await {
+            let page = page.map_err(|e| {
+                format!(
+                    "ListOrganizationalUnitsForParent {parent}: {}",
+                    DisplayErrorContext(&e)
+                )
+            })?;
+            for unit in page.organizational_units() {
+                let (Some(id), Some(name)) = (unit.id(), unit.name()) else {
+                    continue;
+                };
+                let below = if path.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{path}/{name}")
+                };
+                pending.push((id.to_owned(), below, depth + 1));
+            }
+        }
+    }
+    Ok(paths)
 }
 
 /// The role named `name` in `account`, in `partition`.

@@ -63,13 +63,15 @@ pub(super) fn organization_statements(p: &str) -> Vec<Value> {
     vec![
         json!({
             "Sid": "ListOrganizationAccounts", "Effect": "Allow",
-            "Action": ["organizations:ListAccounts", "organizations:ListParents"],
+            "Action": ["organizations:ListAccounts", "organizations:ListRoots"],
             "Resource": "*"
         }),
         json!({
-            "Sid": "NameOrganizationalUnits", "Effect": "Allow",
-            "Action": "organizations:DescribeOrganizationalUnit",
-            "Resource": format!("arn:{p}:organizations::*:ou/o-*/ou-*")
+            "Sid": "WalkOrganizationalUnits", "Effect": "Allow",
+            "Action": ["organizations:ListOrganizationalUnitsForParent",
+                       "organizations:ListAccountsForParent"],
+            "Resource": [format!("arn:{p}:organizations::*:root/o-*/r-*"),
+                         format!("arn:{p}:organizations::*:ou/o-*/ou-*")]
         }),
     ]
 }

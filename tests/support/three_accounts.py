@@ -99,6 +99,9 @@ DEFAULT_POLICIES = {
                 "organizations:ListAccounts",
                 "organizations:ListParents",
                 "organizations:DescribeOrganizationalUnit",
+                "organizations:ListRoots",
+                "organizations:ListOrganizationalUnitsForParent",
+                "organizations:ListAccountsForParent",
             ],
             "Resource": "*",
         }
