@@ -56,6 +56,7 @@ fn start_moto() -> Moto {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Command::new("curl")
         .args(["-fsS", "-o", "/dev/null", &format!("{url}/moto-api/")])
+        .stderr(Stdio::null())
         .status()
         .map_or(true, |s| !s.success())
     {
@@ -269,6 +270,10 @@ fn control_tower_layout_through_a_role_per_purpose() {
         "{table}"
     );
 
+    // What the pass asks of each bucket (the commands before assumed
+    // their roles with sessions of their own).
+    let asked_before = |bucket: &str| proxy.requests(bucket).len();
+    let before = (asked_before(org_bucket), asked_before(member_bucket));
     let log = daemon.once();
     for refused in ["AccessDenied", "403", "not authorized"] {
         assert!(
@@ -276,6 +281,42 @@ fn control_tower_layout_through_a_role_per_purpose() {
             "a call went through the wrong role:\n{log}"
         );
     }
+    // Each bucket was read under one identity of its own, neither the
+    // daemon's nor the other bucket's (the proxy saw the signing keys).
+    let daemon_key = world["daemon"]["access_key_id"].as_str().expect("key");
+    let keys_of = |bucket: &str, skip: usize| {
+        let mut keys: Vec<String> = proxy
+            .requests(bucket)
+            .iter()
+            .skip(skip)
+            .filter_map(|r| r["access_key"].as_str().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    };
+    let (archive_keys, member_keys) = (
+        keys_of(org_bucket, before.0),
+        keys_of(member_bucket, before.1),
+    );
+    assert_eq!(archive_keys.len(), 1, "{archive_keys:?}");
+    assert_eq!(member_keys.len(), 1, "{member_keys:?}");
+    assert_ne!(archive_keys, member_keys);
+    assert!(
+        ![&archive_keys, &member_keys]
+            .iter()
+            .any(|k| k[0] == daemon_key)
+    );
+
+    // `scan` of the archive by URL reads it through its reader too.
+    let scanned = daemon.run(&["scan", &format!("s3://{org_bucket}/")]);
+    let found = String::from_utf8_lossy(&scanned.stdout);
+    assert!(
+        scanned.status.success() && found.contains("aws-cloudtrail-stop-logging"),
+        "{found}\n{}",
+        String::from_utf8_lossy(&scanned.stderr)
+    );
+
     let all = daemon.alerts();
     let stops = of_rule(&all, "aws-cloudtrail-stop-logging");
     let mut stopped: Vec<&str> = stops

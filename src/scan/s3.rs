@@ -226,6 +226,14 @@ pub fn source(
         .iter()
         .map(|u| Place::parse(u))
         .collect::<Result<Vec<_>, _>>()?;
+    // A bucket named by URL is read by the role the config gives it.
+    if let Some((config, _)) = trails {
+        for place in &places {
+            reader
+                .clients()
+                .set_reader(&place.bucket, config.reader_for(&place.bucket));
+        }
+    }
     if let Some((config, names)) = trails.filter(|(_, n)| !n.is_empty()) {
         let discovered =
             reader.block_on(crate::aws::discovery::all_trails(reader.clients(), config));
