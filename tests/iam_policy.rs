@@ -185,19 +185,17 @@ fn the_policies_grant_exactly_the_actions_the_code_calls() {
     assert_eq!(granted, code, "policies (left) vs the code (right)");
 }
 
-#[test]
-fn iam_policy_fills_in_the_config() {
+/// `trailwatch iam-policy` for a config of `text`: what it prints, as JSON
+/// (it must succeed).
+fn iam_policy_for(text: &str) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("trailwatch.toml");
-    std::fs::write(
-        &config,
-        "[aws]\nregion = \"us-east-1\"\n[discovery]\nenabled = false\n\
-         [[trails]]\nbucket = \"org-logs\"\nprefix = \"org\"\n[[trails]]\nbucket = \"plain-logs\"\n",
-    )
-    .expect("config");
+    std::fs::write(&config, text).expect("config");
     let out = Command::new(common::trailwatch())
         .args(["iam-policy", "--config", config.to_str().expect("utf-8")])
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
         .output()
         .expect("run");
     assert_eq!(
@@ -206,7 +204,15 @@ fn iam_policy_fills_in_the_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let policy: Value = serde_json::from_slice(&out.stdout).expect("JSON policy");
+    serde_json::from_slice(&out.stdout).expect("JSON policy")
+}
+
+#[test]
+fn iam_policy_fills_in_the_config() {
+    let policy = iam_policy_for(
+        "[aws]\nregion = \"us-east-1\"\n[discovery]\nenabled = false\n\
+         [[trails]]\nbucket = \"org-logs\"\nprefix = \"org\"\n[[trails]]\nbucket = \"plain-logs\"\n",
+    );
     let text = policy.to_string();
     assert!(
         text.contains("arn:aws:s3:::org-logs/org/AWSLogs/*"),
@@ -226,10 +232,7 @@ fn iam_policy_fills_in_the_config() {
 
 #[test]
 fn one_policy_per_role_covers_the_calls_and_no_role_gets_another_s() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("trailwatch.toml");
-    std::fs::write(
-        &config,
+    let printed = iam_policy_for(
         "[aws]\nregion = \"us-east-1\"\nendpoint_url = \"http://127.0.0.1:9\"\n\
          [discovery]\nregions = [\"us-east-1\"]\n\
          [[discovery.accounts]]\nrole_arn = \"arn:aws:iam::111111111111:role/trailwatch-discovery\"\n\
@@ -237,22 +240,7 @@ fn one_policy_per_role_covers_the_calls_and_no_role_gets_another_s() {
          [[readers]]\nrole_arn = \"arn:aws:iam::222222222222:role/trailwatch-reader\"\nbuckets = [\"org-logs-*\"]\n\
          [state]\nbackend = \"dynamodb\"\n\
          [source]\nmode = \"sqs\"\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/444444444444/tw\"\n",
-    )
-    .expect("config");
-    let out = Command::new(common::trailwatch())
-        .args(["iam-policy", "--config", config.to_str().expect("utf-8")])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", "x")
-        .env("AWS_SECRET_ACCESS_KEY", "x")
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let docs = printed["roles"].as_array().expect("roles");
     let mut all = BTreeSet::new();
     for d in docs {
