@@ -203,3 +203,119 @@ async fn every_instance_looks_up_every_alert_and_sends_only_its_own() {
     );
     assert_eq!(looked_up(&b_store), every);
 }
+
+/// A webhook receiver on loopback that answers 503 until `open_at`, then
+/// 200; it counts each alert id it accepted, and `requests`.
+async fn receiver_opening_at(
+    open_at: std::time::Instant,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let seen = std::sync::Arc::clone(&counts);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = std::sync::Arc::clone(&seen);
+            tokio::spawn(async move {
+                let Some((_, body)) = common::one_request::read(&mut s).await else {
+                    return;
+                };
+                *seen
+                    .lock()
+                    .expect("counts")
+                    .entry("requests".to_owned())
+                    .or_default() += 1;
+                let answer: &[u8] = if std::time::Instant::now() < open_at {
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                } else {
+                    if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(&body)
+                        && let Some(id) = alert["id"].as_str()
+                    {
+                        let mut seen = seen.lock().expect("counts");
+                        *seen.entry(id.to_owned()).or_default() += 1;
+                    }
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                };
+                let _ = s.write_all(answer).await;
+            });
+        }
+    });
+    (url, counts)
+}
+
+/// Found by the scale-out check: an instance kept its claims for a whole
+/// batch and marked them delivered only after the batch, so a send retried
+/// (or a batch sent) for longer than the claim timeout let another instance
+/// holding the same alert take the claim over and send it too. The claim is
+/// now renewed while its send is retried, and marked as soon as it is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_is_kept_alive_while_its_send_is_retried() {
+    use std::sync::Arc;
+    use trailwatch::state::StateStore;
+
+    emulators::require_emulators();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = SharedStateConfig {
+        table_prefix: format!("tw-lease-{}", std::process::id()),
+        claim_timeout: Duration::from_secs(4),
+    };
+    SharedState::new(client(), &settings, "init")
+        .init()
+        .await
+        .expect("tables");
+    let a = Arc::new(SharedState::new(client(), &settings, "tw-a"));
+    let b = SharedState::new(client(), &settings, "tw-b");
+
+    // The receiver refuses for three claim timeouts, then takes the alert.
+    let open_at = std::time::Instant::now() + Duration::from_secs(12);
+    let (url, counts) = receiver_opening_at(open_at).await;
+    let config = trailwatch::config::Config::from_toml(
+        &format!("[[sinks]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"{url}\"\n"),
+        dir.path(),
+    )
+    .expect("config");
+    let store = Arc::new(StateStore::open(&dir.path().join("a.db")).expect("state"));
+    let id = "tw-00000000000000d1".to_owned();
+    common::outbox::commit_samples(&store, "k", std::slice::from_ref(&id));
+    let policy = trailwatch::sinks::deliver::Policy {
+        breaker_threshold: 1000,
+        base: Duration::from_millis(200),
+        cap: Duration::from_millis(400),
+        shared: Some(Arc::clone(&a)),
+        ..Default::default()
+    };
+    let sinks = config.sinks.clone();
+    let sending = tokio::spawn(async move {
+        trailwatch::sinks::deliver::deliver_all(&store, &sinks, &policy).await
+    });
+
+    // Once A is sending (it claimed first), instance B holds the same alert
+    // and keeps asking for it.
+    while !counts.lock().expect("counts").contains_key("requests") {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while std::time::Instant::now() < open_at + Duration::from_secs(1) {
+        assert_eq!(
+            b.claim("hook", &id).await.expect("claim"),
+            Claim::Elsewhere,
+            "B took over a claim A still holds"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let report = sending.await.expect("join").expect("delivered");
+    assert!(!report.is_empty(), "{report:?}");
+    assert_eq!(
+        counts.lock().expect("counts").get(&id).copied(),
+        Some(1),
+        "sent once"
+    );
+    // Marked delivered at once: nobody takes it over after the timeout.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(b.claim("hook", &id).await.expect("claim"), Claim::Elsewhere);
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 
+use super::claims::{Claims, mark_delivered};
 use super::http::{self, Attempt};
 pub use super::policy::Policy;
 use super::route::selects;
@@ -276,37 +277,46 @@ pub async fn drain(
     let (stored, _) = blocking(state, move |s| s.sink_offset(&name)).await?;
     let mut offset = policy.resume_from(&sink.name, stored);
     let mut failures_in_a_row = 0u32;
-    // Alerts sent (or dead-lettered) whose claim is not yet marked delivered.
-    let mut to_mark: Vec<String> = Vec::new();
     'outer: loop {
-        mark_delivered(policy, &sink.name, &mut to_mark).await;
         let batch = blocking(state, move |s| s.alerts_after(offset, 100)).await?;
         if batch.is_empty() {
             break;
         }
-        let mut claims = claim_all(policy, &sink.name, &batch, |o| sink.takes(o)).await;
+        let mut claims = Claims::take(policy, &sink.name, &batch, |o| sink.takes(o)).await;
         for item in batch {
             if !sink.takes(&item) {
                 offset = item.seq;
                 continue;
             }
-            if let Some(claim) = claims.remove(&item.seq) {
-                match claim {
-                    Ok(Claim::Ours) => {}
-                    Ok(Claim::Elsewhere) => {
-                        report.elsewhere += 1;
-                        offset = item.seq;
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(sink = %sink.name, error = %e, "the shared state cannot be reached; alerts wait in the outbox");
-                        report.failing = Some(e.to_string());
-                        break 'outer;
-                    }
+            let mut lease = None;
+            match claims.remove(item.seq) {
+                None => {}
+                Some(Ok((Claim::Ours, l))) => lease = Some(l),
+                Some(Ok((Claim::Elsewhere, _))) => {
+                    report.elsewhere += 1;
+                    offset = item.seq;
+                    continue;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(sink = %sink.name, error = %e, "the shared state cannot be reached; alerts wait in the outbox");
+                    report.failing = Some(e.to_string());
+                    break 'outer;
                 }
             }
             let mut refused = None;
+            let mut ended = false;
             loop {
+                if let Some(lease) = &mut lease {
+                    match lease.keep(policy, &sink.name, &item.alert.id).await {
+                        Ok(Claim::Ours) => {}
+                        Ok(Claim::Elsewhere) => break,
+                        Err(e) => {
+                            tracing::warn!(sink = %sink.name, error = %e, "the shared state cannot be reached; alerts wait in the outbox");
+                            report.failing = Some(e.to_string());
+                            break 'outer;
+                        }
+                    }
+                }
                 let attempt = sink.attempt(&item.alert, &item.context).await;
                 *report.statuses.entry(attempt.status_label()).or_default() += 1;
                 match attempt {
@@ -315,6 +325,7 @@ pub async fn drain(
                         crate::kill_point!("sinks.http.after_answer");
                         failures_in_a_row = 0;
                         report.delivered += 1;
+                        ended = true;
                         break;
                     }
                     Attempt::Permanent { status, body } => {
@@ -326,6 +337,7 @@ pub async fn drain(
                         blocking(state, move |s| s.add_dead_letter(&name, seq, status, &body))
                             .await?;
                         refused = Some((item.alert.id.clone(), status));
+                        ended = true;
                         break;
                     }
                     Attempt::Transient {
@@ -351,13 +363,19 @@ pub async fn drain(
                     }
                 }
             }
+            if !ended {
+                // Our claim lapsed and another instance took the alert over.
+                report.elsewhere += 1;
+                offset = item.seq;
+                continue;
+            }
+            // Marked before its position is committed: a crash in between
+            // leaves this one alert to send again (the contract allows it).
+            mark_delivered(policy, &sink.name, &item.alert.id).await;
             // Delivered (or kept as a dead letter): never sent again by this
             // process, even if its offset cannot be stored just now.
             policy.note_sent(&sink.name, item.seq);
             note_blind(policy, state, &sink.name, refused).await?;
-            if policy.shared.is_some() {
-                to_mark.push(item.alert.id.clone());
-            }
             offset = item.seq;
             let name = sink.name.clone();
             blocking(state, move |s| s.set_sink_offset(&name, offset, None)).await?;
@@ -365,58 +383,9 @@ pub async fn drain(
         let name = sink.name.clone();
         blocking(state, move |s| s.set_sink_offset(&name, offset, None)).await?;
     }
-    mark_delivered(policy, &sink.name, &mut to_mark).await;
     let name = sink.name.clone();
     report.pending = blocking(state, move |s| s.pending(&name)).await?;
     Ok(report)
-}
-
-/// Shared state: how many claims (and marks) are in flight at once.
-const CLAIMS_AT_ONCE: usize = 16;
-
-/// Shared state: claims the delivery of each alert of `batch` the sink
-/// selects, several at once; by outbox sequence number.
-async fn claim_all(
-    policy: &Policy,
-    sink: &str,
-    batch: &[crate::state::Outboxed],
-    selects: impl Fn(&crate::state::Outboxed) -> bool,
-) -> std::collections::HashMap<i64, Result<Claim, crate::state::dynamodb::SharedError>> {
-    use futures::StreamExt;
-    let Some(shared) = &policy.shared else {
-        return std::collections::HashMap::new();
-    };
-    let wanted: Vec<(i64, String)> = batch
-        .iter()
-        .filter(|o| selects(o))
-        .map(|o| (o.seq, o.alert.id.clone()))
-        .collect();
-    futures::stream::iter(wanted)
-        .map(|(seq, id)| async move { (seq, shared.claim(sink, &id).await) })
-        .buffer_unordered(CLAIMS_AT_ONCE)
-        .collect()
-        .await
-}
-
-/// Shared state: marks what this instance sent as delivered, several at
-/// once. A mark that fails leaves the claim to lapse; another instance
-/// holding the alert may then send it once more (a second delivery the
-/// contract allows, as after a crash between sending and committing).
-async fn mark_delivered(policy: &Policy, sink: &str, ids: &mut Vec<String>) {
-    use futures::StreamExt;
-    let Some(shared) = &policy.shared else {
-        return;
-    };
-    let failed: Vec<String> = futures::stream::iter(ids.drain(..))
-        .map(|id| async move { shared.delivered(sink, &id).await.err().map(|e| (id, e)) })
-        .buffer_unordered(CLAIMS_AT_ONCE)
-        .filter_map(|r| async move { r.map(|(id, e)| format!("{id}: {e}")) })
-        .collect()
-        .await;
-    for f in failed {
-        tracing::warn!(sink = %sink, error = %f,
-            "delivered, but not marked so in the shared state");
-    }
 }
 
 /// Re-sends the dead letters (those with the given alert ids, or all) of

@@ -2,6 +2,7 @@
 //! draining the outbox. The delivering sinks (Datadog, webhook) build on them.
 
 pub mod blind;
+mod claims;
 pub mod datadog;
 pub mod deliver;
 pub mod file;

@@ -90,6 +90,11 @@ impl SharedState {
         &self.instance
     }
 
+    /// How long a delivery claim holds before another instance may take it.
+    pub fn claim_timeout(&self) -> Duration {
+        self.claim_timeout
+    }
+
     fn error(table: &str, call: &'static str, e: impl std::error::Error) -> SharedError {
         SharedError {
             table: table.to_owned(),
