@@ -60,8 +60,8 @@ def records(tag: str, n: int, when: str) -> bytes:
             "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
             "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9",
             "userAgent": "aws-cli/2.15", "recipientAccountId": "111122223333",
-            "userIdentity": {"type": "IAMUser", "userName": f"u{n % 17}",
-                             "arn": f"arn:aws:iam::111122223333:user/u{n % 17}",
+            "userIdentity": {"type": "IAMUser", "userName": f"u{n % USERS}",
+                             "arn": f"arn:aws:iam::111122223333:user/u{n % USERS}",
                              "accountId": "111122223333"},
             "requestParameters": {"name": f"trail-{n}-{i}"},
         }
@@ -74,6 +74,24 @@ def key_for(n: int, now: datetime) -> str:
     stamp = now.strftime("%Y%m%dT%H%MZ")
     return (f"{PREFIX}/AWSLogs/111122223333/CloudTrail/us-east-1/{now:%Y/%m/%d}/"
             f"111122223333_CloudTrail_us-east-1_{stamp}_n{n}.json.gz")
+
+
+# A correlation over the StopLogging calls: one user's calls come in objects
+# that different instances read, so each burst is split across instances and
+# must still be one alert (the stateful rules' shared feed and leader).
+CORRELATION = """title: Scale-out stops
+id: tw-scaleout-stops
+level: high
+correlation:
+  type: event_count
+  rules: [aws-cloudtrail-stop-logging]
+  group-by: [userIdentity.arn]
+  timespan: 1h
+  condition:
+    gte: 10
+  generate: true
+"""
+USERS = 17
 
 
 def config(path: Path, w: dict, table_prefix: str, receiver: str, instance: str) -> None:
@@ -103,6 +121,7 @@ lease = "20s"
 reconcile_interval = "1h"
 [rules]
 builtin = true
+paths = ["{path.parent.parent / 'rules'}"]
 [rules.grouping]
 enabled = false
 [log]
@@ -177,6 +196,8 @@ def main() -> int:
         time.sleep(0.1)
     base = f"http://127.0.0.1:{port_file.read_text().strip()}"
 
+    (work / "rules").mkdir()
+    (work / "rules" / "scaleout.yml").write_text(CORRELATION)
     procs: list[subprocess.Popen] = []
     try:
         for i in range(args.instances):
@@ -264,7 +285,23 @@ def main() -> int:
     # kill. Counted apart, not as duplicates.
     timed_out = set(counts.get("timed_out", {})) | crash_allowed(reqs, f"i{victim}", kill_time)
     lost = len(expected - set(by_event))
-    duplicated = sum(n - 1 for i, n in by_id.items() if n > 1 and i not in timed_out)
+    # Each user's burst is one alert, whichever instances read its calls.
+    bursts: dict[str, set[str]] = {}
+    for r in reqs:
+        alert = r.get("body")
+        if r.get("outcome") == "accepted" and isinstance(alert, dict) \
+                and (alert.get("rule") or {}).get("id") == "tw-scaleout-stops":
+            who = (alert.get("event") or {}).get("principal") or "?"
+            bursts.setdefault(who, set()).add(alert.get("id"))
+    split = sum(len(ids) - 1 for ids in bursts.values())
+    calls = [0] * USERS
+    for n in range(args.notifications):
+        calls[n % USERS] += 3
+    want_bursts = sum(1 for c in calls if c >= 10)
+    lost += max(0, want_bursts - len(bursts))
+    print(f"correlation bursts {len(bursts)} (expected {want_bursts}), "
+          f"raised more than once: {split}")
+    duplicated = sum(n - 1 for i, n in by_id.items() if n > 1 and i not in timed_out) + split
     allowed = sum(n - 1 for i, n in by_id.items() if n > 1 and i in timed_out)
     for i, n in by_id.items():
         if n > 1 and i not in timed_out:

@@ -56,7 +56,9 @@ async fn one_instance_delivers_each_alert_and_a_lapsed_claim_passes_on() {
             [
                 format!("{prefix}-objects: {want}"),
                 format!("{prefix}-deliveries: {want}"),
-                format!("{prefix}-alerts: {want}")
+                format!("{prefix}-alerts: {want}"),
+                format!("{prefix}-feed: {want}"),
+                format!("{prefix}-rules: {want}")
             ],
         );
     }

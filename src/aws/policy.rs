@@ -147,15 +147,23 @@ pub(super) fn own_statements(p: &str, config: &Config) -> Vec<Value> {
     }
     if let Some(shared) = &config.shared_state {
         let region = config.aws.region.as_deref().unwrap_or("*");
-        let tables: Vec<String> = ["objects", "deliveries", "alerts"]
-            .iter()
-            .map(|t| {
-                format!(
-                    "arn:{p}:dynamodb:{region}:*:table/{}-{t}",
-                    shared.table_prefix
-                )
-            })
-            .collect();
+        // The feed's index of what the leader has yet to feed is queried too.
+        let tables: Vec<String> = [
+            "objects",
+            "deliveries",
+            "alerts",
+            "feed",
+            "feed/index/todo",
+            "rules",
+        ]
+        .iter()
+        .map(|t| {
+            format!(
+                "arn:{p}:dynamodb:{region}:*:table/{}-{t}",
+                shared.table_prefix
+            )
+        })
+        .collect();
         statements.push(json!({
             "Sid": "SharedState", "Effect": "Allow",
             "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",

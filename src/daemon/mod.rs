@@ -248,6 +248,15 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
             stop_rx.clone(),
         ))
     });
+    let leading = shared.shared_state.as_ref().map(|s| {
+        tokio::spawn(share::leader_loop(
+            Arc::clone(&current),
+            Arc::clone(&state),
+            Arc::clone(s),
+            Arc::clone(&shared),
+            stop_rx.clone(),
+        ))
+    });
     let retention = {
         let current = Arc::clone(&current);
         tokio::spawn(retention::retention_loop(
@@ -300,6 +309,10 @@ async fn daemon(path: PathBuf, config: Config) -> ExitCode {
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), deliver).await;
     retention.abort();
+    if let Some(l) = leading {
+        // The lease goes at once, for another instance to lead.
+        let _ = tokio::time::timeout(Duration::from_secs(5), l).await;
+    }
     if let Some(s) = sharing {
         // One last round: what was delivered at the end is shared too.
         let _ = tokio::time::timeout(Duration::from_secs(5), s).await;

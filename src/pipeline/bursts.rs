@@ -12,6 +12,11 @@ impl Crawler {
     /// those idle for a timespan plus the lookback of wall time (the
     /// daemon). Returns how many alerts were new.
     pub async fn close_bursts(&self, all: bool) -> Result<u64, CrawlError> {
+        if self.shared.is_some() {
+            // Shared state: the leader's engine closes them
+            // (`src/daemon/rule_leader.rs`).
+            return Ok(0);
+        }
         let rules = Arc::clone(&self.rules);
         let idle = self.config.crawl.lookback.as_secs() as i64;
         let grouped = if all {

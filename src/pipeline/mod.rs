@@ -13,6 +13,8 @@ mod discover;
 mod plan;
 mod process;
 mod report;
+pub mod rule_leader;
+mod shared_feed;
 pub mod silence;
 mod source;
 mod status;

@@ -223,6 +223,19 @@ impl Crawler {
             bucket: w.cursor.bucket.clone(),
             key: w.key.clone(),
         };
+        // Shared state: the stateful rules' records go to the shared feed
+        // (before the commit, so that a crash re-reads and puts them again,
+        // harmlessly), for the leader's engine; none is fed here.
+        let local_engine = self.shared.is_none();
+        if let Some(shared) = &self.shared
+            && !held.is_empty()
+        {
+            let items = super::shared_feed::items(&self.rules, &held, &object);
+            if let Err(e) = shared.feed(&items).await {
+                return Outcome::RetryLater(format!("{}{e}", super::report::COMMIT_FAILED));
+            }
+        }
+        let held = if local_engine { held } else { Vec::new() };
         let cursor = w.cursor.clone();
         let key = w.key.clone();
         let key_time = w.key_time.clone();
@@ -252,6 +265,9 @@ impl Crawler {
             // committed with the object, under the correlator's lock, so that
             // what is committed and what the engine holds never drift apart.
             let with = rules.with_correlator(|c| {
+                if !local_engine {
+                    return commit(&alerts, None);
+                }
                 let mut all = alerts.clone();
                 let pending = c.pending().len();
                 all.extend(c.pending().iter().cloned());

@@ -24,6 +24,19 @@ pub struct Held {
     text: String,
     /// The matched rules that feed a correlation, by position in the set.
     rules: Vec<u32>,
+    event_id: Option<String>,
+}
+
+impl Held {
+    /// The record's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The record's eventID, when it has one.
+    pub fn event_id(&self) -> Option<&str> {
+        self.event_id.as_deref()
+    }
 }
 
 /// The records of objects read so far, fed to the correlator in input order.
@@ -74,7 +87,40 @@ impl RuleSet {
             Some(text) => text.to_owned(),
             None => serde_json::to_string(record).ok()?,
         };
-        Some(Held { text, rules })
+        let event_id = record.event_id().map(str::to_owned);
+        Some(Held {
+            text,
+            rules,
+            event_id,
+        })
+    }
+
+    /// The ids of the rules `held` matched (for another instance's rule set,
+    /// whose positions may differ).
+    pub fn held_rule_ids(&self, held: &Held) -> Vec<String> {
+        held.rules
+            .iter()
+            .filter_map(|&i| self.rules.get(i as usize))
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// Feeds a record by its text and the ids of the rules it matched (as
+    /// `held_rule_ids` gave them; ids this set does not hold are passed
+    /// over). False when the text is not a record.
+    pub fn feed_by_ids(
+        &self,
+        text: &str,
+        ids: &[String],
+        object: Option<&ObjectRef>,
+        detected_at: &str,
+    ) -> bool {
+        let Ok(record) = Record::parse(text) else {
+            return false;
+        };
+        let matched: Vec<&Rule> = self.rules.iter().filter(|r| ids.contains(&r.id)).collect();
+        self.correlate(&record, &matched, object, detected_at);
+        true
     }
 
     /// Feeds one held record (read from `object`) to the stateful rules.

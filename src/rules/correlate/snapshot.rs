@@ -109,6 +109,21 @@ impl Correlator {
         }
     }
 
+    /// Forgets everything: groups, first-seen values, events counted and
+    /// alerts not committed (an instance that stops leading the shared
+    /// engine, or starts to, before it restores the leader's state).
+    pub fn reset(&mut self) {
+        self.groups.clear();
+        for slot in self.first_seen.iter_mut().flatten() {
+            *slot = FirstSeen::default();
+        }
+        self.seen.clear();
+        self.seen_new.clear();
+        self.forget_outside = None;
+        self.newest = i64::MIN;
+        self.pending.clear();
+    }
+
     /// Restores what `export` gave; false when it does not fit (a state
     /// saved by another version: the caller logs it and starts afresh).
     /// Groups of correlations no longer loaded are let go.

@@ -3,25 +3,31 @@
 //! twice, or re-read after a lease lapsed, is read by one instance and
 //! skipped by the others), and who delivers each alert to each HTTP sink
 //! (a conditional put on the sink and alert id: two instances holding the
-//! same alert never both send it). Everything else stays in each instance's
-//! SQLite file (DESIGN.md, "Scale-out": what is shared and what is not).
+//! same alert never both send it), the records the stateful rules feed on
+//! and their engine's state, run by one leader at a time (`feed.rs`).
+//! Everything else stays in each instance's SQLite file (ARCHITECTURE.md,
+//! "Scale-out": what is shared and what is not).
 //!
 //! Tables, created by `trailwatch state init` (on demand, TTL on `expires`):
 //! `<prefix>-objects` keyed by `object` (`<bucket>/<key>`),
 //! `<prefix>-deliveries` keyed by `delivery` (`<sink>/<alert id>`), and
 //! `<prefix>-alerts`, every instance's alerts for lookups, partitioned by
-//! the day they were raised (`alerts.rs`).
+//! the day they were raised (`alerts.rs`), and `<prefix>-feed` and
+//! `<prefix>-rules`, the records the stateful rules' leader feeds to its
+//! engine and the engine's state (`feed.rs`).
 
 mod alerts;
+mod feed;
 
 pub use alerts::{SharedAlert, sync_alerts};
+pub use feed::{FeedItem, SavedEngine};
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 
 use crate::config::SharedStateConfig;
@@ -54,6 +60,8 @@ pub struct SharedState {
     objects: String,
     deliveries: String,
     alerts: String,
+    feed: String,
+    rules: String,
     instance: String,
     claim_timeout: Duration,
 }
@@ -70,6 +78,14 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+fn key_element(table: &str, name: &str, kind: KeyType) -> Result<KeySchemaElement, SharedError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| SharedState::error(table, "CreateTable", e))
+}
+
 impl SharedState {
     pub fn new(
         client: aws_sdk_dynamodb::Client,
@@ -81,6 +97,8 @@ impl SharedState {
             objects: format!("{}-objects", config.table_prefix),
             deliveries: format!("{}-deliveries", config.table_prefix),
             alerts: format!("{}-alerts", config.table_prefix),
+            feed: format!("{}-feed", config.table_prefix),
+            rules: format!("{}-rules", config.table_prefix),
             instance: instance.to_owned(),
             claim_timeout: config.claim_timeout,
         }
@@ -112,29 +130,45 @@ impl SharedState {
             (&self.objects, "object", None),
             (&self.deliveries, "delivery", None),
             (&self.alerts, "day", Some("alert")),
+            (&self.feed, "event", None),
+            (&self.rules, "name", None),
         ] {
             let mut create = self
                 .client
                 .create_table()
                 .table_name(table)
                 .billing_mode(BillingMode::PayPerRequest);
+            let mut attributes = vec![(key, ScalarAttributeType::S)];
+            attributes.extend(sort.map(|s| (s, ScalarAttributeType::S)));
             for (name, kind) in [(Some(key), KeyType::Hash), (sort, KeyType::Range)] {
                 let Some(name) = name else { continue };
-                create = create
-                    .attribute_definitions(
-                        AttributeDefinition::builder()
-                            .attribute_name(name)
-                            .attribute_type(ScalarAttributeType::S)
-                            .build()
-                            .map_err(|e| Self::error(table, "CreateTable", e))?,
+                create = create.key_schema(key_element(table, name, kind)?);
+            }
+            if table == &self.feed {
+                // The events the leader has yet to feed, in the order put.
+                attributes.push(("todo", ScalarAttributeType::S));
+                attributes.push(("at", ScalarAttributeType::N));
+                let index = GlobalSecondaryIndex::builder()
+                    .index_name(feed::TODO_INDEX)
+                    .key_schema(key_element(table, "todo", KeyType::Hash)?)
+                    .key_schema(key_element(table, "at", KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
                     )
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name(name)
-                            .key_type(kind)
-                            .build()
-                            .map_err(|e| Self::error(table, "CreateTable", e))?,
-                    );
+                    .build()
+                    .map_err(|e| Self::error(table, "CreateTable", e))?;
+                create = create.global_secondary_indexes(index);
+            }
+            for (name, kind) in attributes {
+                create = create.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(kind)
+                        .build()
+                        .map_err(|e| Self::error(table, "CreateTable", e))?,
+                );
             }
             let created = create.send().await;
             let what = match created {

@@ -1,0 +1,163 @@
+//! The stateful rules across instances (`[state] backend = "dynamodb"`),
+//! against moto's DynamoDB: two instances put the records that feed a
+//! correlation in the shared feed, some of them both (one object read by
+//! each); one leads and raises the burst once, counting each event once;
+//! the other waits; when the first steps down the second goes on from the
+//! state it saved, and the burst's count is the number of distinct events
+//! both read.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::emulators::{self, MOTO};
+use trailwatch::alert::ObjectRef;
+use trailwatch::config::SharedStateConfig;
+use trailwatch::pipeline::rule_leader::Leader;
+use trailwatch::rules::{RuleSet, load_rule_set};
+use trailwatch::state::StateStore;
+use trailwatch::state::dynamodb::{FeedItem, SharedState};
+
+fn client() -> aws_sdk_dynamodb::Client {
+    let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests");
+    let conf = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(MOTO)
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+const STOP_RULE: &str = r#"title: Stop
+id: tw-test-stop
+logsource:
+  product: aws
+  service: cloudtrail
+detection:
+  sel:
+    eventName: StopLogging
+  condition: sel
+level: medium
+"#;
+
+const MANY_STOPS: &str = r#"title: Many stops
+id: tw-test-many-stops
+level: high
+correlation:
+  type: event_count
+  rules: [tw-test-stop]
+  group-by: [userIdentity.arn]
+  timespan: 10m
+  condition:
+    gte: 5
+"#;
+
+fn rules(dir: &std::path::Path) -> Arc<RuleSet> {
+    let (set, errors) = load_rule_set(false, &[dir.to_path_buf()]);
+    assert!(errors.is_empty(), "{errors:?}");
+    Arc::new(set)
+}
+
+/// StopLogging by one user, event `n` at 10:00:0n.
+fn item(n: u32) -> FeedItem {
+    let record = serde_json::json!({
+        "eventVersion": "1.08", "eventID": format!("ev-{n}"),
+        "eventTime": format!("2026-12-06T10:00:{n:02}Z"),
+        "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+        "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/x",
+                         "accountId": "111122223333"},
+    });
+    FeedItem {
+        event: format!("ev-{n}"),
+        record: record.to_string(),
+        rules: vec!["tw-test-stop".into()],
+        object: Some(ObjectRef {
+            bucket: "logs".into(),
+            key: format!("k{n}"),
+        }),
+    }
+}
+
+fn outbox(store: &StateStore) -> Vec<(String, u64)> {
+    store
+        .alerts_after(0, 100)
+        .expect("outbox")
+        .into_iter()
+        .map(|o| (o.alert.rule.id, o.alert.count))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_split_across_instances_is_one_alert_counting_each_event_once() {
+    emulators::require_emulators();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule_dir = dir.path().join("rules");
+    std::fs::create_dir(&rule_dir).expect("mkdir");
+    std::fs::write(rule_dir.join("stop.yml"), STOP_RULE).expect("write");
+    std::fs::write(rule_dir.join("many.yml"), MANY_STOPS).expect("write");
+    let config = SharedStateConfig {
+        table_prefix: format!("tw-rules-{}", std::process::id()),
+        claim_timeout: Duration::from_secs(300),
+    };
+    SharedState::new(client(), &config, "init")
+        .init()
+        .await
+        .expect("tables");
+    let instance = |name: &str| {
+        let shared = Arc::new(SharedState::new(client(), &config, name));
+        let store =
+            Arc::new(StateStore::open(&dir.path().join(format!("{name}.db"))).expect("state"));
+        (
+            Arc::clone(&shared),
+            Arc::clone(&store),
+            Leader::new(shared, store),
+        )
+    };
+    let (a, a_store, mut a_leader) = instance("tw-a");
+    let (b, b_store, mut b_leader) = instance("tw-b");
+    let (a_rules, b_rules) = (rules(&rule_dir), rules(&rule_dir));
+
+    // Each reads an object; both read the one with events 3 and 4.
+    let items = |ns: &[u32]| ns.iter().map(|&n| item(n)).collect::<Vec<_>>();
+    assert_eq!(a.feed(&items(&[1, 2, 3, 4])).await.expect("feed"), 4);
+    assert_eq!(b.feed(&items(&[3, 4, 5, 6])).await.expect("feed"), 2);
+
+    let round = a_leader.round(&a_rules, 3600).await.expect("round");
+    assert!(round.leading, "{round:?}");
+    assert_eq!((round.fed, round.alerts), (6, 1), "{round:?}");
+    let round = b_leader.round(&b_rules, 3600).await.expect("round");
+    assert!(!round.leading, "one leader at a time: {round:?}");
+    assert_eq!(
+        outbox(&a_store),
+        [("tw-test-many-stops".to_owned(), 5)],
+        "one alert, opened at the fifth event"
+    );
+    assert!(outbox(&b_store).is_empty());
+    // Fed once: a second round has nothing new.
+    let round = a_leader.round(&a_rules, 3600).await.expect("round");
+    assert_eq!((round.fed, round.alerts), (0, 0), "{round:?}");
+
+    // A steps down; B leads from the state A saved. Two more events, and
+    // one already fed read again.
+    a_leader.step_down().await;
+    assert_eq!(b.feed(&items(&[1, 7, 8])).await.expect("feed"), 2);
+    let round = b_leader.round(&b_rules, 3600).await.expect("round");
+    assert!(round.leading, "{round:?}");
+    assert_eq!(
+        (round.fed, round.alerts),
+        (2, 0),
+        "the burst is open: no new alert"
+    );
+    assert!(outbox(&b_store).is_empty());
+    let closed = b_rules
+        .with_correlator(|c| {
+            c.close_all();
+            c.take_pending()
+        })
+        .expect("a correlator");
+    let counts: Vec<u64> = closed.iter().map(|d| d.alert.count).collect();
+    assert_eq!(counts, [8], "the summary counts each of the 8 events once");
+}
