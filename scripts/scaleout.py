@@ -67,6 +67,9 @@ def records(tag: str, n: int, when: str) -> bytes:
         }
         for i in range(3)
     ]
+    describe = dict(recs[0], eventID=f"{tag}-{n}-d", eventName="DescribeTrails",
+                    eventSource="cloudtrail.amazonaws.com", requestParameters={})
+    recs.append(describe)
     return gzip.compress(json.dumps({"Records": recs}).encode(), 1)
 
 
@@ -90,6 +93,20 @@ correlation:
   condition:
     gte: 10
   generate: true
+"""
+# A rule whose repeats are grouped: one DescribeTrails per object, by the
+# object's user; each user's calls are one burst, counted once across
+# instances (the shared grouping windows in DynamoDB).
+DESCRIBE = """title: Scale-out describes
+id: tw-scaleout-describe
+level: low
+logsource:
+  product: aws
+  service: cloudtrail
+detection:
+  sel:
+    eventName: DescribeTrails
+  condition: sel
 """
 USERS = 17
 
@@ -123,7 +140,9 @@ reconcile_interval = "1h"
 builtin = true
 paths = ["{path.parent.parent / 'rules'}"]
 [rules.grouping]
-enabled = false
+enabled = true
+window = "1h"
+exclude = ["aws-cloudtrail-stop-logging"]
 [log]
 level = "info"
 [[sinks]]
@@ -144,6 +163,22 @@ def start(bin_: str, dirs: Path, i: int) -> subprocess.Popen:
     log = open(d / "daemon.log", "ab")
     return subprocess.Popen([bin_, "run", "--config", str(d / "trailwatch.toml")], cwd=d,
                             stdout=subprocess.DEVNULL, stderr=log, env=env)
+
+
+def window_counts(tag: str) -> dict[str, int]:
+    """Per principal, the repeats its shared grouping window counted."""
+    ddb = boto3.client("dynamodb", endpoint_url=MOTO, **KW)
+    out: dict[str, int] = {}
+    pages = ddb.get_paginator("scan").paginate(TableName=f"{tag}-rules")
+    for page in pages:
+        for item in page["Items"]:
+            if not item["name"]["S"].startswith("window#"):
+                continue
+            alert, _ = json.loads(item["first"]["S"])
+            if (alert.get("rule") or {}).get("id") == "tw-scaleout-describe":
+                who = (alert.get("event") or {}).get("principal") or "?"
+                out[who] = out.get(who, 0) + int(item["count"]["N"])
+    return out
 
 
 def crash_allowed(reqs: list[dict], instance: str, kill_time: float | None) -> set[str]:
@@ -198,6 +233,7 @@ def main() -> int:
 
     (work / "rules").mkdir()
     (work / "rules" / "scaleout.yml").write_text(CORRELATION)
+    (work / "rules" / "describe.yml").write_text(DESCRIBE)
     procs: list[subprocess.Popen] = []
     try:
         for i in range(args.instances):
@@ -294,6 +330,26 @@ def main() -> int:
             who = (alert.get("event") or {}).get("principal") or "?"
             bursts.setdefault(who, set()).add(alert.get("id"))
     split = sum(len(ids) - 1 for ids in bursts.values())
+    # Each user's DescribeTrails calls: one opening alert, and one shared
+    # window counting every object once.
+    openers: dict[str, set[str]] = {}
+    for r in reqs:
+        alert = r.get("body")
+        if r.get("outcome") == "accepted" and isinstance(alert, dict) \
+                and (alert.get("rule") or {}).get("id") == "tw-scaleout-describe":
+            who = (alert.get("event") or {}).get("principal") or "?"
+            openers.setdefault(who, set()).add(alert.get("id"))
+    counted = window_counts(tag)
+    objects_of = [0] * USERS
+    for n in range(args.notifications):
+        objects_of[n % USERS] += 1
+    users = [f"arn:aws:iam::111122223333:user/u{u}" for u in range(USERS) if objects_of[u]]
+    right = sum(1 for u in users
+                if counted.get(u) == objects_of[int(u.rsplit("u", 1)[1])])
+    split += sum(len(ids) - 1 for ids in openers.values())
+    lost += len(users) - len(openers) + (len(users) - right)
+    print(f"grouped bursts {len(openers)} (expected {len(users)}), "
+          f"windows counting each object once: {right} of {len(users)}")
     calls = [0] * USERS
     for n in range(args.notifications):
         calls[n % USERS] += 3

@@ -161,3 +161,168 @@ async fn a_burst_split_across_instances_is_one_alert_counting_each_event_once() 
     let counts: Vec<u64> = closed.iter().map(|d| d.alert.count).collect();
     assert_eq!(counts, [8], "the summary counts each of the 8 events once");
 }
+
+/// An alert of rule `r1` for principal `p`, `id`, at 10:00 plus `minutes`.
+fn repeat(id: &str, minutes: i64) -> trailwatch::alert::Detected {
+    let mut alert = trailwatch::alert::Alert::sample();
+    alert.id = id.to_owned();
+    alert.rule.id = "r1".into();
+    alert.burst = None;
+    alert.event.id = Some(format!("ev-{id}"));
+    alert.event.principal = Some("arn:aws:iam::111122223333:user/p".into());
+    let at = time::macros::datetime!(2026-12-06 10:00 UTC) + time::Duration::minutes(minutes);
+    alert.event.time = Some(trailwatch::alert::rfc3339_at(at.unix_timestamp()));
+    trailwatch::alert::Detected {
+        alert,
+        context: Default::default(),
+    }
+}
+
+fn ids(alerts: &[trailwatch::alert::Detected]) -> Vec<(String, Option<String>, u64)> {
+    alerts
+        .iter()
+        .map(|d| {
+            (
+                d.alert.id.clone(),
+                d.alert.burst.as_ref().map(|b| b.state.clone()),
+                d.alert.count,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeats_read_by_two_instances_are_one_burst_counted_once() {
+    emulators::require_emulators();
+    let config = SharedStateConfig {
+        table_prefix: format!("tw-windows-{}", std::process::id()),
+        claim_timeout: Duration::from_secs(300),
+    };
+    SharedState::new(client(), &config, "init")
+        .init()
+        .await
+        .expect("tables");
+    let a = SharedState::new(client(), &config, "tw-a");
+    let b = SharedState::new(client(), &config, "tw-b");
+    let grouping = trailwatch::config::Suppression {
+        window: Duration::from_secs(600),
+        rules: Vec::new(),
+        exclude: Vec::new(),
+    };
+    let open = Some("open".to_owned());
+
+    // A reads an object of two repeats: the first opens the burst.
+    let out = a
+        .group(
+            &grouping,
+            "logs/o1",
+            vec![repeat("tw-a1", 0), repeat("tw-a2", 1)],
+        )
+        .await
+        .expect("group");
+    assert_eq!(ids(&out), [("tw-a1".to_owned(), open.clone(), 1)]);
+    // B reads another object, of a third: counted, nothing new opens.
+    let out = b
+        .group(&grouping, "logs/o2", vec![repeat("tw-a3", 2)])
+        .await
+        .expect("group");
+    assert!(out.is_empty(), "{:?}", ids(&out));
+    // B reads A's object again (notified twice): not counted again, and its
+    // first alert is the same opening alert (the claims send it once).
+    let out = b
+        .group(
+            &grouping,
+            "logs/o1",
+            vec![repeat("tw-a2", 1), repeat("tw-a1", 0)],
+        )
+        .await
+        .expect("group");
+    assert_eq!(ids(&out), [("tw-a1".to_owned(), open.clone(), 1)]);
+
+    // The window ended (event time long past): one instance closes it, once.
+    let closed = b.close_windows().await.expect("close");
+    assert_eq!(ids(&closed).len(), 1, "{:?}", ids(&closed));
+    assert_eq!(closed[0].alert.count, 3, "each repeat counted once");
+    let mut related = closed[0].alert.related_event_ids.clone();
+    related.sort();
+    assert_eq!(related, ["ev-tw-a2", "ev-tw-a3"]);
+    assert!(a.close_windows().await.expect("close").is_empty());
+
+    // A repeat after the window ended opens a new burst; one beyond the next
+    // window replaces it, raising its summary on the way.
+    let out = a
+        .group(
+            &grouping,
+            "logs/o3",
+            vec![repeat("tw-a4", 60), repeat("tw-a5", 61)],
+        )
+        .await
+        .expect("group");
+    assert_eq!(ids(&out), [("tw-a4".to_owned(), open.clone(), 1)]);
+    let out = b
+        .group(&grouping, "logs/o4", vec![repeat("tw-a6", 180)])
+        .await
+        .expect("group");
+    let got = ids(&out);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].1.as_deref(), got[0].2), (Some("closed"), 2));
+    assert_eq!(got[1], ("tw-a6".to_owned(), open, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_grouping_one_burst_at_once_count_each_repeat_once() {
+    emulators::require_emulators();
+    let config = SharedStateConfig {
+        table_prefix: format!("tw-race-{}", std::process::id()),
+        claim_timeout: Duration::from_secs(300),
+    };
+    SharedState::new(client(), &config, "init")
+        .init()
+        .await
+        .expect("tables");
+    let a = SharedState::new(client(), &config, "tw-a");
+    let b = SharedState::new(client(), &config, "tw-b");
+    let grouping = trailwatch::config::Suppression {
+        window: Duration::from_secs(600),
+        rules: Vec::new(),
+        exclude: Vec::new(),
+    };
+    // 50 repeats a minute apart in ten objects of five; A reads the even
+    // objects, B the odd ones, and both read objects 4 and 5 (notified
+    // twice), both at once.
+    let read = |who: &SharedState, objects: Vec<i64>| {
+        let (who, grouping) = (who.clone(), grouping.clone());
+        async move {
+            let mut out = Vec::new();
+            for k in objects {
+                let alerts = (5 * k..5 * k + 5)
+                    .map(|m| repeat(&format!("tw-r{m:02}"), m))
+                    .collect();
+                let object = format!("logs/o{k}");
+                out.extend(who.group(&grouping, &object, alerts).await.expect("group"));
+            }
+            out
+        }
+    };
+    let objects = |odd: bool| -> Vec<i64> {
+        (0..10)
+            .filter(|k| (k % 2 == 1) == odd || (4..6).contains(k))
+            .collect()
+    };
+    let (from_a, from_b) = tokio::join!(read(&a, objects(false)), read(&b, objects(true)));
+    let mut opened: Vec<String> = from_a
+        .iter()
+        .chain(&from_b)
+        .filter(|d| d.alert.burst.as_ref().is_some_and(|b| b.state == "open"))
+        .map(|d| d.alert.id.clone())
+        .collect();
+    opened.sort();
+    opened.dedup();
+    let mut closed = a.close_windows().await.expect("close");
+    closed.extend(b.close_windows().await.expect("close"));
+    // Never ten minutes between repeats, whoever read them: one burst,
+    // every repeat in it once.
+    assert_eq!(opened.len(), 1, "one burst: {opened:?}");
+    assert_eq!(ids(&closed).len(), 1, "{:?}", ids(&closed));
+    assert_eq!(closed[0].alert.count, 50, "each repeat counted once");
+}

@@ -167,7 +167,7 @@ pub(super) fn own_statements(p: &str, config: &Config) -> Vec<Value> {
         statements.push(json!({
             "Sid": "SharedState", "Effect": "Allow",
             "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                       "dynamodb:Query"],
+                       "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"],
             "Resource": tables
         }));
     }

@@ -130,7 +130,7 @@ pub(super) async fn crawl_loop(
             if let Err(e) = crawler.close_bursts(false).await {
                 tracing::error!(error = %e, "closing bursts failed");
             }
-            match crawler.blocking(|s| s.close_suppression_windows()).await {
+            match crawler.close_windows().await {
                 Ok(n) if n > 0 => {
                     tracing::info!(summaries = n, "suppression windows closed with repeats")
                 }

@@ -58,3 +58,27 @@ impl Crawler {
         Ok(grouped + correlated)
     }
 }
+
+impl Crawler {
+    /// Closes the grouping windows that have ended, raising their summaries:
+    /// this instance's own (SQLite), and with shared state those of every
+    /// instance that this one is first to close. Returns how many alerts
+    /// were new.
+    pub async fn close_windows(&self) -> Result<usize, CrawlError> {
+        let mut new = self.blocking(|s| s.close_suppression_windows()).await?;
+        if let Some(shared) = &self.shared
+            && self.config.rules.suppression.is_some()
+        {
+            match shared.close_windows().await {
+                Ok(summaries) if !summaries.is_empty() => {
+                    new += self.blocking(move |s| s.insert_alerts(&summaries)).await?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing the shared grouping windows failed; tried again later");
+                }
+            }
+        }
+        Ok(new)
+    }
+}

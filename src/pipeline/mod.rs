@@ -149,7 +149,7 @@ impl Crawler {
         let previous = self.previous_reports(&targets).await?;
         Self::update_lag(&mut reports, &previous);
         let blind_spots = self.raise_blind_spots(&mut reports, &previous).await?;
-        let summaries = self.blocking(|s| s.close_suppression_windows()).await?;
+        let summaries = self.close_windows().await?;
         if summaries > 0 {
             tracing::info!(summaries, "suppression windows closed with repeats");
         }

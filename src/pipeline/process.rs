@@ -236,6 +236,21 @@ impl Crawler {
             }
         }
         let held = if local_engine { held } else { Vec::new() };
+        // Shared state: repeats are grouped with every instance's.
+        let alerts = match (&self.shared, &self.config.rules.suppression) {
+            (Some(shared), Some(config)) if !alerts.is_empty() => {
+                match shared
+                    .group(config, &format!("{}/{}", object.bucket, object.key), alerts)
+                    .await
+                {
+                    Ok(alerts) => alerts,
+                    Err(e) => {
+                        return Outcome::RetryLater(format!("{}{e}", super::report::COMMIT_FAILED));
+                    }
+                }
+            }
+            (_, _) => alerts,
+        };
         let cursor = w.cursor.clone();
         let key = w.key.clone();
         let key_time = w.key_time.clone();

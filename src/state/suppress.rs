@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::alert::{BurstInfo, Detected, burst_summary_id};
 pub use crate::config::Suppression;
 
-fn applies(config: &Suppression, d: &Detected) -> bool {
+pub(crate) fn applies(config: &Suppression, d: &Detected) -> bool {
     let rule = d.alert.rule.id.as_str();
     d.alert.burst.is_none()
         && !d.context.ungrouped
@@ -25,22 +25,22 @@ fn applies(config: &Suppression, d: &Detected) -> bool {
 }
 
 /// At most this many distinct targets are listed in a summary.
-const TARGETS_MAX: usize = 20;
+pub(crate) const TARGETS_MAX: usize = 20;
 
 /// At most this many suppressed event ids are kept for the summary.
-const RELATED_MAX: usize = 100;
+pub(crate) const RELATED_MAX: usize = 100;
 
-fn parse_time(text: Option<&str>) -> Option<time::OffsetDateTime> {
+pub(crate) fn parse_time(text: Option<&str>) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(text?, &time::format_description::well_known::Rfc3339).ok()
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
 /// The window's key: rule, principal.
-fn key(d: &Detected) -> String {
+pub(crate) fn key(d: &Detected) -> String {
     let principal = d.alert.event.principal.as_deref().unwrap_or("");
     let digest = Sha256::digest(format!("{}\0{principal}", d.alert.rule.id).as_bytes());
     hex::encode(&digest[..16])
@@ -48,16 +48,16 @@ fn key(d: &Detected) -> String {
 
 /// The repeats' event ids and the distinct targets (the `related` column;
 /// a plain array of ids is what older versions wrote).
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct Related {
-    ids: Vec<String>,
-    targets: Vec<String>,
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Related {
+    pub ids: Vec<String>,
+    pub targets: Vec<String>,
     /// The newest repeat's time.
     #[serde(default)]
-    last: Option<String>,
+    pub last: Option<String>,
 }
 
-fn read_related(text: &str) -> Related {
+pub(crate) fn read_related(text: &str) -> Related {
     serde_json::from_str::<Related>(text)
         .or_else(|_| {
             serde_json::from_str::<Vec<String>>(text).map(|ids| Related {
@@ -69,7 +69,7 @@ fn read_related(text: &str) -> Related {
         .unwrap_or_default()
 }
 
-fn push_bounded(list: &mut Vec<String>, value: Option<&str>, bound: usize) {
+pub(crate) fn push_bounded(list: &mut Vec<String>, value: Option<&str>, bound: usize) {
     if let Some(v) = value
         && list.len() < bound
         && !list.iter().any(|x| x == v)
@@ -205,15 +205,22 @@ fn close(tx: &Transaction, key: &str) -> rusqlite::Result<Option<Detected>> {
     let Some((start, count, related, first)) = row else {
         return Ok(None);
     };
+    Ok(summary(start, count, &related, &first))
+}
+
+/// A closed window's summary, when it counted repeats: from its first
+/// event's time, its count, its `related` text and its first alert (with
+/// its context, as JSON).
+pub(crate) fn summary(start: String, count: i64, related: &str, first: &str) -> Option<Detected> {
     if count <= 1 {
-        return Ok(None);
+        return None;
     }
     let Ok((mut alert, mut context)) =
-        serde_json::from_str::<(crate::alert::Alert, crate::alert::AlertContext)>(&first)
+        serde_json::from_str::<(crate::alert::Alert, crate::alert::AlertContext)>(first)
     else {
-        return Ok(None);
+        return None;
     };
-    let related = read_related(&related);
+    let related = read_related(related);
     let burst_id = alert.id.clone();
     let last = related.last.clone().unwrap_or_else(|| start.clone());
     alert.id = burst_summary_id(&burst_id);
@@ -229,7 +236,7 @@ fn close(tx: &Transaction, key: &str) -> rusqlite::Result<Option<Detected>> {
     if related.targets.len() > 1 {
         context.resource = Some(related.targets.join(", "));
     }
-    Ok(Some(Detected { alert, context }))
+    Some(Detected { alert, context })
 }
 
 /// Closes every window that ended before `now`; returns their summaries.

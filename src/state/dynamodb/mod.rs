@@ -18,6 +18,7 @@
 
 mod alerts;
 mod feed;
+mod windows;
 
 pub use alerts::{SharedAlert, sync_alerts};
 pub use feed::{FeedItem, SavedEngine};
