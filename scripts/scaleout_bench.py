@@ -112,7 +112,7 @@ class Proxy:
 
 
 def configure(path: Path, w: dict, tag: str, receiver: str, s3_url: str, ddb_url: str) -> None:
-    scaleout.config(path, w, tag, receiver)
+    scaleout.config(path, w, tag, receiver, path.parent.name)
     text = path.read_text()
     future = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = text.replace(f'endpoint_url = "{LOCALSTACK}"', f'endpoint_url = "{s3_url}"')
@@ -148,6 +148,10 @@ def drain_run(args, k: int, receiver: str, work: Path, s3p: Proxy, ddbp: Proxy) 
         time.sleep(1)
     dirs = work / tag
     dirs.mkdir()
+    # scaleout.py's rules: a correlation and a grouped rule, both shared.
+    (dirs / "rules").mkdir()
+    (dirs / "rules" / "scaleout.yml").write_text(scaleout.CORRELATION)
+    (dirs / "rules" / "describe.yml").write_text(scaleout.DESCRIBE)
     for i in range(k):
         (dirs / f"i{i}").mkdir()
         configure(dirs / f"i{i}" / "trailwatch.toml", w, tag, receiver, s3p.url, ddbp.url)

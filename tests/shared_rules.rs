@@ -1,7 +1,7 @@
 //! The stateful rules across instances (`[state] backend = "dynamodb"`),
 //! against moto's DynamoDB: two instances put the records that feed a
-//! correlation in the shared feed, some of them both (one object read by
-//! each); one leads and raises the burst once, counting each event once;
+//! correlation in the shared feed, some of them both (an object notified
+//! twice, records read through two trails); one leads and raises the burst once, counting each event once;
 //! the other waits; when the first steps down the second goes on from the
 //! state it saved, and the burst's count is the number of distinct events
 //! both read.
@@ -17,7 +17,7 @@ use trailwatch::config::SharedStateConfig;
 use trailwatch::pipeline::rule_leader::Leader;
 use trailwatch::rules::{RuleSet, load_rule_set};
 use trailwatch::state::StateStore;
-use trailwatch::state::dynamodb::{FeedItem, SharedState};
+use trailwatch::state::dynamodb::{FedRecord, FeedItem, SharedState};
 
 fn client() -> aws_sdk_dynamodb::Client {
     let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests");
@@ -61,7 +61,7 @@ fn rules(dir: &std::path::Path) -> Arc<RuleSet> {
 }
 
 /// StopLogging by one user, event `n` at 10:00:0n.
-fn item(n: u32) -> FeedItem {
+fn record(n: u32) -> FedRecord {
     let record = serde_json::json!({
         "eventVersion": "1.08", "eventID": format!("ev-{n}"),
         "eventTime": format!("2026-12-06T10:00:{n:02}Z"),
@@ -70,15 +70,22 @@ fn item(n: u32) -> FeedItem {
         "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/x",
                          "accountId": "111122223333"},
     });
-    FeedItem {
-        event: format!("ev-{n}"),
-        record: record.to_string(),
+    FedRecord {
+        text: record.to_string(),
         rules: vec!["tw-test-stop".into()],
+    }
+}
+
+/// Object `key`'s records `ns`, as one feed item.
+fn object(key: &str, ns: &[u32]) -> Vec<FeedItem> {
+    vec![FeedItem {
+        event: format!("logs/{key}#0"),
+        records: ns.iter().map(|&n| record(n)).collect(),
         object: Some(ObjectRef {
             bucket: "logs".into(),
-            key: format!("k{n}"),
+            key: key.into(),
         }),
-    }
+    }]
 }
 
 fn outbox(store: &StateStore) -> Vec<(String, u64)> {
@@ -120,14 +127,15 @@ async fn a_burst_split_across_instances_is_one_alert_counting_each_event_once() 
     let (b, b_store, mut b_leader) = instance("tw-b");
     let (a_rules, b_rules) = (rules(&rule_dir), rules(&rule_dir));
 
-    // Each reads an object; both read the one with events 3 and 4.
-    let items = |ns: &[u32]| ns.iter().map(|&n| item(n)).collect::<Vec<_>>();
-    assert_eq!(a.feed(&items(&[1, 2, 3, 4])).await.expect("feed"), 4);
-    assert_eq!(b.feed(&items(&[3, 4, 5, 6])).await.expect("feed"), 2);
+    // Each reads an object; events 3 and 4 are in both (read through two
+    // trails), and B reads A's object again (notified twice).
+    assert_eq!(a.feed(&object("o1", &[1, 2, 3, 4])).await.expect("feed"), 1);
+    assert_eq!(b.feed(&object("o2", &[3, 4, 5, 6])).await.expect("feed"), 1);
+    assert_eq!(b.feed(&object("o1", &[1, 2, 3, 4])).await.expect("feed"), 0);
 
     let round = a_leader.round(&a_rules, 3600).await.expect("round");
     assert!(round.leading, "{round:?}");
-    assert_eq!((round.fed, round.alerts), (6, 1), "{round:?}");
+    assert_eq!((round.fed, round.alerts), (8, 1), "{round:?}");
     let round = b_leader.round(&b_rules, 3600).await.expect("round");
     assert!(!round.leading, "one leader at a time: {round:?}");
     assert_eq!(
@@ -141,9 +149,10 @@ async fn a_burst_split_across_instances_is_one_alert_counting_each_event_once() 
     assert_eq!((round.fed, round.alerts), (0, 0), "{round:?}");
 
     // A steps down; B leads from the state A saved. Two more events, and
-    // one already fed read again.
+    // an object already fed read again.
     a_leader.step_down().await;
-    assert_eq!(b.feed(&items(&[1, 7, 8])).await.expect("feed"), 2);
+    assert_eq!(b.feed(&object("o3", &[7, 8])).await.expect("feed"), 1);
+    assert_eq!(b.feed(&object("o2", &[3, 4, 5, 6])).await.expect("feed"), 0);
     let round = b_leader.round(&b_rules, 3600).await.expect("round");
     assert!(round.leading, "{round:?}");
     assert_eq!(

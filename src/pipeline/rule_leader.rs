@@ -20,15 +20,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alert::ObjectRef;
 use crate::alert::now_rfc3339;
 use crate::rules::{RuleSet, Snapshot};
-use crate::state::dynamodb::{FeedItem, SharedState};
+use crate::state::dynamodb::{FedRecord, SharedState};
 use crate::state::{CorrelationCommit, StateStore};
 
 /// How long the lease holds without a renewal.
 pub const LEASE: Duration = Duration::from_secs(30);
-/// Events fed per round, at most.
-const BATCH: usize = 500;
+/// Feed items (objects) fed per round, at most.
+const BATCH: usize = 200;
 
 /// What one round did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct Round {
 
 struct Leading {
     generation: i64,
+    /// How many chunks the saved generation has (let go at the next save).
+    chunks: i64,
     /// The rule set the engine was restored into (a reload builds another).
     rules: Arc<RuleSet>,
 }
@@ -118,28 +121,59 @@ impl Leader {
             );
             self.leading = Some(Leading {
                 generation: saved.generation,
+                chunks: saved.chunks,
                 rules: Arc::clone(rules),
             });
         }
         let Some(generation) = self.leading.as_ref().map(|l| l.generation) else {
             return Ok(round);
         };
+        let fed = self
+            .feed_round(rules, idle_seconds, generation, round)
+            .await;
+        if fed.is_err()
+            && let Some(was) = self.leading.take()
+        {
+            // What the engine holds may now differ from what was saved: it
+            // is restored again next round.
+            was.rules.with_correlator(|c| c.reset());
+        }
+        fed
+    }
 
-        let mut batch = self
+    /// The rest of a round, as the leader at `generation`.
+    async fn feed_round(
+        &mut self,
+        rules: &Arc<RuleSet>,
+        idle_seconds: i64,
+        generation: i64,
+        mut round: Round,
+    ) -> Result<Round, String> {
+        let batch = self
             .shared
             .waiting(BATCH)
             .await
             .map_err(|e| e.to_string())?;
         round.more = batch.len() >= BATCH;
-        round.fed = batch.len();
-        sort_by_event_time(&mut batch);
         let events: Vec<String> = batch.iter().map(|i| i.event.clone()).collect();
+        let mut records: Vec<(String, FedRecord, Option<ObjectRef>)> = batch
+            .into_iter()
+            .flat_map(|item| {
+                let object = item.object;
+                item.records
+                    .into_iter()
+                    .map(move |r| (event_time(&r.text), r, object.clone()))
+            })
+            .collect();
+        // In event-time order (the put order where times tie or are missing).
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        round.fed = records.len();
         let (rules_now, state) = (Arc::clone(rules), Arc::clone(&self.state));
         let fed = tokio::task::spawn_blocking(move || {
             let detected_at = now_rfc3339();
-            for item in &batch {
-                if !rules_now.feed_by_ids(&item.record, &item.rules, item.object.as_ref(), &detected_at) {
-                    tracing::warn!(event = %item.event, "a shared feed item that is not a record: passed over");
+            for (_, r, object) in &records {
+                if !rules_now.feed_by_ids(&r.text, &r.rules, object.as_ref(), &detected_at) {
+                    tracing::warn!("a shared feed record that is not a record: passed over");
                 }
             }
             rules_now.with_correlator(|c| {
@@ -157,7 +191,7 @@ impl Leader {
                     },
                 )?;
                 c.committed(pending);
-                Ok::<_, crate::state::StateError>((n, c.export_state()))
+                Ok::<_, crate::state::StateError>((n, pending, c.export_state()))
             })
         })
         .await
@@ -165,23 +199,31 @@ impl Leader {
         let Some(fed) = fed else {
             return Ok(round);
         };
-        let (alerts, exported) = fed.map_err(|e| e.to_string())?;
+        let (alerts, raised, exported) = fed.map_err(|e| e.to_string())?;
         round.alerts = alerts;
+        if events.is_empty() && raised == 0 {
+            // Nothing fed, nothing raised: what is saved still holds (a
+            // burst closed without a summary is closed again by the next
+            // leader, harmlessly).
+            return Ok(round);
+        }
+        let previous = self.leading.as_ref().map_or(0, |l| l.chunks);
         let saved = self
             .shared
-            .save_engine(generation, &exported, &events)
+            .save_engine(generation, previous, &exported, &events)
             .await
             .map_err(|e| e.to_string())?;
-        if !saved {
+        let Some(chunks) = saved else {
             tracing::warn!("another instance saved the stateful rules' state: no longer leading");
             if let Some(was) = self.leading.take() {
                 was.rules.with_correlator(|c| c.reset());
             }
             round.leading = false;
             return Ok(round);
-        }
+        };
         if let Some(l) = self.leading.as_mut() {
             l.generation = generation + 1;
+            l.chunks = chunks;
         }
         self.shared.fed(&events).await.map_err(|e| e.to_string())?;
         Ok(round)
@@ -197,12 +239,10 @@ impl Leader {
     }
 }
 
-/// In event-time order (the put order where times tie or are missing).
-fn sort_by_event_time(batch: &mut [FeedItem]) {
-    batch.sort_by_cached_key(|item| {
-        serde_json::from_str::<serde_json::Value>(&item.record)
-            .ok()
-            .and_then(|v| v.get("eventTime")?.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    });
+/// A record's `eventTime` as written (RFC 3339 UTC sorts as text).
+fn event_time(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("eventTime")?.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

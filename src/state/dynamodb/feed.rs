@@ -1,24 +1,27 @@
-//! The stateful rules across instances: every instance puts the records that
-//! feed a correlation or first-seen rule in `<prefix>-feed`, once per event
-//! (a conditional put on its eventID: a record read twice, by one instance
-//! or by two, is fed once), and one instance at a time, the leader, runs the
-//! engine over what all of them put (`src/daemon/rule_leader.rs`). The
-//! leader holds a lease in `<prefix>-rules` (a conditional put, renewed
-//! every round, taken over once it lapses) and keeps the engine's state
-//! there, so that whoever leads next goes on where it stopped.
+//! The stateful rules across instances: every instance puts, per object it
+//! reads, the records that feed a correlation or first-seen rule in
+//! `<prefix>-feed` (one item per object, or a few for a big one; a
+//! conditional put on the object's key, so that an object read twice, by
+//! one instance or by two, is fed once), and one instance at a time, the
+//! leader, runs the engine over what all of them put
+//! (`src/pipeline/rule_leader.rs`; its engine also counts an eventID once,
+//! so a record read through two trails is fed once). The leader holds a
+//! lease in `<prefix>-rules` (a conditional put, renewed every round, taken
+//! over once it lapses) and keeps the engine's state there, so that whoever
+//! leads next goes on where it stopped.
 //!
-//! `<prefix>-feed`, keyed by `event`: `record` (its text), `rules` (the ids
-//! of the rules it matched), `bucket` and `key` (the object it came from),
-//! and, until the leader has fed it, `todo` and `at` (when it was put),
-//! the keys of the sparse index `todo` the leader reads in that order.
-//! `<prefix>-rules`, keyed by `name`: `lease` (`owner`, `until`), `engine`
-//! (`gen`, `chunks`, `done`: the events of the round that saved it) and
-//! `engine#<gen>#<n>`, the state's compressed chunks.
+//! `<prefix>-feed`, keyed by `event` (`<bucket>/<key>#<part>`): `records`
+//! (JSON: each record's text and the ids of the rules it matched),
+//! `bucket` and `key`, and, until the leader has fed it, `todo` and `at`
+//! (when it was put), the keys of the sparse index `todo` the leader reads
+//! in that order. `<prefix>-rules`, keyed by `name`: `lease` (`owner`,
+//! `until`), `engine` (`gen`, `chunks`, `done`: the items of the round that
+//! saved it) and `engine#<gen>#<n>`, the state's compressed chunks.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
@@ -36,22 +39,35 @@ const CHUNK: usize = 300_000;
 /// Puts and updates in flight at once.
 const AT_ONCE: usize = 16;
 
-/// One record that feeds the stateful rules.
+/// One record that feeds the stateful rules: its text and the ids of the
+/// rules it matched that feed a stateful rule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FedRecord {
+    pub text: String,
+    pub rules: Vec<String>,
+}
+
+/// Records of one object that feed the stateful rules (all of them, or a
+/// part of a big object's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedItem {
-    /// Its eventID (or a digest of its text when it has none).
+    /// `<bucket>/<key>#<part>`.
     pub event: String,
-    pub record: String,
-    /// The rules it matched that feed a stateful rule, by id.
-    pub rules: Vec<String>,
+    pub records: Vec<FedRecord>,
     pub object: Option<ObjectRef>,
 }
+
+/// An item's records stay under this many bytes of text (DynamoDB's limit
+/// is 400 KB an item).
+pub const ITEM_TEXT_MAX: usize = 300_000;
 
 /// The engine's state as the last leader saved it.
 #[derive(Debug, Clone, Default)]
 pub struct SavedEngine {
     /// How many times it was saved (0: never).
     pub generation: i64,
+    /// How many chunks it is in.
+    pub chunks: i64,
     pub state: Option<serde_json::Value>,
     /// The events of the round that saved it: fed, maybe still in the index.
     pub done: Vec<String>,
@@ -110,8 +126,10 @@ impl SharedState {
             .put_item()
             .table_name(&self.feed)
             .item("event", s(item.event.as_str()))
-            .item("record", s(item.record.as_str()))
-            .item("rules", list(&item.rules))
+            .item(
+                "records",
+                s(serde_json::to_string(&item.records).unwrap_or_default()),
+            )
             .item("todo", s("1"))
             .item("at", AttributeValue::N(at.to_string()))
             .item("expires", n(now() + REMEMBER.as_secs() as i64))
@@ -176,7 +194,7 @@ impl SharedState {
         }
     }
 
-    /// Up to `limit` events not yet fed, oldest put first.
+    /// Up to `limit` items not yet fed, oldest put first.
     pub async fn waiting(&self, limit: usize) -> Result<Vec<FeedItem>, SharedError> {
         let mut out = Vec::new();
         let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
@@ -195,8 +213,13 @@ impl SharedState {
                 .await
                 .map_err(|e| Self::error(&self.feed, "Query", e))?;
             for item in page.items() {
-                let (Some(event), Some(record)) = (text_of(item, "event"), text_of(item, "record"))
+                let (Some(event), Some(records)) =
+                    (text_of(item, "event"), text_of(item, "records"))
                 else {
+                    continue;
+                };
+                let Ok(records) = serde_json::from_str(&records) else {
+                    tracing::warn!(table = %self.feed, item = %event, "a feed item whose records cannot be read: passed over");
                     continue;
                 };
                 let object = match (text_of(item, "bucket"), text_of(item, "key")) {
@@ -205,8 +228,7 @@ impl SharedState {
                 };
                 out.push(FeedItem {
                     event,
-                    record,
-                    rules: list_of(item, "rules"),
+                    records,
                     object,
                 });
             }
@@ -282,6 +304,7 @@ impl SharedState {
             })?;
         Ok(SavedEngine {
             generation,
+            chunks,
             state: serde_json::from_slice(&json).ok(),
             done: list_of(&head, "done"),
         })
@@ -303,15 +326,18 @@ impl SharedState {
         Ok(got.item().cloned())
     }
 
-    /// Saves the engine's state as generation `after + 1`, with the events
-    /// of the round that led to it; false when another leader saved since
-    /// generation `after` (this instance is no longer the leader).
+    /// Saves the engine's state as generation `after + 1`, with the items
+    /// of the round that led to it, and lets generation `after`'s
+    /// `previous` chunks go; its number of chunks, or `None` when another
+    /// leader saved since generation `after` (this instance no longer
+    /// leads).
     pub async fn save_engine(
         &self,
         after: i64,
+        previous: i64,
         state: &serde_json::Value,
         done: &[String],
-    ) -> Result<bool, SharedError> {
+    ) -> Result<Option<i64>, SharedError> {
         let generation = after + 1;
         let mut packed =
             flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -354,9 +380,24 @@ impl SharedState {
             .send()
             .await;
         match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(Self::error(&self.rules, "PutItem", e)),
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => return Ok(None),
+            Err(e) => return Err(Self::error(&self.rules, "PutItem", e)),
         }
+        for i in 0..previous {
+            let name = format!("engine#{after}#{i}");
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.rules)
+                .key("name", s(name.as_str()))
+                .send()
+                .await;
+            if let Err(e) = deleted {
+                // Its TTL removes it later.
+                tracing::debug!(item = %name, error = %DisplayErrorContext(e), "an old chunk of the engine's state stays");
+            }
+        }
+        Ok(Some(chunks.len() as i64))
     }
 }

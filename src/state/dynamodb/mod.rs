@@ -21,7 +21,7 @@ mod feed;
 mod windows;
 
 pub use alerts::{SharedAlert, sync_alerts};
-pub use feed::{FeedItem, SavedEngine};
+pub use feed::{FedRecord, FeedItem, ITEM_TEXT_MAX, SavedEngine};
 
 use std::time::Duration;
 
