@@ -11,24 +11,13 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::emulators::{self, MOTO};
+use common::emulators;
+use common::shared_tables::{client, fresh};
 use trailwatch::alert::ObjectRef;
-use trailwatch::config::SharedStateConfig;
 use trailwatch::pipeline::rule_leader::Leader;
 use trailwatch::rules::{RuleSet, load_rule_set};
 use trailwatch::state::StateStore;
 use trailwatch::state::dynamodb::{FedRecord, FeedItem, SharedState};
-
-fn client() -> aws_sdk_dynamodb::Client {
-    let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests");
-    let conf = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(MOTO)
-        .credentials_provider(creds)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(conf)
-}
 
 const STOP_RULE: &str = r#"title: Stop
 id: tw-test-stop
@@ -105,14 +94,7 @@ async fn a_burst_split_across_instances_is_one_alert_counting_each_event_once() 
     std::fs::create_dir(&rule_dir).expect("mkdir");
     std::fs::write(rule_dir.join("stop.yml"), STOP_RULE).expect("write");
     std::fs::write(rule_dir.join("many.yml"), MANY_STOPS).expect("write");
-    let config = SharedStateConfig {
-        table_prefix: format!("tw-rules-{}", std::process::id()),
-        claim_timeout: Duration::from_secs(300),
-    };
-    SharedState::new(client(), &config, "init")
-        .init()
-        .await
-        .expect("tables");
+    let config = fresh("tw-rules", Duration::from_secs(300)).await;
     let instance = |name: &str| {
         let shared = Arc::new(SharedState::new(client(), &config, name));
         let store =
@@ -200,24 +182,22 @@ fn ids(alerts: &[trailwatch::alert::Detected]) -> Vec<(String, Option<String>, u
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn repeats_read_by_two_instances_are_one_burst_counted_once() {
-    emulators::require_emulators();
-    let config = SharedStateConfig {
-        table_prefix: format!("tw-windows-{}", std::process::id()),
-        claim_timeout: Duration::from_secs(300),
-    };
-    SharedState::new(client(), &config, "init")
-        .init()
-        .await
-        .expect("tables");
-    let a = SharedState::new(client(), &config, "tw-a");
-    let b = SharedState::new(client(), &config, "tw-b");
-    let grouping = trailwatch::config::Suppression {
+/// Repeats of every rule grouped within ten minutes.
+fn ten_minutes() -> trailwatch::config::Suppression {
+    trailwatch::config::Suppression {
         window: Duration::from_secs(600),
         rules: Vec::new(),
         exclude: Vec::new(),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeats_read_by_two_instances_are_one_burst_counted_once() {
+    emulators::require_emulators();
+    let config = fresh("tw-windows", Duration::from_secs(300)).await;
+    let a = SharedState::new(client(), &config, "tw-a");
+    let b = SharedState::new(client(), &config, "tw-b");
+    let grouping = ten_minutes();
     let open = Some("open".to_owned());
 
     // A reads an object of two repeats: the first opens the burst.
@@ -281,21 +261,10 @@ async fn repeats_read_by_two_instances_are_one_burst_counted_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_grouping_one_burst_at_once_count_each_repeat_once() {
     emulators::require_emulators();
-    let config = SharedStateConfig {
-        table_prefix: format!("tw-race-{}", std::process::id()),
-        claim_timeout: Duration::from_secs(300),
-    };
-    SharedState::new(client(), &config, "init")
-        .init()
-        .await
-        .expect("tables");
+    let config = fresh("tw-race", Duration::from_secs(300)).await;
     let a = SharedState::new(client(), &config, "tw-a");
     let b = SharedState::new(client(), &config, "tw-b");
-    let grouping = trailwatch::config::Suppression {
-        window: Duration::from_secs(600),
-        rules: Vec::new(),
-        exclude: Vec::new(),
-    };
+    let grouping = ten_minutes();
     // 50 repeats a minute apart in ten objects of five; A reads the even
     // objects, B the odd ones, and both read objects 4 and 5 (notified
     // twice), both at once.

@@ -12,19 +12,9 @@ mod common;
 use std::time::Duration;
 
 use common::emulators::{self, MOTO, trailwatch};
+use common::shared_tables::{client, fresh};
 use trailwatch::config::SharedStateConfig;
 use trailwatch::state::dynamodb::{Claim, SharedState};
-
-fn client() -> aws_sdk_dynamodb::Client {
-    let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests");
-    let conf = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(MOTO)
-        .credentials_provider(creds)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(conf)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_instance_delivers_each_alert_and_a_lapsed_claim_passes_on() {
@@ -129,14 +119,7 @@ async fn every_instance_looks_up_every_alert_and_sends_only_its_own() {
 
     emulators::require_emulators();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = SharedStateConfig {
-        table_prefix: format!("tw-lookup-{}", std::process::id()),
-        claim_timeout: Duration::from_secs(300),
-    };
-    SharedState::new(client(), &config, "init")
-        .init()
-        .await
-        .expect("tables");
+    let config = fresh("tw-lookup", Duration::from_secs(300)).await;
     let open = |name: &str| Arc::new(StateStore::open(&dir.path().join(name)).expect("state"));
     let (a_store, b_store) = (open("a.db"), open("b.db"));
     let a = SharedState::new(client(), &config, "instance-a");
@@ -206,51 +189,6 @@ async fn every_instance_looks_up_every_alert_and_sends_only_its_own() {
     assert_eq!(looked_up(&b_store), every);
 }
 
-/// A webhook receiver on loopback that answers 503 until `open_at`, then
-/// 200; it counts each alert id it accepted, and `requests`.
-async fn receiver_opening_at(
-    open_at: std::time::Instant,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
-) {
-    use tokio::io::AsyncWriteExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-    let seen = std::sync::Arc::clone(&counts);
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let seen = std::sync::Arc::clone(&seen);
-            tokio::spawn(async move {
-                let Some((_, body)) = common::one_request::read(&mut s).await else {
-                    return;
-                };
-                *seen
-                    .lock()
-                    .expect("counts")
-                    .entry("requests".to_owned())
-                    .or_default() += 1;
-                let answer: &[u8] = if std::time::Instant::now() < open_at {
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
-                } else {
-                    if let Ok(alert) = serde_json::from_slice::<serde_json::Value>(&body)
-                        && let Some(id) = alert["id"].as_str()
-                    {
-                        let mut seen = seen.lock().expect("counts");
-                        *seen.entry(id.to_owned()).or_default() += 1;
-                    }
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
-                };
-                let _ = s.write_all(answer).await;
-            });
-        }
-    });
-    (url, counts)
-}
-
 /// Found by the scale-out check: an instance kept its claims for a whole
 /// batch and marked them delivered only after the batch, so a send retried
 /// (or a batch sent) for longer than the claim timeout let another instance
@@ -263,20 +201,13 @@ async fn a_claim_is_kept_alive_while_its_send_is_retried() {
 
     emulators::require_emulators();
     let dir = tempfile::tempdir().expect("tempdir");
-    let settings = SharedStateConfig {
-        table_prefix: format!("tw-lease-{}", std::process::id()),
-        claim_timeout: Duration::from_secs(4),
-    };
-    SharedState::new(client(), &settings, "init")
-        .init()
-        .await
-        .expect("tables");
+    let settings = fresh("tw-lease", Duration::from_secs(4)).await;
     let a = Arc::new(SharedState::new(client(), &settings, "tw-a"));
     let b = SharedState::new(client(), &settings, "tw-b");
 
     // The receiver refuses for three claim timeouts, then takes the alert.
     let open_at = std::time::Instant::now() + Duration::from_secs(12);
-    let (url, counts) = receiver_opening_at(open_at).await;
+    let (url, counts) = common::counting_receiver::start(open_at).await;
     let config = trailwatch::config::Config::from_toml(
         &format!("[[sinks]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"{url}\"\n"),
         dir.path(),

@@ -60,7 +60,11 @@ mod tests {
                 rules.hold_for_correlation(&record, &matched)
             })
             .collect();
-        assert_eq!(held.len(), 20, "GetSecretValue feeds a built-in correlation");
+        assert_eq!(
+            held.len(),
+            20,
+            "GetSecretValue feeds a built-in correlation"
+        );
         let object = ObjectRef {
             bucket: "b".into(),
             key: "k".into(),

@@ -4,11 +4,13 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod child;
+pub mod counting_receiver;
 pub mod emulators;
 pub mod offline;
 pub mod one_request;
 pub mod outbox;
 pub mod receiver;
+pub mod shared_tables;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};

@@ -310,7 +310,8 @@ impl SharedState {
         })
     }
 
-    async fn rules_item(
+    /// An item of `<prefix>-rules`, read consistently.
+    pub(super) async fn rules_item(
         &self,
         name: &str,
     ) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, SharedError> {

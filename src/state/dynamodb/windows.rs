@@ -201,7 +201,7 @@ impl SharedState {
         out: &mut Vec<Detected>,
     ) -> Result<(), SharedError> {
         for _ in 0..ATTEMPTS {
-            let item = self.window(name).await?;
+            let item = self.rules_item(name).await?;
             let version = item.as_ref().map_or(0, |i| number(i, "v"));
             let stored = item.as_ref().and_then(Window::from_item);
             if let Some(w) = &stored
@@ -251,19 +251,6 @@ impl SharedState {
             call: "PutItem",
             reason: format!("{name}: still changing after {ATTEMPTS} attempts"),
         })
-    }
-
-    async fn window(&self, name: &str) -> Result<Option<Item>, SharedError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.rules)
-            .key("name", s(name))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Self::error(&self.rules, "GetItem", e))?;
-        Ok(got.item().cloned())
     }
 
     /// Writes a window if it is still at `version` (absent: `None`); false
