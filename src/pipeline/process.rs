@@ -279,27 +279,27 @@ impl Crawler {
             // With stateful rules, their pending alerts and their state are
             // committed with the object, under the correlator's lock, so that
             // what is committed and what the engine holds never drift apart.
-            let with = rules.with_correlator(|c| {
-                if !local_engine {
-                    return commit(&alerts, None);
-                }
-                let mut all = alerts.clone();
-                let pending = c.pending().len();
-                all.extend(c.pending().iter().cloned());
-                let state = c.export_state();
-                let delta = c.seen_delta();
-                let n = commit(
-                    &all,
-                    Some(crate::state::CorrelationCommit {
-                        state: &state,
-                        seen_new: &delta.new,
-                        forget_outside: delta.forget_outside,
-                    }),
-                )?;
-                c.committed(pending);
-                Ok(n)
+            // (With shared state the leader's engine has them instead.)
+            let with = local_engine.then(|| {
+                rules.with_correlator(|c| {
+                    let mut all = alerts.clone();
+                    let pending = c.pending().len();
+                    all.extend(c.pending().iter().cloned());
+                    let state = c.export_state();
+                    let delta = c.seen_delta();
+                    let n = commit(
+                        &all,
+                        Some(crate::state::CorrelationCommit {
+                            state: &state,
+                            seen_new: &delta.new,
+                            forget_outside: delta.forget_outside,
+                        }),
+                    )?;
+                    c.committed(pending);
+                    Ok(n)
+                })
             });
-            match with {
+            match with.flatten() {
                 Some(result) => result,
                 None => commit(&alerts, None),
             }
