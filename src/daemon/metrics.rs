@@ -10,6 +10,8 @@
 //! - `trailwatch_cursor_lag_seconds{bucket,prefix,account,region}` (now minus
 //!   the newest processed object's time)
 //! - `trailwatch_trails{status}` (logging / not_logging), `trailwatch_crawl_cycles_total`
+//! - shared state: `trailwatch_stateful_rules_leader` (1 on the instance
+//!   that runs the stateful rules), `trailwatch_stateful_rules_fed_total`
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -67,6 +67,13 @@ pub(super) async fn leader_loop(
         let mut pause = LEADER_EVERY;
         match leader.round(&rules, idle).await {
             Ok(round) => {
+                let leads = if round.leading { 1.0 } else { 0.0 };
+                shared
+                    .metrics
+                    .set("trailwatch_stateful_rules_leader", &[], leads);
+                shared
+                    .metrics
+                    .add("trailwatch_stateful_rules_fed_total", &[], round.fed as f64);
                 if round.alerts > 0 {
                     shared.delivery_wake.notify_one();
                 }
