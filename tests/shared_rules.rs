@@ -182,6 +182,60 @@ fn ids(alerts: &[trailwatch::alert::Detected]) -> Vec<(String, Option<String>, u
         .collect()
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_that_dies_is_replaced_once_its_lease_lapses() {
+    emulators::require_emulators();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule_dir = dir.path().join("rules");
+    std::fs::create_dir(&rule_dir).expect("mkdir");
+    std::fs::write(rule_dir.join("stop.yml"), STOP_RULE).expect("write");
+    std::fs::write(rule_dir.join("many.yml"), MANY_STOPS).expect("write");
+    let config = fresh("tw-lapse", Duration::from_secs(300)).await;
+    let lease = Duration::from_secs(2);
+    let instance = |name: &str| {
+        let shared = Arc::new(SharedState::new(client(), &config, name));
+        let store =
+            Arc::new(StateStore::open(&dir.path().join(format!("{name}.db"))).expect("state"));
+        (
+            Arc::clone(&shared),
+            Arc::clone(&store),
+            Leader::new(shared, store).with_lease(lease),
+        )
+    };
+    let (a, a_store, mut a_leader) = instance("tw-a");
+    let (_b, b_store, mut b_leader) = instance("tw-b");
+    let (a_rules, b_rules) = (rules(&rule_dir), rules(&rule_dir));
+
+    a.feed(&object("o1", &[1, 2, 3, 4, 5])).await.expect("feed");
+    let round = a_leader.round(&a_rules, 3600).await.expect("round");
+    assert_eq!((round.leading, round.alerts), (true, 1), "{round:?}");
+    // A dies without letting its lease go: B waits until it lapses.
+    a.feed(&object("o2", &[6, 7])).await.expect("feed");
+    let round = b_leader.round(&b_rules, 3600).await.expect("round");
+    assert!(!round.leading, "A's lease still holds: {round:?}");
+    tokio::time::sleep(lease + Duration::from_secs(2)).await;
+    let round = b_leader.round(&b_rules, 3600).await.expect("round");
+    assert_eq!(
+        (round.leading, round.fed, round.alerts),
+        (true, 2, 0),
+        "B goes on from A's state: {round:?}"
+    );
+    // A comes back (its process was only paused): it does not lead again
+    // while B renews, and raises nothing.
+    let round = a_leader.round(&a_rules, 3600).await.expect("round");
+    assert!(!round.leading, "{round:?}");
+    assert_eq!(outbox(&a_store).len(), 1);
+    assert!(outbox(&b_store).is_empty());
+    let closed = b_rules
+        .with_correlator(|c| {
+            c.close_all();
+            c.take_pending()
+        })
+        .expect("a correlator");
+    let counts: Vec<u64> = closed.iter().map(|d| d.alert.count).collect();
+    assert_eq!(counts, [7], "one burst of the 7 events");
+}
+
 /// Repeats of every rule grouped within ten minutes.
 fn ten_minutes() -> trailwatch::config::Suppression {
     trailwatch::config::Suppression {

@@ -57,6 +57,7 @@ pub struct Leader {
     shared: Arc<SharedState>,
     state: Arc<StateStore>,
     leading: Option<Leading>,
+    lease: Duration,
 }
 
 impl Leader {
@@ -65,7 +66,14 @@ impl Leader {
             shared,
             state,
             leading: None,
+            lease: LEASE,
         }
+    }
+
+    /// With a lease of its own length (tests: a short one, to see it lapse).
+    pub fn with_lease(mut self, lease: Duration) -> Leader {
+        self.lease = lease;
+        self
     }
 
     /// One round with `rules` (the current rule set); bursts idle for
@@ -79,7 +87,11 @@ impl Leader {
         if rules.correlations().is_empty() {
             return Ok(round);
         }
-        let lead = self.shared.lead(LEASE).await.map_err(|e| e.to_string())?;
+        let lead = self
+            .shared
+            .lead(self.lease)
+            .await
+            .map_err(|e| e.to_string())?;
         if !lead {
             if let Some(was) = self.leading.take() {
                 was.rules.with_correlator(|c| c.reset());
