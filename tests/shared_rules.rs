@@ -8,13 +8,14 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::emulators;
 use common::shared_tables::{client, fresh};
 use trailwatch::alert::ObjectRef;
-use trailwatch::pipeline::rule_leader::Leader;
+use trailwatch::pipeline::rule_leader::{LEASE, Leader};
 use trailwatch::rules::{RuleSet, load_rule_set};
 use trailwatch::state::StateStore;
 use trailwatch::state::dynamodb::{FedRecord, FeedItem, SharedState};
@@ -77,6 +78,26 @@ fn object(key: &str, ns: &[u32]) -> Vec<FeedItem> {
     }]
 }
 
+/// One instance: its shared state, state store, part in leading, rules.
+type Instance = (Arc<SharedState>, Arc<StateStore>, Leader, Arc<RuleSet>);
+
+/// Two instances with the StopLogging rule and its correlation, on fresh
+/// tables (`<tables>-<pid>-...`), each leading for `lease` at a time.
+async fn two_instances(dir: &Path, tables: &str, lease: Duration) -> (Instance, Instance) {
+    let rule_dir = dir.join("rules");
+    std::fs::create_dir(&rule_dir).expect("mkdir");
+    std::fs::write(rule_dir.join("stop.yml"), STOP_RULE).expect("write");
+    std::fs::write(rule_dir.join("many.yml"), MANY_STOPS).expect("write");
+    let config = fresh(tables, Duration::from_secs(300)).await;
+    let instance = |name: &str| {
+        let shared = Arc::new(SharedState::new(client(), &config, name));
+        let store = Arc::new(StateStore::open(&dir.join(format!("{name}.db"))).expect("state"));
+        let leader = Leader::new(Arc::clone(&shared), Arc::clone(&store)).with_lease(lease);
+        (shared, store, leader, rules(&rule_dir))
+    };
+    (instance("tw-a"), instance("tw-b"))
+}
+
 fn outbox(store: &StateStore) -> Vec<(String, u64)> {
     store
         .alerts_after(0, 100)
@@ -90,24 +111,8 @@ fn outbox(store: &StateStore) -> Vec<(String, u64)> {
 async fn a_burst_split_across_instances_is_one_alert_counting_each_event_once() {
     emulators::require_emulators();
     let dir = tempfile::tempdir().expect("tempdir");
-    let rule_dir = dir.path().join("rules");
-    std::fs::create_dir(&rule_dir).expect("mkdir");
-    std::fs::write(rule_dir.join("stop.yml"), STOP_RULE).expect("write");
-    std::fs::write(rule_dir.join("many.yml"), MANY_STOPS).expect("write");
-    let config = fresh("tw-rules", Duration::from_secs(300)).await;
-    let instance = |name: &str| {
-        let shared = Arc::new(SharedState::new(client(), &config, name));
-        let store =
-            Arc::new(StateStore::open(&dir.path().join(format!("{name}.db"))).expect("state"));
-        (
-            Arc::clone(&shared),
-            Arc::clone(&store),
-            Leader::new(shared, store),
-        )
-    };
-    let (a, a_store, mut a_leader) = instance("tw-a");
-    let (b, b_store, mut b_leader) = instance("tw-b");
-    let (a_rules, b_rules) = (rules(&rule_dir), rules(&rule_dir));
+    let ((a, a_store, mut a_leader, a_rules), (b, b_store, mut b_leader, b_rules)) =
+        two_instances(dir.path(), "tw-rules", LEASE).await;
 
     // Each reads an object; events 3 and 4 are in both (read through two
     // trails), and B reads A's object again (notified twice).
@@ -186,25 +191,9 @@ fn ids(alerts: &[trailwatch::alert::Detected]) -> Vec<(String, Option<String>, u
 async fn a_leader_that_dies_is_replaced_once_its_lease_lapses() {
     emulators::require_emulators();
     let dir = tempfile::tempdir().expect("tempdir");
-    let rule_dir = dir.path().join("rules");
-    std::fs::create_dir(&rule_dir).expect("mkdir");
-    std::fs::write(rule_dir.join("stop.yml"), STOP_RULE).expect("write");
-    std::fs::write(rule_dir.join("many.yml"), MANY_STOPS).expect("write");
-    let config = fresh("tw-lapse", Duration::from_secs(300)).await;
     let lease = Duration::from_secs(2);
-    let instance = |name: &str| {
-        let shared = Arc::new(SharedState::new(client(), &config, name));
-        let store =
-            Arc::new(StateStore::open(&dir.path().join(format!("{name}.db"))).expect("state"));
-        (
-            Arc::clone(&shared),
-            Arc::clone(&store),
-            Leader::new(shared, store).with_lease(lease),
-        )
-    };
-    let (a, a_store, mut a_leader) = instance("tw-a");
-    let (_b, b_store, mut b_leader) = instance("tw-b");
-    let (a_rules, b_rules) = (rules(&rule_dir), rules(&rule_dir));
+    let ((a, a_store, mut a_leader, a_rules), (_b, b_store, mut b_leader, b_rules)) =
+        two_instances(dir.path(), "tw-lapse", lease).await;
 
     a.feed(&object("o1", &[1, 2, 3, 4, 5])).await.expect("feed");
     let round = a_leader.round(&a_rules, 3600).await.expect("round");
