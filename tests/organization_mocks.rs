@@ -351,3 +351,140 @@ async fn a_delegated_administrator_for_cloudtrail_describes_the_organisation_tra
     // No reader configured: the role that found it reads it.
     assert_eq!(found.trails[0].read_by.as_deref(), Some(admin));
 }
+
+/// An organisation of `ids`, every account active and under the root.
+fn flat_organization(ids: &'static [&'static str]) -> aws_sdk_organizations::Client {
+    let list = mock!(aws_sdk_organizations::Client::list_accounts).then_output(move || {
+        let mut b = ListAccountsOutput::builder();
+        for id in ids {
+            b = b.accounts(account(id, &format!("account-{id}"), AccountStatus::Active));
+        }
+        b.build()
+    });
+    let roots = mock!(aws_sdk_organizations::Client::list_roots).then_output(|| {
+        ListRootsOutput::builder()
+            .roots(Root::builder().id("r-root").build())
+            .build()
+    });
+    let units = mock!(aws_sdk_organizations::Client::list_organizational_units_for_parent)
+        .then_output(|| ListOrganizationalUnitsForParentOutput::builder().build());
+    let under_root =
+        mock!(aws_sdk_organizations::Client::list_accounts_for_parent).then_output(move || {
+            let mut b = ListAccountsForParentOutput::builder();
+            for id in ids {
+                b = b.accounts(account(id, "", AccountStatus::Active));
+            }
+            b.build()
+        });
+    mock_client!(
+        aws_sdk_organizations,
+        RuleMode::MatchAny,
+        [&list, &roots, &units, &under_root]
+    )
+}
+
+#[tokio::test]
+async fn accounts_joining_and_leaving_are_picked_up_at_the_next_discovery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crawler = crawler(dir.path(), true).await;
+    let c = &crawler.clients;
+    c.set_cloudtrail(
+        Some(&role(MANAGEMENT)),
+        "us-east-1",
+        cloudtrail(vec![org_trail()]),
+    );
+    // 333 has a trail of its own; 555 joins later with one of its own.
+    let joined_trail = "arn:aws:cloudtrail:us-east-1:555555555555:trail/new";
+    let describe_333 = mock!(aws_sdk_cloudtrail::Client::describe_trails).then_output(|| {
+        DescribeTrailsOutput::builder()
+            .trail_list(member_trail())
+            .build()
+    });
+    let describe_555 = mock!(aws_sdk_cloudtrail::Client::describe_trails).then_output(move || {
+        DescribeTrailsOutput::builder()
+            .trail_list(
+                Trail::builder()
+                    .name("new")
+                    .trail_arn(joined_trail)
+                    .home_region("us-east-1")
+                    .s3_bucket_name("newcomer-logs")
+                    .build(),
+            )
+            .build()
+    });
+    let status = || {
+        mock!(aws_sdk_cloudtrail::Client::get_trail_status)
+            .then_output(|| GetTrailStatusOutput::builder().is_logging(true).build())
+    };
+    let (status_333, status_555) = (status(), status());
+    c.set_cloudtrail(
+        Some(&member("333333333333")),
+        "us-east-1",
+        mock_client!(
+            aws_sdk_cloudtrail,
+            RuleMode::MatchAny,
+            [&describe_333, &status_333]
+        ),
+    );
+    c.set_cloudtrail(
+        Some(&member("555555555555")),
+        "us-east-1",
+        mock_client!(
+            aws_sdk_cloudtrail,
+            RuleMode::MatchAny,
+            [&describe_555, &status_555]
+        ),
+    );
+
+    let trails_of = |found: &trailwatch::aws::discovery::Discovery| {
+        let mut arns: Vec<String> = found.trails.iter().map(|t| t.arn.clone()).collect();
+        arns.sort();
+        arns
+    };
+    let named = |found: &trailwatch::aws::discovery::Discovery| {
+        let mut ids: Vec<String> = found
+            .organization
+            .as_ref()
+            .expect("organisation listed")
+            .iter()
+            .map(|a| a.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    c.set_organizations(
+        Some(&role(DELEGATED)),
+        flat_organization(&["111111111111", "333333333333"]),
+    );
+    let first = crawler.discover_trails().await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(trails_of(&first), [ORG_TRAIL, MEMBER_TRAIL]);
+    assert_eq!(named(&first), ["111111111111", "333333333333"]);
+    assert_eq!(describe_555.num_calls(), 0, "not a member yet");
+
+    // 333 leaves, 555 joins: the next discovery follows.
+    c.set_organizations(
+        Some(&role(DELEGATED)),
+        flat_organization(&["111111111111", "555555555555"]),
+    );
+    let asked_333 = describe_333.num_calls();
+    let second = crawler.discover_trails().await;
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+    assert_eq!(trails_of(&second), [ORG_TRAIL, joined_trail]);
+    assert_eq!(named(&second), ["111111111111", "555555555555"]);
+    assert_eq!(
+        describe_333.num_calls(),
+        asked_333,
+        "a former member is not entered"
+    );
+    assert_eq!(describe_555.num_calls(), 1);
+    let newcomer = second
+        .trails
+        .iter()
+        .find(|t| t.arn == joined_trail)
+        .expect("joined");
+    let role_555 = member("555555555555").arn;
+    assert_eq!(newcomer.discovered_by.as_deref(), Some(role_555.as_str()));
+    assert_eq!(newcomer.read_by.as_deref(), Some(role_555.as_str()));
+}
