@@ -57,6 +57,8 @@ fn rewrite(pool: Vec<String>) -> impl Strategy<Value = Option<Value>> {
             _ => s.to_uppercase(),
         }))),
         1 => "[A-Za-z]{1,12}".prop_map(|s| Some(json!(s))),
+        // Names the prefix index keys on (`eventName|startswith`), in any case.
+        1 => "(List|Describe|LIST|describe|Get|Lis)[A-Za-z]{0,8}".prop_map(|s| Some(json!(s))),
         1 => proptest::sample::select(pool.clone()).prop_map(|s| Some(json!([s, "Other"]))),
         1 => Just(Some(json!(7))),
         1 => Just(Some(Value::Null)),
@@ -81,6 +83,29 @@ fn every_dataset_record_gets_the_same_matches_through_the_index() {
         matched > 100,
         "the datasets should match many rules, got {matched}"
     );
+}
+
+#[test]
+fn rules_on_a_name_prefix_are_indexed_by_it() {
+    let set = rules();
+    let unindexed: Vec<&str> = set.unindexed().map(|r| r.id.as_str()).collect();
+    // `eventName|startswith: [List, Describe]` or one of 21 names.
+    assert!(
+        !unindexed.contains(&"aws-enumeration-call"),
+        "{unindexed:?}"
+    );
+    let names = |name: &str| {
+        let text = json!({"eventName": name, "eventSource": "ec2.amazonaws.com",
+            "eventTime": "2026-11-01T10:00:00Z",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/a"}})
+        .to_string();
+        let record = Record::parse(&text).expect("record");
+        ids_indexed(&set, &record)
+    };
+    assert!(names("DescribeInstances").contains(&"aws-enumeration-call".to_owned()));
+    assert!(names("listbuckets").contains(&"aws-enumeration-call".to_owned()));
+    assert!(names("GetCallerIdentity").contains(&"aws-enumeration-call".to_owned()));
+    assert!(!names("RunInstances").contains(&"aws-enumeration-call".to_owned()));
 }
 
 proptest! {

@@ -1,7 +1,8 @@
-//! The rule index: from a rule's compiled detection, the `eventName` (or, failing
-//! that, `eventSource`, else `userIdentity.type`, else `errorCode`) values a
-//! record must have for the rule to match, so that a record is tested only against rules that
-//! can match it.
+//! The rule index: from a rule's compiled detection, the `eventName` values
+//! (exact, or prefixes such as `eventName|startswith: List`), or failing that
+//! the `eventSource`, `userIdentity.type` or `errorCode` values, a record must
+//! have for the rule to match, so that a record is tested only against rules
+//! that can match it.
 //!
 //! The analysis is conservative: when it cannot prove a requirement, the rule
 //! is tested against every record. A property test checks that the indexed
@@ -19,15 +20,41 @@ use crate::event::{Json, Record};
 
 type Values = BTreeSet<String>;
 
+/// The (lowercased) values a field may take: one of `exact`, or any value
+/// that starts with one of `prefixes` (`eventName|startswith: List`).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Accepts {
+    exact: Values,
+    prefixes: Values,
+}
+
+impl Accepts {
+    fn exact(values: Values) -> Accepts {
+        Accepts {
+            exact: values,
+            prefixes: Values::new(),
+        }
+    }
+
+    fn accepts(&self, value: &str) -> bool {
+        self.exact.contains(value) || self.prefixes.iter().any(|p| value.starts_with(p.as_str()))
+    }
+
+    /// The exact values only, when there are no prefixes.
+    fn only_exact(self) -> Option<Values> {
+        self.prefixes.is_empty().then_some(self.exact)
+    }
+}
+
 /// Values a field must take; `None` is "no constraint known".
 #[derive(Debug, Clone, Default)]
 struct Requirement {
-    names: Option<Values>,
-    sources: Option<Values>,
+    names: Option<Accepts>,
+    sources: Option<Accepts>,
     /// `userIdentity.type`: what root-account and role rules key on.
-    types: Option<Values>,
+    types: Option<Accepts>,
     /// `errorCode`: what rules about refused calls key on.
-    errors: Option<Values>,
+    errors: Option<Accepts>,
 }
 
 impl Requirement {
@@ -50,18 +77,26 @@ impl Requirement {
     }
 }
 
-fn intersect(a: Option<Values>, b: Option<Values>) -> Option<Values> {
+/// What both accept, or more (never less): exact values are kept where the
+/// other side accepts them; where both have prefixes, one side stands for
+/// both (a superset of what both accept).
+fn intersect(a: Option<Accepts>, b: Option<Accepts>) -> Option<Accepts> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+        (Some(a), Some(b)) => Some(match (a.prefixes.is_empty(), b.prefixes.is_empty()) {
+            (true, _) => Accepts::exact(a.exact.into_iter().filter(|v| b.accepts(v)).collect()),
+            (false, true) => Accepts::exact(b.exact.into_iter().filter(|v| a.accepts(v)).collect()),
+            (false, false) => a,
+        }),
         (a, None) => a,
         (None, b) => b,
     }
 }
 
-fn union(a: Option<Values>, b: Option<Values>) -> Option<Values> {
+fn union(a: Option<Accepts>, b: Option<Accepts>) -> Option<Accepts> {
     match (a, b) {
         (Some(mut a), Some(b)) => {
-            a.extend(b);
+            a.exact.extend(b.exact);
+            a.prefixes.extend(b.prefixes);
             Some(a)
         }
         _ => None,
@@ -72,6 +107,8 @@ fn union(a: Option<Values>, b: Option<Values>) -> Option<Values> {
 #[derive(Debug, Default)]
 pub struct RuleIndex {
     by_name: WordMap<Vec<u32>>,
+    /// Rules that need an `eventName` starting with one of these (lowercased).
+    by_name_prefix: Vec<(String, Vec<u32>)>,
     by_source: WordMap<Vec<u32>>,
     by_type: WordMap<Vec<u32>>,
     by_error: WordMap<Vec<u32>>,
@@ -86,19 +123,33 @@ impl RuleIndex {
             let i = i as u32;
             index.all.push(i);
             let req = requirement(&rule.compiled);
-            if let Some(names) = req.names {
+            // Exact names first, then exact sources (the narrowest keys),
+            // then names by prefix, then the identity's type, then errors.
+            let names = req.names.clone().and_then(Accepts::only_exact);
+            let sources = req.sources.and_then(Accepts::only_exact);
+            if let Some(names) = names {
                 for name in names {
                     index.by_name.entry(name).or_default().push(i);
                 }
-            } else if let Some(sources) = req.sources {
+            } else if let Some(sources) = sources {
                 for source in sources {
                     index.by_source.entry(source).or_default().push(i);
                 }
-            } else if let Some(types) = req.types {
+            } else if let Some(names) = req.names {
+                for name in names.exact {
+                    index.by_name.entry(name).or_default().push(i);
+                }
+                for prefix in names.prefixes {
+                    match index.by_name_prefix.iter_mut().find(|(p, _)| *p == prefix) {
+                        Some((_, rules)) => rules.push(i),
+                        None => index.by_name_prefix.push((prefix, vec![i])),
+                    }
+                }
+            } else if let Some(types) = req.types.and_then(Accepts::only_exact) {
                 for t in types {
                     index.by_type.entry(t).or_default().push(i);
                 }
-            } else if let Some(errors) = req.errors {
+            } else if let Some(errors) = req.errors.and_then(Accepts::only_exact) {
                 for e in errors {
                     index.by_error.entry(e).or_default().push(i);
                 }
@@ -127,11 +178,18 @@ impl RuleIndex {
             return;
         };
         let mut buf = [0u8; 64];
-        if let Some(name) = name
-            && let Some(rules) = self.by_name.get(lowercase(&name, &mut buf).as_ref())
-        {
-            out.extend_from_slice(rules);
+        if let Some(name) = name {
+            let name = lowercase(&name, &mut buf);
+            if let Some(rules) = self.by_name.get(name.as_ref()) {
+                out.extend_from_slice(rules);
+            }
+            for (prefix, rules) in &self.by_name_prefix {
+                if name.starts_with(prefix.as_str()) {
+                    out.extend_from_slice(rules);
+                }
+            }
         }
+        let mut buf = [0u8; 64];
         if let Some(source) = source
             && let Some(rules) = self.by_source.get(lowercase(&source, &mut buf).as_ref())
         {
@@ -326,7 +384,7 @@ fn detection_requirement(detection: &CompiledDetection) -> Requirement {
                 if item.exists.is_some() {
                     continue;
                 }
-                let values = exact_values(&item.matcher);
+                let values = accepted(&item.matcher);
                 match field {
                     Some("eventName") => req.names = intersect(req.names, values),
                     Some("eventSource") => req.sources = intersect(req.sources, values),
@@ -352,10 +410,15 @@ fn detection_requirement(detection: &CompiledDetection) -> Requirement {
     }
 }
 
-/// The lowercased values a matcher can accept, when it accepts only exact values.
-fn exact_values(matcher: &CompiledMatcher) -> Option<Values> {
+/// The lowercased values a matcher can accept, when it accepts only exact
+/// values or values with given prefixes.
+fn accepted(matcher: &CompiledMatcher) -> Option<Accepts> {
     match matcher {
-        CompiledMatcher::Exact { value, .. } => Some([value.to_lowercase()].into()),
+        CompiledMatcher::Exact { value, .. } => Some(Accepts::exact([value.to_lowercase()].into())),
+        CompiledMatcher::StartsWith { value, .. } => Some(Accepts {
+            exact: Values::new(),
+            prefixes: [value.to_lowercase()].into(),
+        }),
         CompiledMatcher::AnyOf(parts) => any_of(parts),
         CompiledMatcher::AllOf(parts) => all_of(parts),
         CompiledMatcher::CaseInsensitiveGroup { children, mode } => match mode {
@@ -366,16 +429,18 @@ fn exact_values(matcher: &CompiledMatcher) -> Option<Values> {
     }
 }
 
-fn any_of(parts: &[CompiledMatcher]) -> Option<Values> {
-    let mut out = Values::new();
+fn any_of(parts: &[CompiledMatcher]) -> Option<Accepts> {
+    let mut out = Accepts::default();
     for part in parts {
-        out.extend(exact_values(part)?);
+        let part = accepted(part)?;
+        out.exact.extend(part.exact);
+        out.prefixes.extend(part.prefixes);
     }
     Some(out)
 }
 
-fn all_of(parts: &[CompiledMatcher]) -> Option<Values> {
-    parts.iter().map(exact_values).fold(None, intersect)
+fn all_of(parts: &[CompiledMatcher]) -> Option<Accepts> {
+    parts.iter().map(accepted).fold(None, intersect)
 }
 
 /// `*` matches any run of characters; everything else must be equal (Sigma's
