@@ -332,3 +332,43 @@ fn a_regex_with_a_required_literal_still_needs_the_whole_pattern() {
         assert_eq!(rule.matches(&record), want, "{arn}");
     }
 }
+
+/// Detections that read only `eventName` and `eventSource` are remembered
+/// by those two values: records that share them but differ elsewhere, or
+/// hold a name that is not a string, still get each its own answer, in
+/// every order, as rsigma gives it.
+#[test]
+fn answers_remembered_by_name_and_source_stay_each_record_s_own() {
+    let rule = rule(
+        "  sel:\n    eventName|startswith: List\n  filter_plane:\n    - eventSource: s3.amazonaws.com\n      eventName: ListObjects\n    - eventSource: kms.amazonaws.com\n  agent:\n    userAgent|contains: cli\n  same:\n    eventName|fieldref: userAgent\n  condition: (sel and not 1 of filter_* and agent) or same",
+    );
+    assert!(rule.has_program());
+    let records = [
+        json!({"eventName": "ListObjects", "eventSource": "s3.amazonaws.com", "userAgent": "aws-cli"}),
+        json!({"eventName": "ListBuckets", "eventSource": "s3.amazonaws.com", "userAgent": "aws-cli"}),
+        json!({"eventName": "ListBuckets", "eventSource": "s3.amazonaws.com", "userAgent": "console"}),
+        json!({"eventName": "ListKeys", "eventSource": "kms.amazonaws.com", "userAgent": "aws-cli"}),
+        json!({"eventName": "ListKeys", "eventSource": "KMS.amazonaws.com", "userAgent": "aws-cli"}),
+        json!({"eventName": ["ListKeys"], "eventSource": "ec2.amazonaws.com", "userAgent": "aws-cli"}),
+        json!({"eventName": 7, "eventSource": "ec2.amazonaws.com", "userAgent": "aws-cli"}),
+        json!({"eventSource": "ec2.amazonaws.com", "userAgent": "aws-cli"}),
+        json!({"eventName": "ListThings", "userAgent": "aws-cli"}),
+        json!({"eventName": "ListThings", "eventSource": null, "userAgent": "cli"}),
+        json!({"eventName": "aws-cli", "eventSource": "ec2.amazonaws.com", "userAgent": "aws-cli"}),
+        json!({"eventName": "aws-cli", "eventSource": "ec2.amazonaws.com", "userAgent": "other"}),
+    ];
+    let texts: Vec<String> = records.iter().map(Value::to_string).collect();
+    let mut matched = 0;
+    // Forward, backward, and each record twice in a row.
+    let order: Vec<usize> = (0..texts.len())
+        .chain((0..texts.len()).rev())
+        .flat_map(|i| [i, i])
+        .collect();
+    for i in order {
+        let parsed = Record::parse(&texts[i]).expect("a record");
+        let (ours, reference) = (rule.matches(&parsed), rule.matches_reference(&parsed));
+        assert_eq!(ours, reference, "{}", texts[i]);
+        matched += usize::from(ours);
+    }
+    assert!(matched > 0 && matched < 4 * texts.len(), "{matched}");
+}

@@ -15,7 +15,7 @@
 //! evaluate) have no program and use `evaluate_rule`. A test compares the
 //! two on every dataset record.
 
-use rsigma_eval::event::Event;
+use rsigma_eval::event::{Event, EventValue};
 use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledMatcher, CompiledRule};
 use rsigma_parser::{ConditionExpr, Quantifier};
 
@@ -25,6 +25,9 @@ use super::matcher::Match;
 #[derive(Debug, Clone)]
 pub(crate) struct Program {
     detections: Vec<Detection>,
+    /// Per detection, its key in the memo tables when it reads nothing but
+    /// `eventName` and `eventSource` (its answer depends on those alone).
+    by_call: Vec<Option<u64>>,
     /// The rule's conditions: it matches when any of them holds.
     conditions: Vec<Cond>,
 }
@@ -75,9 +78,14 @@ impl Program {
             return None;
         }
         let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        let detections: Vec<Detection> = named.into_iter().map(|(_, d)| detection(d)).collect();
         Some(Program {
             conditions: rule.conditions.iter().map(|c| resolve(c, &names)).collect(),
-            detections: named.into_iter().map(|(_, d)| detection(d)).collect(),
+            by_call: detections
+                .iter()
+                .map(|d| reads_only_the_call(d).then(super::memo::new_owner))
+                .collect(),
+            detections,
         })
     }
 
@@ -86,9 +94,29 @@ impl Program {
         self.conditions.iter().any(|c| self.holds(c, event))
     }
 
+    /// Whether detection `i` matches, remembered by the call's name and
+    /// source where it reads nothing else.
+    fn detection(&self, i: usize, event: &impl Event) -> bool {
+        let detection = &self.detections[i];
+        if let Some(Some(owner)) = self.by_call.get(i)
+            && let (Some(name), Some(source)) = (
+                call_field(event, "eventName"),
+                call_field(event, "eventSource"),
+            )
+        {
+            return super::memo::remembered_call(
+                *owner,
+                name.as_deref(),
+                source.as_deref(),
+                || detection_matches(detection, event),
+            );
+        }
+        detection_matches(detection, event)
+    }
+
     fn holds(&self, cond: &Cond, event: &impl Event) -> bool {
         match cond {
-            Cond::Detection(i) => detection_matches(&self.detections[*i], event),
+            Cond::Detection(i) => self.detection(*i, event),
             Cond::Never => false,
             Cond::And(all) => all.iter().all(|c| self.holds(c, event)),
             Cond::Or(any) => any.iter().any(|c| self.holds(c, event)),
@@ -97,16 +125,39 @@ impl Program {
             Cond::AtLeast(n, of) => {
                 let mut matched = 0;
                 of.iter().any(|&i| {
-                    if detection_matches(&self.detections[i], event) {
+                    if self.detection(i, event) {
                         matched += 1;
                     }
                     matched >= *n
                 })
             }
-            Cond::All(of) => of
-                .iter()
-                .all(|&i| detection_matches(&self.detections[i], event)),
+            Cond::All(of) => of.iter().all(|&i| self.detection(i, event)),
         }
+    }
+}
+
+/// A call field (`eventName`, `eventSource`) as the memo keys it: `Some(None)`
+/// when absent or null, `Some(Some(text))` for a string, `None` for any other
+/// value (not remembered: tested every time).
+fn call_field<'e>(event: &'e impl Event, field: &str) -> Option<Option<std::borrow::Cow<'e, str>>> {
+    match event.get_field(field) {
+        None | Some(EventValue::Null) => Some(None),
+        Some(EventValue::Str(s)) => Some(Some(s)),
+        Some(_) => None,
+    }
+}
+
+/// Whether `detection` reads no field but `eventName` and `eventSource`,
+/// and its matchers read nothing else of the event.
+fn reads_only_the_call(detection: &Detection) -> bool {
+    match detection {
+        Detection::AllOf(items) => items.iter().all(|item| {
+            matches!(item.field.as_deref(), Some("eventName" | "eventSource"))
+                && item.keyword.is_none()
+                && item.matcher.reads_only_its_value()
+        }),
+        Detection::AnyOf(list) | Detection::And(list) => list.iter().all(reads_only_the_call),
+        Detection::Keywords(_) => false,
     }
 }
 

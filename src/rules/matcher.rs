@@ -179,6 +179,18 @@ impl Match {
         }
     }
 
+    /// Whether the answer depends on the value alone (rsigma's other kinds,
+    /// such as field references, may read the rest of the event).
+    pub(crate) fn reads_only_its_value(&self) -> bool {
+        match self {
+            Match::Str { .. } | Match::Substrings { .. } | Match::Regex { .. } => true,
+            Match::AnyOf(list) | Match::AllOf(list) => list.iter().all(Match::reads_only_its_value),
+            Match::Lowered { children, .. } => children.iter().all(Match::reads_only_its_value),
+            Match::Not(inner) => inner.reads_only_its_value(),
+            Match::Other(_) => false,
+        }
+    }
+
     /// The kinds rsigma can test on a value lowercased beforehand.
     fn pre_lowerable(&self) -> bool {
         match self {

@@ -89,6 +89,75 @@ fn slot_of(owner: u64, bytes: &[u8]) -> usize {
     (h >> 40) as usize % SLOTS
 }
 
+/// A detection's answer for a record's (`eventName`, `eventSource`), for
+/// detections that read nothing else: a day of CloudTrail has a few hundred
+/// such pairs, and a rule's filters (`eventSource: s3…, eventName: List…`
+/// over a dozen services) cost far more to test than to look up.
+struct CallSlot {
+    owner: u64,
+    name: Option<Box<str>>,
+    source: Option<Box<str>>,
+    answer: bool,
+}
+
+/// Slots in a thread's table of calls.
+const CALL_SLOTS: usize = 2048;
+
+thread_local! {
+    static CALLS: RefCell<Vec<Option<CallSlot>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `evaluate()`, from this thread's table when `owner` has answered for the
+/// same (`name`, `source`) before (`None`: the field is absent or null).
+#[inline]
+pub(crate) fn remembered_call(
+    owner: u64,
+    name: Option<&str>,
+    source: Option<&str>,
+    evaluate: impl FnOnce() -> bool,
+) -> bool {
+    let at = call_slot_of(owner, name, source);
+    let cached = CALLS.with(|table| {
+        let table = table.try_borrow().ok()?;
+        let slot = table.get(at)?.as_ref()?;
+        (slot.owner == owner && slot.name.as_deref() == name && slot.source.as_deref() == source)
+            .then_some(slot.answer)
+    });
+    if let Some(answer) = cached {
+        return answer;
+    }
+    let answer = evaluate();
+    CALLS.with(|table| {
+        if let Ok(mut table) = table.try_borrow_mut() {
+            if table.is_empty() {
+                table.resize_with(CALL_SLOTS, || None);
+            }
+            if let Some(slot) = table.get_mut(at) {
+                *slot = Some(CallSlot {
+                    owner,
+                    name: name.map(Into::into),
+                    source: source.map(Into::into),
+                    answer,
+                });
+            }
+        }
+    });
+    answer
+}
+
+#[inline]
+fn call_slot_of(owner: u64, name: Option<&str>, source: Option<&str>) -> usize {
+    use super::index::{FNV_OFFSET, fnv1a};
+    let mut h = fnv1a(FNV_OFFSET, &owner.to_le_bytes());
+    for part in [name, source] {
+        h = match part {
+            Some(text) => fnv1a(fnv1a(h, &[1]), text.as_bytes()),
+            None => fnv1a(h, &[0]),
+        };
+    }
+    (h ^ (h >> 29)) as usize % CALL_SLOTS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +191,51 @@ mod tests {
         assert!(remembered(a, &long, search(true)));
         assert!(!remembered(a, &long, search(false)));
         assert_eq!(searches.get(), 7);
+    }
+
+    #[test]
+    fn calls_are_told_apart_by_owner_name_and_source() {
+        let (a, b) = (new_owner(), new_owner());
+        let asked = Cell::new(0);
+        let answer = |v: bool| {
+            let asked = &asked;
+            move || {
+                asked.set(asked.get() + 1);
+                v
+            }
+        };
+        let s3 = Some("s3.amazonaws.com");
+        assert!(remembered_call(a, Some("ListBuckets"), s3, answer(true)));
+        assert!(remembered_call(a, Some("ListBuckets"), s3, answer(false)));
+        assert_eq!(asked.get(), 1, "the second answer is remembered");
+        assert!(!remembered_call(b, Some("ListBuckets"), s3, answer(false)));
+        assert!(!remembered_call(
+            a,
+            Some("ListBuckets"),
+            None,
+            answer(false)
+        ));
+        assert!(!remembered_call(a, None, s3, answer(false)));
+        // A name and a source that run together the same way are two calls.
+        assert!(!remembered_call(
+            a,
+            Some("ListBucketss3.amazonaws.com"),
+            Some(""),
+            answer(false)
+        ));
+        assert_eq!(asked.get(), 5);
+        // Many pairs, each answered as first told.
+        for round in 0..2 {
+            for i in 0..5000 {
+                let name = format!("Describe{i}");
+                let want = i % 3 == 0;
+                assert_eq!(
+                    remembered_call(a, Some(&name), s3, || want),
+                    want,
+                    "{name} {round}"
+                );
+            }
+        }
     }
 
     #[test]
