@@ -14,7 +14,8 @@
 use std::collections::BTreeMap;
 
 use crate::alert::ObjectRef;
-use crate::event::Record;
+use crate::event::shallow::MemberSpan;
+use crate::event::{MemberStore, Record};
 
 use super::{Rule, RuleSet};
 
@@ -22,6 +23,8 @@ use super::{Rule, RuleSet};
 #[derive(Debug)]
 pub struct Held {
     text: String,
+    /// Where the parser found the text's members (empty: parse it again).
+    spans: Vec<MemberSpan>,
     /// The matched rules that feed a correlation, by position in the set.
     rules: Vec<u32>,
     event_id: Option<String>,
@@ -83,13 +86,14 @@ impl RuleSet {
         if rules.is_empty() {
             return None;
         }
-        let text = match record.text() {
-            Some(text) => text.to_owned(),
-            None => serde_json::to_string(record).ok()?,
+        let (text, spans) = match record.text() {
+            Some(text) => (text.to_owned(), record.spans().to_vec()),
+            None => (serde_json::to_string(record).ok()?, Vec::new()),
         };
         let event_id = record.event_id().map(str::to_owned);
         Some(Held {
             text,
+            spans,
             rules,
             event_id,
         })
@@ -125,8 +129,14 @@ impl RuleSet {
 
     /// Feeds one held record (read from `object`) to the stateful rules.
     pub fn feed_held(&self, held: &Held, object: Option<&ObjectRef>, detected_at: &str) {
-        let Ok(record) = Record::parse(&held.text) else {
-            return;
+        let record = if held.spans.is_empty() {
+            match Record::parse(&held.text) {
+                Ok(record) => record,
+                Err(_) => return,
+            }
+        } else {
+            // The spans were found in this very text when it was read.
+            Record::from_spans_in(&held.text, &held.spans, &mut MemberStore::default())
         };
         let matched: Vec<&Rule> = held
             .rules

@@ -314,6 +314,13 @@ impl<'a> Record<'a> {
         (!self.text.is_empty()).then_some(self.text)
     }
 
+    /// Where the parser found each member in `text()` (empty for a record
+    /// built from a parsed value): with the text, the record again without
+    /// parsing it (`from_spans_in`).
+    pub(crate) fn spans(&self) -> &[MemberSpan] {
+        &self.spans
+    }
+
     pub fn event_id(&self) -> Option<&str> {
         self.str_at("eventID")
     }
