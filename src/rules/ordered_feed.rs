@@ -47,6 +47,8 @@ impl Held {
 pub struct OrderedFeed {
     next: usize,
     waiting: BTreeMap<usize, Vec<Held>>,
+    /// The bytes of text the waiting objects hold.
+    waiting_bytes: usize,
 }
 
 impl OrderedFeed {
@@ -58,13 +60,27 @@ impl OrderedFeed {
     /// its held records, and those of every object after it that was
     /// waiting for it, are fed in order.
     pub fn finish(&mut self, index: usize, held: Vec<Held>, rules: &RuleSet, detected_at: &str) {
+        self.waiting_bytes += held.iter().map(|h| h.text.len()).sum::<usize>();
         self.waiting.insert(index, held);
         while let Some(records) = self.waiting.remove(&self.next) {
             for held in &records {
                 rules.feed_held(held, None, detected_at);
+                self.waiting_bytes -= held.text.len();
             }
             self.next += 1;
         }
+    }
+
+    /// The object whose records go to the stateful rules next: every object
+    /// before it has been fed. Its reader may feed its records as it reads
+    /// them (`feed_now`), no later object being fed before it ends.
+    pub fn next(&self) -> usize {
+        self.next
+    }
+
+    /// The bytes of record text held by objects waiting for an earlier one.
+    pub fn waiting_bytes(&self) -> usize {
+        self.waiting_bytes
     }
 
     /// How many objects wait for an earlier one.
@@ -159,5 +175,41 @@ impl RuleSet {
                 .position(|r| std::ptr::eq(r, rule))
                 .and_then(|at| u32::try_from(at).ok()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Objects fed out of order wait, counted by the text they hold, until
+    /// the one before them is fed; the count comes back to nothing.
+    #[test]
+    fn waiting_objects_are_counted_until_fed_in_order() {
+        let (rules, _) = crate::rules::load_rule_set(true, &[]);
+        let text = r#"{"eventID":"e1","eventTime":"2026-11-21T10:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"}}"#;
+        let record = Record::parse(text).expect("record");
+        let mut scratch = Vec::new();
+        let mut matched = Vec::new();
+        rules.for_each_match(&record, &mut scratch, |r| matched.push(r));
+        let held = || -> Vec<Held> {
+            rules
+                .hold_for_correlation(&record, &matched)
+                .into_iter()
+                .collect()
+        };
+        assert_eq!(held().len(), 1, "an enumeration call feeds a correlation");
+        let mut feed = OrderedFeed::new();
+        let at = "2026-11-21T10:00:00Z";
+        feed.finish(2, held(), &rules, at);
+        feed.finish(1, held(), &rules, at);
+        assert_eq!(feed.waiting(), 2);
+        assert_eq!(feed.waiting_bytes(), 2 * text.len());
+        assert_eq!(feed.next(), 0);
+        feed.finish(0, Vec::new(), &rules, at);
+        assert_eq!(
+            (feed.waiting(), feed.waiting_bytes(), feed.next()),
+            (0, 0, 3)
+        );
     }
 }

@@ -23,6 +23,10 @@ pub use printer::Totals;
 use printer::{CHUNK_BYTES, FileReport, Printer};
 use s3::{Object, Reader};
 
+/// Record text held for the stateful rules by files read ahead of the
+/// oldest one still being read, past which no new file is started.
+const HELD_MAX_BYTES: usize = 16 << 20;
+
 /// How alerts are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -114,6 +118,8 @@ pub fn run<W: Write + Send>(
         printer: std::sync::Mutex::new(Printer::new(out, output_open)),
         grouper: options.group_window.map(Grouper::new),
         feed: std::sync::Mutex::new(OrderedFeed::new()),
+        next_fed: std::sync::atomic::AtomicUsize::new(0),
+        fed: std::sync::Condvar::new(),
         highest: Highest::default(),
         store: options.store.as_ref(),
         store_failures: std::sync::Mutex::new(Vec::new()),
@@ -341,6 +347,10 @@ struct Shared<'a, W> {
     printer: std::sync::Mutex<Printer<W>>,
     grouper: Option<Grouper>,
     feed: std::sync::Mutex<OrderedFeed>,
+    /// `feed`'s next object, readable without its lock.
+    next_fed: std::sync::atomic::AtomicUsize,
+    /// Told when `feed` has fed objects (and holds less).
+    fed: std::sync::Condvar,
     highest: Highest,
     store: Option<&'a store::ScanStore>,
     /// Inputs whose alerts could not be stored.
@@ -357,6 +367,8 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
         printer,
         grouper,
         feed,
+        next_fed,
+        fed,
         highest,
         store,
         store_failures,
@@ -373,6 +385,15 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
     let mut output = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
     let mut held = Vec::new();
     loop {
+        // While the files read ahead of the oldest one still being read
+        // hold this much, no new file is started: memory stays bounded when
+        // that one is slow to read (its records feed correlations).
+        {
+            let mut waiting = feed.lock().unwrap_or_else(|p| p.into_inner());
+            while waiting.waiting_bytes() > HELD_MAX_BYTES {
+                waiting = fed.wait(waiting).unwrap_or_else(|p| p.into_inner());
+            }
+        }
         let next = inputs.lock().unwrap_or_else(|p| p.into_inner()).next();
         let Some((index, input)) = next else { return };
         let (path, opened) = match input {
@@ -389,6 +410,7 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
             }
         };
         let place = store::place_of(&path);
+        let mut feeding_now = false;
         let object = (!place.bucket.is_empty()).then(|| place.clone());
         let report = match opened {
             Ok(file) => detect_object_seeing(
@@ -445,7 +467,23 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
                         print(index, &mut output, None);
                     }
                 },
-                |matched, record| held.extend(rules.hold_for_correlation(record, matched)),
+                |matched, record| {
+                    // Every earlier file is fed: this one's records go to
+                    // the stateful rules as they are read (those held so far
+                    // first), not copied to be parsed again at its end.
+                    if !feeding_now && next_fed.load(std::sync::atomic::Ordering::Acquire) == index
+                    {
+                        for h in held.drain(..) {
+                            rules.feed_held(&h, None, &detected_at);
+                        }
+                        feeding_now = true;
+                    }
+                    if feeding_now {
+                        rules.correlate(record, matched, None, &detected_at);
+                    } else {
+                        held.extend(rules.hold_for_correlation(record, matched));
+                    }
+                },
             ),
             Err(e) => ObjectReport {
                 error: Some(crate::decode::DecodeError::Io {
@@ -457,12 +495,12 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
         };
         // The stateful rules see the files in input order, whatever the
         // threads: their alerts do not depend on timing.
-        feed.lock().unwrap_or_else(|p| p.into_inner()).finish(
-            index,
-            std::mem::take(&mut held),
-            rules,
-            &detected_at,
-        );
+        {
+            let mut feed = feed.lock().unwrap_or_else(|p| p.into_inner());
+            feed.finish(index, std::mem::take(&mut held), rules, &detected_at);
+            next_fed.store(feed.next(), std::sync::atomic::Ordering::Release);
+        }
+        fed.notify_all();
         // Alerts of stateful rules completed by the files fed so far.
         if let Some(completed) = rules.with_correlator(|c| c.take_pending()) {
             for d in completed {
