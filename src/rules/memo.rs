@@ -45,30 +45,18 @@ pub(crate) fn remembered(owner: u64, value: &str, search: impl FnOnce(&str) -> b
         return search(value);
     }
     let at = slot_of(owner, value.as_bytes());
-    let cached = TABLE.with(|table| {
-        let table = table.try_borrow().ok()?;
-        let slot = table.get(at)?.as_ref()?;
-        (slot.owner == owner && *slot.text == *value).then_some(slot.answer)
-    });
-    if let Some(answer) = cached {
-        return answer;
-    }
-    let answer = search(value);
-    TABLE.with(|table| {
-        if let Ok(mut table) = table.try_borrow_mut() {
-            if table.is_empty() {
-                table.resize_with(SLOTS, || None);
-            }
-            if let Some(slot) = table.get_mut(at) {
-                *slot = Some(Slot {
-                    owner,
-                    text: value.into(),
-                    answer,
-                });
-            }
-        }
-    });
-    answer
+    remember(
+        &TABLE,
+        SLOTS,
+        at,
+        |slot| (slot.owner == owner && *slot.text == *value).then_some(slot.answer),
+        || search(value),
+        |answer| Slot {
+            owner,
+            text: value.into(),
+            answer,
+        },
+    )
 }
 
 /// A value's slot: its length and three words of it (the start, the middle,
@@ -117,28 +105,53 @@ pub(crate) fn remembered_call(
     evaluate: impl FnOnce() -> bool,
 ) -> bool {
     let at = call_slot_of(owner, name, source);
-    let cached = CALLS.with(|table| {
+    remember(
+        &CALLS,
+        CALL_SLOTS,
+        at,
+        |slot| {
+            (slot.owner == owner
+                && slot.name.as_deref() == name
+                && slot.source.as_deref() == source)
+                .then_some(slot.answer)
+        },
+        evaluate,
+        |answer| CallSlot {
+            owner,
+            name: name.map(Into::into),
+            source: source.map(Into::into),
+            answer,
+        },
+    )
+}
+
+/// The answer slot `at` of this thread's `table` (of `slots` slots) holds,
+/// when `cached` says it is the one sought; else `answer()`, kept there as
+/// `slot(answer)`.
+#[inline]
+fn remember<S: 'static>(
+    table: &'static std::thread::LocalKey<RefCell<Vec<Option<S>>>>,
+    slots: usize,
+    at: usize,
+    cached: impl FnOnce(&S) -> Option<bool>,
+    answer: impl FnOnce() -> bool,
+    slot: impl FnOnce(bool) -> S,
+) -> bool {
+    let found = table.with(|table| {
         let table = table.try_borrow().ok()?;
-        let slot = table.get(at)?.as_ref()?;
-        (slot.owner == owner && slot.name.as_deref() == name && slot.source.as_deref() == source)
-            .then_some(slot.answer)
+        cached(table.get(at)?.as_ref()?)
     });
-    if let Some(answer) = cached {
+    if let Some(answer) = found {
         return answer;
     }
-    let answer = evaluate();
-    CALLS.with(|table| {
+    let answer = answer();
+    table.with(|table| {
         if let Ok(mut table) = table.try_borrow_mut() {
             if table.is_empty() {
-                table.resize_with(CALL_SLOTS, || None);
+                table.resize_with(slots, || None);
             }
-            if let Some(slot) = table.get_mut(at) {
-                *slot = Some(CallSlot {
-                    owner,
-                    name: name.map(Into::into),
-                    source: source.map(Into::into),
-                    answer,
-                });
+            if let Some(kept) = table.get_mut(at) {
+                *kept = Some(slot(answer));
             }
         }
     });
