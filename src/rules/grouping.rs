@@ -60,13 +60,19 @@ impl Run {
     }
 }
 
+/// A quick hash for the two levels: every match of a grouped rule looks
+/// up its rule and principal (SipHash was a tenth of the grouping's cost).
+type Fast = std::hash::BuildHasherDefault<super::index::WordHash>;
+/// rule id -> principal -> its bursts.
+type Groups = HashMap<String, HashMap<String, Vec<Run>, Fast>, Fast>;
+
 /// The groups of one `scan`.
 #[derive(Debug)]
 pub struct Grouper {
     window: i64,
     /// rule id -> principal -> its bursts, sorted by time, disjoint (two
     /// levels, so that a lookup needs no owned key).
-    groups: std::sync::Mutex<HashMap<String, HashMap<String, Vec<Run>>>>,
+    groups: std::sync::Mutex<Groups>,
     added: std::sync::atomic::AtomicU64,
 }
 
@@ -90,86 +96,30 @@ impl Grouper {
         rule.grouped
     }
 
-    /// Adds a match of `rule` on `record`.
-    pub fn add(&self, rule: &Rule, record: &Record, detected_at: &str) {
-        let t = record
-            .event_time()
-            .and_then(crate::event::time::parse_rfc3339)
-            .unwrap_or(0);
-        let id = record.event_id().unwrap_or("");
-        let principal = record.principal().unwrap_or("");
-        let target = crate::alert::resource_text(record);
+    /// A thread's own groups, to `merge` when the thread is done.
+    pub fn local(&self) -> LocalGroups {
+        LocalGroups {
+            window: self.window,
+            groups: Groups::default(),
+            added: 0,
+        }
+    }
+
+    /// Adds a thread's groups: bursts that meet (within the window) merge,
+    /// so the result is the same however the matches were shared out.
+    pub fn merge(&self, local: LocalGroups) {
         self.added
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let w = self.window;
-        {
-            // The common case: a repeat inside one burst, not its earliest
-            // event: counted without building an alert.
-            let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(runs) = groups
-                .get_mut(rule.id.as_str())
-                .and_then(|by| by.get_mut(principal))
-            {
-                let lo = runs.partition_point(|r| r.last.saturating_add(w) < t);
-                let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= t);
-                if hi == lo + 1 && (runs[lo].head.0, runs[lo].head.1.as_str()) <= (t, id) {
-                    let r = &mut runs[lo];
-                    r.first = r.first.min(t);
-                    r.last = r.last.max(t);
-                    r.count += 1;
-                    if r.sample.len() <= SAMPLE_MAX
-                        || r.sample
-                            .last()
-                            .is_some_and(|l| (t, id) < (l.0, l.1.as_str()))
-                    {
-                        r.sample.insert((t, id.to_owned()));
-                        if r.sample.len() > SAMPLE_MAX + 1 {
-                            r.sample.pop_last();
-                        }
-                    }
-                    if let Some(target) = target
-                        && (r.targets.len() < TARGETS_MAX
-                            || r.targets
-                                .last()
-                                .is_some_and(|l| target.as_ref() < l.as_str()))
-                        && !r.targets.contains(target.as_ref())
-                    {
-                        r.targets.insert(target.into_owned());
-                        if r.targets.len() > TARGETS_MAX {
-                            r.targets.pop_last();
-                        }
-                    }
-                    return;
+            .fetch_add(local.added, std::sync::atomic::Ordering::Relaxed);
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        for (rule, by) in local.groups {
+            let into = groups.entry(rule).or_default();
+            for (principal, runs) in by {
+                let list = into.entry(principal).or_default();
+                for run in runs {
+                    insert_run(list, run, self.window);
                 }
             }
         }
-        let alert = Alert::detected(rule, record, None, detected_at);
-        let mut sample = BTreeSet::new();
-        sample.insert((t, id.to_owned()));
-        let targets = target.map(|t| t.into_owned()).into_iter().collect();
-        let run = Run {
-            first: t,
-            last: t,
-            count: 1,
-            head: (t, id.to_owned()),
-            alert,
-            sample,
-            targets,
-        };
-        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        let runs = groups
-            .entry(rule.id.clone())
-            .or_default()
-            .entry(principal.to_owned())
-            .or_default();
-        // The runs this event touches (within a window of them) merge with it.
-        let lo = runs.partition_point(|r| r.last.saturating_add(w) < t);
-        let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= t);
-        let mut merged = run;
-        for other in runs.drain(lo..hi) {
-            merged.absorb(other);
-        }
-        runs.insert(lo, merged);
     }
 
     /// The alerts: each burst's opening and, when it repeated, its summary,
@@ -227,6 +177,102 @@ impl Grouper {
     }
 }
 
+/// One thread's groups: a match is added without taking a lock.
+#[derive(Debug)]
+pub struct LocalGroups {
+    window: i64,
+    groups: Groups,
+    added: u64,
+}
+
+impl LocalGroups {
+    /// Adds a match of `rule` on `record`.
+    pub fn add(&mut self, rule: &Rule, record: &Record, detected_at: &str) {
+        let t = record
+            .event_time()
+            .and_then(crate::event::time::parse_rfc3339)
+            .unwrap_or(0);
+        let id = record.event_id().unwrap_or("");
+        let principal = record.principal().unwrap_or("");
+        let target = crate::alert::resource_text(record);
+        self.added += 1;
+        let w = self.window;
+        {
+            // The common case: a repeat inside one burst, not its earliest
+            // event: counted without building an alert.
+            if let Some(runs) = self
+                .groups
+                .get_mut(rule.id.as_str())
+                .and_then(|by| by.get_mut(principal))
+            {
+                let lo = runs.partition_point(|r| r.last.saturating_add(w) < t);
+                let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= t);
+                if hi == lo + 1 && (runs[lo].head.0, runs[lo].head.1.as_str()) <= (t, id) {
+                    let r = &mut runs[lo];
+                    r.first = r.first.min(t);
+                    r.last = r.last.max(t);
+                    r.count += 1;
+                    if r.sample.len() <= SAMPLE_MAX
+                        || r.sample
+                            .last()
+                            .is_some_and(|l| (t, id) < (l.0, l.1.as_str()))
+                    {
+                        r.sample.insert((t, id.to_owned()));
+                        if r.sample.len() > SAMPLE_MAX + 1 {
+                            r.sample.pop_last();
+                        }
+                    }
+                    if let Some(target) = target
+                        && (r.targets.len() < TARGETS_MAX
+                            || r.targets
+                                .last()
+                                .is_some_and(|l| target.as_ref() < l.as_str()))
+                        && !r.targets.contains(target.as_ref())
+                    {
+                        r.targets.insert(target.into_owned());
+                        if r.targets.len() > TARGETS_MAX {
+                            r.targets.pop_last();
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        let alert = Alert::detected(rule, record, None, detected_at);
+        let mut sample = BTreeSet::new();
+        sample.insert((t, id.to_owned()));
+        let targets = target.map(|t| t.into_owned()).into_iter().collect();
+        let run = Run {
+            first: t,
+            last: t,
+            count: 1,
+            head: (t, id.to_owned()),
+            alert,
+            sample,
+            targets,
+        };
+        let runs = self
+            .groups
+            .entry(rule.id.clone())
+            .or_default()
+            .entry(principal.to_owned())
+            .or_default();
+        insert_run(runs, run, w);
+    }
+}
+
+/// Puts `run` among `runs` (sorted by time, gaps over `w`), merged with
+/// those it comes within `w` of.
+fn insert_run(runs: &mut Vec<Run>, run: Run, w: i64) {
+    let lo = runs.partition_point(|r| r.last.saturating_add(w) < run.first);
+    let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= run.last);
+    let mut merged = run;
+    for other in runs.drain(lo..hi) {
+        merged.absorb(other);
+    }
+    runs.insert(lo, merged);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,11 +302,13 @@ mod tests {
     fn run(order: &[(u32, u32, &str)]) -> Vec<Detected> {
         let rule = rule();
         let g = Grouper::new(3600);
+        let mut local = g.local();
         for (n, minute, who) in order {
             let text = record(*n, *minute, who);
             let r = Record::parse(&text).expect("record");
-            g.add(&rule, &r, "2026-01-01T00:00:00Z");
+            local.add(&rule, &r, "2026-01-01T00:00:00Z");
         }
+        g.merge(local);
         g.finish()
     }
 
@@ -299,5 +347,70 @@ mod tests {
         let bridged = run(&[(1, 0, "a"), (2, 100, "a"), (3, 50, "a")]);
         assert_eq!(bridged.len(), 2, "one burst and its summary");
         assert_eq!(bridged[1].alert.count, 3);
+    }
+}
+
+#[cfg(test)]
+mod shared_out {
+    use super::*;
+    use crate::rules::{RuleOrigin, load_text};
+
+    /// The same matches shared out among threads in different ways give
+    /// the same bursts as one thread: runs that meet across threads merge.
+    #[test]
+    fn threads_sharing_the_matches_out_give_one_thread_s_bursts() {
+        let text = "title: t\nid: t-read\nlogsource: {product: aws, service: cloudtrail}\n\
+                    detection:\n  s: {eventName: GetSecretValue}\n  condition: s\nlevel: high\n";
+        let rule = load_text(
+            text,
+            RuleOrigin::File {
+                path: "t.yml".into(),
+            },
+        )
+        .rules
+        .remove(0);
+        // Minutes: a dense run, a gap of over an hour, a run whose events
+        // are more than an hour apart only within one thread's share.
+        let minutes: Vec<u32> = (0..30).chain([200, 250, 290, 330, 370, 600]).collect();
+        let texts: Vec<String> = minutes
+            .iter()
+            .enumerate()
+            .map(|(n, m)| {
+                format!(
+                    r#"{{"eventID":"e{n:03}","eventTime":"2026-01-01T{:02}:{:02}:00Z","eventName":"GetSecretValue","userIdentity":{{"type":"IAMUser","arn":"arn:a"}},"requestParameters":{{"secretId":"s{}"}}}}"#,
+                    m / 60,
+                    m % 60,
+                    n % 25
+                )
+            })
+            .collect();
+        let group = |share: &dyn Fn(usize) -> usize| {
+            let g = Grouper::new(3600);
+            let mut locals = [g.local(), g.local(), g.local()];
+            for (i, text) in texts.iter().enumerate() {
+                let r = Record::parse(text).expect("record");
+                locals[share(i)].add(&rule, &r, "2026-01-01T00:00:00Z");
+            }
+            for local in locals {
+                g.merge(local);
+            }
+            assert_eq!(g.matches(), texts.len() as u64);
+            g.finish()
+        };
+        let one = group(&|_| 0);
+        assert_eq!(one.len(), 5, "three bursts, two with a summary");
+        assert_eq!(one[1].alert.count, 30);
+        assert_eq!(one[3].alert.count, 5, "minutes 200 to 370");
+        assert_eq!(
+            one[4].alert.burst.as_ref().map(|b| b.state.as_str()),
+            Some("open")
+        );
+        assert_eq!(group(&|i| i % 3), one);
+        assert_eq!(group(&|i| (i * 7 + 1) % 3), one);
+        assert_eq!(group(&|i| usize::from(i >= 30)), one);
+        assert_eq!(
+            group(&|i| usize::from(i % 2 == 0) + usize::from(i == 33)),
+            one
+        );
     }
 }

@@ -374,6 +374,8 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
         store_failures,
     } = shared;
     let (rules, cap, format, grouper) = (*rules, *cap, *format, grouper.as_ref());
+    // This thread's groups, merged when it is done: a match takes no lock.
+    let mut local = grouper.map(Grouper::local);
     let (mut kept, mut activity) = (Vec::new(), Vec::new());
     let detected_at = now_rfc3339();
     let print = |index: usize, output: &mut Vec<u8>, report: Option<FileReport>| {
@@ -395,7 +397,12 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
             }
         }
         let next = inputs.lock().unwrap_or_else(|p| p.into_inner()).next();
-        let Some((index, input)) = next else { return };
+        let Some((index, input)) = next else {
+            if let (Some(g), Some(l)) = (grouper, local) {
+                g.merge(l);
+            }
+            return;
+        };
         let (path, opened) = match input {
             Input::File(path) => {
                 let file = std::fs::File::open(&path).map(|f| Box::new(f) as Box<dyn Read + Send>);
@@ -428,7 +435,7 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
                     }
                     // Grouped rules' matches wait for the end of the input.
                     let mut direct: Vec<&Rule> = Vec::new();
-                    let matched: &[&Rule] = match grouper {
+                    let matched: &[&Rule] = match local.as_mut() {
                         Some(g) => {
                             for &rule in all {
                                 if Grouper::applies(rule) {

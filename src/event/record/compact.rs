@@ -77,22 +77,24 @@ impl<'a> Record<'a> {
 
 /// Whether checked JSON text is already what serializing its parsed value
 /// writes: no escapes, no white space, and only integers that parse as
-/// such (no fraction, exponent, `-0` or more than 18 digits).
+/// such (no fraction, exponent, `-0` or more than 18 digits). A string's
+/// content is skipped sixteen bytes at a time: it only needs to end
+/// without a backslash (the text is checked JSON, so no control byte).
 fn is_compact(raw: &str) -> bool {
-    let mut in_string = false;
+    let bytes = raw.as_bytes();
     let mut digits = 0usize;
     let mut prev = 0u8;
-    for &b in raw.as_bytes() {
-        if in_string {
-            match b {
-                b'"' => in_string = false,
-                b'\\' => return false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        at += 1;
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                at = crate::event::bytes::find_string_end(bytes, at, false);
+                if bytes.get(at) != Some(&b'"') {
+                    return false;
+                }
+                at += 1;
+            }
             b'0'..=b'9' => {
                 if b == b'0' && prev == b'-' {
                     return false;
@@ -112,5 +114,39 @@ fn is_compact(raw: &str) -> bool {
         }
         prev = b;
     }
-    !in_string
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_compact;
+
+    #[test]
+    fn compact_text_is_told_from_what_serializing_would_change() {
+        for text in [
+            r#"{"a":"b c","n":[1,-2,true,false,null],"o":{}}"#,
+            r#""a string with { } : , and spaces""#,
+            r#"{"k":"","e":"x"}"#,
+            "123456789012345678",
+            "-1",
+            "0",
+        ] {
+            let parsed: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+            assert_eq!(serde_json::to_string(&parsed).ok().as_deref(), Some(text));
+            assert!(is_compact(text), "{text}");
+        }
+        for text in [
+            r#"{"a": "b"}"#,
+            r#"{"a":"b\"c"}"#,
+            r#"{"a":"\u00e9"}"#,
+            r#"{"a":1.5}"#,
+            r#"{"a":1e3}"#,
+            "-0",
+            "1234567890123456789",
+            r#"["unterminated"#,
+            "[1,\n2]",
+        ] {
+            assert!(!is_compact(text), "{text}");
+        }
+    }
 }
