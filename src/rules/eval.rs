@@ -25,11 +25,24 @@ use super::matcher::Match;
 #[derive(Debug, Clone)]
 pub(crate) struct Program {
     detections: Vec<Detection>,
-    /// Per detection, its key in the memo tables when it reads nothing but
-    /// `eventName` and `eventSource` (its answer depends on those alone).
-    by_call: Vec<Option<u64>>,
+    /// Per detection, its bit in the rule's remembered answers when it
+    /// reads nothing but `eventName` and `eventSource` (its answer depends
+    /// on those alone).
+    call_bit: Vec<Option<u8>>,
+    /// The rule's key in the memo table of calls, when a detection has a
+    /// bit: the answers of all of them for a call are kept together, so a
+    /// record costs one look-up per rule, not one per detection.
+    call_owner: Option<u64>,
     /// The rule's conditions: it matches when any of them holds.
     conditions: Vec<Cond>,
+}
+
+/// Where one evaluation stands with the remembered answers of its call.
+enum Calls {
+    NotAsked,
+    /// A call field is not a string: each detection is tested.
+    Tested,
+    Answers(u64),
 }
 
 /// rsigma's `CompiledDetection`, less the array-scoped kinds.
@@ -79,59 +92,93 @@ impl Program {
         }
         let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
         let detections: Vec<Detection> = named.into_iter().map(|(_, d)| detection(d)).collect();
+        let mut bits = 0u8;
+        let call_bit: Vec<Option<u8>> = detections
+            .iter()
+            .map(|d| {
+                (bits < 64 && reads_only_the_call(d)).then(|| {
+                    bits += 1;
+                    bits - 1
+                })
+            })
+            .collect();
         Some(Program {
             conditions: rule.conditions.iter().map(|c| resolve(c, &names)).collect(),
-            by_call: detections
-                .iter()
-                .map(|d| reads_only_the_call(d).then(super::memo::new_owner))
-                .collect(),
+            call_owner: (bits > 0).then(super::memo::new_owner),
+            call_bit,
             detections,
         })
     }
 
     /// Whether `event` matches.
     pub(crate) fn matches(&self, event: &impl Event) -> bool {
-        self.conditions.iter().any(|c| self.holds(c, event))
+        let mut calls = Calls::NotAsked;
+        self.conditions
+            .iter()
+            .any(|c| self.holds(c, event, &mut calls))
+    }
+
+    /// The answers of the detections with a call bit for this record's
+    /// (`eventName`, `eventSource`), remembered per thread; `None` when a
+    /// call field is not a string (then each is tested).
+    fn call_answers(&self, event: &impl Event) -> Option<u64> {
+        let owner = self.call_owner?;
+        let (Some(name), Some(source)) = (
+            call_field(event, "eventName"),
+            call_field(event, "eventSource"),
+        ) else {
+            return None;
+        };
+        Some(super::memo::remembered_call(
+            owner,
+            name.as_deref(),
+            source.as_deref(),
+            || {
+                self.detections
+                    .iter()
+                    .zip(&self.call_bit)
+                    .filter_map(|(d, bit)| bit.filter(|_| detection_matches(d, event)))
+                    .fold(0u64, |answers, bit| answers | 1 << bit)
+            },
+        ))
     }
 
     /// Whether detection `i` matches, remembered by the call's name and
     /// source where it reads nothing else.
-    fn detection(&self, i: usize, event: &impl Event) -> bool {
+    fn detection(&self, i: usize, event: &impl Event, calls: &mut Calls) -> bool {
         let detection = &self.detections[i];
-        if let Some(Some(owner)) = self.by_call.get(i)
-            && let (Some(name), Some(source)) = (
-                call_field(event, "eventName"),
-                call_field(event, "eventSource"),
-            )
-        {
-            return super::memo::remembered_call(
-                *owner,
-                name.as_deref(),
-                source.as_deref(),
-                || detection_matches(detection, event),
-            );
+        if let Some(Some(bit)) = self.call_bit.get(i) {
+            if let Calls::NotAsked = calls {
+                *calls = match self.call_answers(event) {
+                    Some(answers) => Calls::Answers(answers),
+                    None => Calls::Tested,
+                };
+            }
+            if let Calls::Answers(answers) = calls {
+                return *answers & (1 << bit) != 0;
+            }
         }
         detection_matches(detection, event)
     }
 
-    fn holds(&self, cond: &Cond, event: &impl Event) -> bool {
+    fn holds(&self, cond: &Cond, event: &impl Event, calls: &mut Calls) -> bool {
         match cond {
-            Cond::Detection(i) => self.detection(*i, event),
+            Cond::Detection(i) => self.detection(*i, event, calls),
             Cond::Never => false,
-            Cond::And(all) => all.iter().all(|c| self.holds(c, event)),
-            Cond::Or(any) => any.iter().any(|c| self.holds(c, event)),
-            Cond::Not(inner) => !self.holds(inner, event),
+            Cond::And(all) => all.iter().all(|c| self.holds(c, event, calls)),
+            Cond::Or(any) => any.iter().any(|c| self.holds(c, event, calls)),
+            Cond::Not(inner) => !self.holds(inner, event, calls),
             Cond::AtLeast(0, _) => true,
             Cond::AtLeast(n, of) => {
                 let mut matched = 0;
                 of.iter().any(|&i| {
-                    if self.detection(i, event) {
+                    if self.detection(i, event, calls) {
                         matched += 1;
                     }
                     matched >= *n
                 })
             }
-            Cond::All(of) => of.iter().all(|&i| self.detection(i, event)),
+            Cond::All(of) => of.iter().all(|&i| self.detection(i, event, calls)),
         }
     }
 }

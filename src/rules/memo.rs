@@ -85,7 +85,8 @@ struct CallSlot {
     owner: u64,
     name: Option<Box<str>>,
     source: Option<Box<str>>,
-    answer: bool,
+    /// One bit per detection of the owner's rule.
+    answers: u64,
 }
 
 /// Slots in a thread's table of calls.
@@ -95,15 +96,16 @@ thread_local! {
     static CALLS: RefCell<Vec<Option<CallSlot>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `evaluate()`, from this thread's table when `owner` has answered for the
-/// same (`name`, `source`) before (`None`: the field is absent or null).
+/// `evaluate()` (a rule's answers for a call, a bit per detection), from
+/// this thread's table when `owner` has answered for the same (`name`,
+/// `source`) before (`None`: the field is absent or null).
 #[inline]
 pub(crate) fn remembered_call(
     owner: u64,
     name: Option<&str>,
     source: Option<&str>,
-    evaluate: impl FnOnce() -> bool,
-) -> bool {
+    evaluate: impl FnOnce() -> u64,
+) -> u64 {
     let at = call_slot_of(owner, name, source);
     remember(
         &CALLS,
@@ -113,14 +115,14 @@ pub(crate) fn remembered_call(
             (slot.owner == owner
                 && slot.name.as_deref() == name
                 && slot.source.as_deref() == source)
-                .then_some(slot.answer)
+                .then_some(slot.answers)
         },
         evaluate,
-        |answer| CallSlot {
+        |answers| CallSlot {
             owner,
             name: name.map(Into::into),
             source: source.map(Into::into),
-            answer,
+            answers,
         },
     )
 }
@@ -129,14 +131,14 @@ pub(crate) fn remembered_call(
 /// when `cached` says it is the one sought; else `answer()`, kept there as
 /// `slot(answer)`.
 #[inline]
-fn remember<S: 'static>(
+fn remember<S: 'static, A: Copy>(
     table: &'static std::thread::LocalKey<RefCell<Vec<Option<S>>>>,
     slots: usize,
     at: usize,
-    cached: impl FnOnce(&S) -> Option<bool>,
-    answer: impl FnOnce() -> bool,
-    slot: impl FnOnce(bool) -> S,
-) -> bool {
+    cached: impl FnOnce(&S) -> Option<A>,
+    answer: impl FnOnce() -> A,
+    slot: impl FnOnce(A) -> S,
+) -> A {
     let found = table.with(|table| {
         let table = table.try_borrow().ok()?;
         cached(table.get(at)?.as_ref()?)
@@ -158,17 +160,23 @@ fn remember<S: 'static>(
     answer
 }
 
+/// A call's slot: the quick word hash of the owner, then each part marked
+/// as present or not (so that `("ab", "c")` and `("a", "bc")` differ).
 #[inline]
 fn call_slot_of(owner: u64, name: Option<&str>, source: Option<&str>) -> usize {
-    use super::index::{FNV_OFFSET, fnv1a};
-    let mut h = fnv1a(FNV_OFFSET, &owner.to_le_bytes());
+    use std::hash::Hasher;
+    let mut h = super::index::WordHash::default();
+    h.write_u64(owner);
     for part in [name, source] {
-        h = match part {
-            Some(text) => fnv1a(fnv1a(h, &[1]), text.as_bytes()),
-            None => fnv1a(h, &[0]),
-        };
+        match part {
+            Some(text) => {
+                h.write_u8(1);
+                h.write(text.as_bytes());
+            }
+            None => h.write_u8(0),
+        }
     }
-    (h ^ (h >> 29)) as usize % CALL_SLOTS
+    h.finish() as usize % CALL_SLOTS
 }
 
 #[cfg(test)]
@@ -210,7 +218,7 @@ mod tests {
     fn calls_are_told_apart_by_owner_name_and_source() {
         let (a, b) = (new_owner(), new_owner());
         let asked = Cell::new(0);
-        let answer = |v: bool| {
+        let answer = |v: u64| {
             let asked = &asked;
             move || {
                 asked.set(asked.get() + 1);
@@ -218,30 +226,29 @@ mod tests {
             }
         };
         let s3 = Some("s3.amazonaws.com");
-        assert!(remembered_call(a, Some("ListBuckets"), s3, answer(true)));
-        assert!(remembered_call(a, Some("ListBuckets"), s3, answer(false)));
+        assert_eq!(
+            remembered_call(a, Some("ListBuckets"), s3, answer(0b101)),
+            0b101
+        );
+        assert_eq!(
+            remembered_call(a, Some("ListBuckets"), s3, answer(0)),
+            0b101
+        );
         assert_eq!(asked.get(), 1, "the second answer is remembered");
-        assert!(!remembered_call(b, Some("ListBuckets"), s3, answer(false)));
-        assert!(!remembered_call(
-            a,
-            Some("ListBuckets"),
-            None,
-            answer(false)
-        ));
-        assert!(!remembered_call(a, None, s3, answer(false)));
+        assert_eq!(remembered_call(b, Some("ListBuckets"), s3, answer(0)), 0);
+        assert_eq!(remembered_call(a, Some("ListBuckets"), None, answer(0)), 0);
+        assert_eq!(remembered_call(a, None, s3, answer(0)), 0);
         // A name and a source that run together the same way are two calls.
-        assert!(!remembered_call(
-            a,
-            Some("ListBucketss3.amazonaws.com"),
-            Some(""),
-            answer(false)
-        ));
+        assert_eq!(
+            remembered_call(a, Some("ListBucketss3.amazonaws.com"), Some(""), answer(0)),
+            0
+        );
         assert_eq!(asked.get(), 5);
         // Many pairs, each answered as first told.
         for round in 0..2 {
-            for i in 0..5000 {
+            for i in 0..5000u64 {
                 let name = format!("Describe{i}");
-                let want = i % 3 == 0;
+                let want = i % 7;
                 assert_eq!(
                     remembered_call(a, Some(&name), s3, || want),
                     want,
