@@ -37,6 +37,9 @@ struct Run {
     alert: Detected,
     /// The earliest events (time, eventID), at most `SAMPLE_MAX + 1`.
     sample: BTreeSet<(i64, String)>,
+    /// The time of `sample`'s last event: a later event cannot enter a
+    /// full sample, told without a walk down the tree.
+    sample_top: i64,
     targets: BTreeSet<String>,
 }
 
@@ -53,6 +56,7 @@ impl Run {
         while self.sample.len() > SAMPLE_MAX + 1 {
             self.sample.pop_last();
         }
+        self.sample_top = self.sample.last().map_or(i64::MAX, |l| l.0);
         self.targets.extend(other.targets);
         while self.targets.len() > TARGETS_MAX {
             self.targets.pop_last();
@@ -177,6 +181,28 @@ impl Grouper {
     }
 }
 
+/// What grouping reads of a record: its time, id, principal and target.
+pub struct Seen<'r> {
+    t: i64,
+    id: &'r str,
+    principal: &'r str,
+    target: Option<std::borrow::Cow<'r, str>>,
+}
+
+impl<'r> Seen<'r> {
+    pub fn of(record: &'r Record) -> Seen<'r> {
+        Seen {
+            t: record
+                .event_time()
+                .and_then(crate::event::time::parse_rfc3339)
+                .unwrap_or(0),
+            id: record.event_id().unwrap_or(""),
+            principal: record.principal().unwrap_or(""),
+            target: crate::alert::resource_text(record),
+        }
+    }
+}
+
 /// One thread's groups: a match is added without taking a lock.
 #[derive(Debug)]
 pub struct LocalGroups {
@@ -188,13 +214,18 @@ pub struct LocalGroups {
 impl LocalGroups {
     /// Adds a match of `rule` on `record`.
     pub fn add(&mut self, rule: &Rule, record: &Record, detected_at: &str) {
-        let t = record
-            .event_time()
-            .and_then(crate::event::time::parse_rfc3339)
-            .unwrap_or(0);
-        let id = record.event_id().unwrap_or("");
-        let principal = record.principal().unwrap_or("");
-        let target = crate::alert::resource_text(record);
+        self.add_seen(rule, record, &Seen::of(record), detected_at);
+    }
+
+    /// Adds a match of `rule` on `record`, with what grouping reads of it
+    /// read already (once for all the rules it matched).
+    pub fn add_seen(&mut self, rule: &Rule, record: &Record, seen: &Seen, detected_at: &str) {
+        let Seen {
+            t,
+            id,
+            principal,
+            ref target,
+        } = *seen;
         self.added += 1;
         let w = self.window;
         {
@@ -213,14 +244,17 @@ impl LocalGroups {
                     r.last = r.last.max(t);
                     r.count += 1;
                     if r.sample.len() <= SAMPLE_MAX
-                        || r.sample
-                            .last()
-                            .is_some_and(|l| (t, id) < (l.0, l.1.as_str()))
+                        || t < r.sample_top
+                        || (t == r.sample_top
+                            && r.sample
+                                .last()
+                                .is_some_and(|l| (t, id) < (l.0, l.1.as_str())))
                     {
                         r.sample.insert((t, id.to_owned()));
                         if r.sample.len() > SAMPLE_MAX + 1 {
                             r.sample.pop_last();
                         }
+                        r.sample_top = r.sample.last().map_or(i64::MAX, |l| l.0);
                     }
                     if let Some(target) = target
                         && (r.targets.len() < TARGETS_MAX
@@ -229,7 +263,7 @@ impl LocalGroups {
                                 .is_some_and(|l| target.as_ref() < l.as_str()))
                         && !r.targets.contains(target.as_ref())
                     {
-                        r.targets.insert(target.into_owned());
+                        r.targets.insert(target.as_ref().to_owned());
                         if r.targets.len() > TARGETS_MAX {
                             r.targets.pop_last();
                         }
@@ -241,7 +275,7 @@ impl LocalGroups {
         let alert = Alert::detected(rule, record, None, detected_at);
         let mut sample = BTreeSet::new();
         sample.insert((t, id.to_owned()));
-        let targets = target.map(|t| t.into_owned()).into_iter().collect();
+        let targets = target.iter().map(|t| t.as_ref().to_owned()).collect();
         let run = Run {
             first: t,
             last: t,
@@ -249,6 +283,7 @@ impl LocalGroups {
             head: (t, id.to_owned()),
             alert,
             sample,
+            sample_top: t,
             targets,
         };
         let runs = self

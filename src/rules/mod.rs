@@ -19,7 +19,7 @@ pub use allow::Allow;
 pub use builtin::builtin_rules;
 pub use correlate::{Correlator, SeenDelta, Snapshot};
 pub use emit::{write_jsonl_alerts, write_jsonl_for};
-pub use grouping::Grouper;
+pub use grouping::{Grouper, Seen};
 pub use index::RuleIndex;
 pub use load::{Correlation, Loaded, load_dir, load_text, rule_files};
 pub use ordered_feed::{Held, OrderedFeed};

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::alert::{Activity, Alert, Severity, now_rfc3339};
 use crate::detect::{ObjectReport, detect_object_seeing};
-use crate::rules::{Grouper, OrderedFeed, Rule, RuleSet, write_jsonl_alerts};
+use crate::rules::{Grouper, OrderedFeed, Rule, RuleSet, Seen, write_jsonl_alerts};
 use crate::sinks;
 
 use inputs::Inputs;
@@ -437,9 +437,11 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
                     let mut direct: Vec<&Rule> = Vec::new();
                     let matched: &[&Rule] = match local.as_mut() {
                         Some(g) => {
+                            let mut seen = None;
                             for &rule in all {
                                 if Grouper::applies(rule) {
-                                    g.add(rule, record, &detected_at);
+                                    let seen = seen.get_or_insert_with(|| Seen::of(record));
+                                    g.add_seen(rule, record, seen, &detected_at);
                                 } else {
                                     direct.push(rule);
                                 }

@@ -117,7 +117,11 @@ impl std::fmt::Debug for Correlator {
 /// strings as they are, numbers and booleans as text; null, arrays and
 /// objects are no value.
 fn field_text(record: &Record, field: &str) -> Option<String> {
-    match record.get_field(field)? {
+    value_text(record.get_field(field)?)
+}
+
+fn value_text(value: EventValue) -> Option<String> {
+    match value {
         EventValue::Str(s) => Some(s.into_owned()),
         EventValue::Int(n) => Some(n.to_string()),
         EventValue::Float(f) => Some(f.to_string()),
@@ -129,13 +133,16 @@ fn field_text(record: &Record, field: &str) -> Option<String> {
 /// A `value_count` field: as `field_text`, and null counts as `null` (as in
 /// rsigma); several fields are joined by U+001F, and one missing is no value.
 fn count_value(record: &Record, fields: &[String]) -> Option<String> {
+    let part = |f: &String| match record.get_field(f)? {
+        EventValue::Null => Some("null".to_owned()),
+        value => value_text(value),
+    };
+    if let [only] = fields {
+        return part(only);
+    }
     let mut parts = Vec::with_capacity(fields.len());
     for f in fields {
-        let part = match record.get_field(f)? {
-            EventValue::Null => "null".to_owned(),
-            _ => field_text(record, f)?,
-        };
-        parts.push(part);
+        parts.push(part(f)?);
     }
     Some(parts.join("\u{1f}"))
 }
@@ -143,12 +150,18 @@ fn count_value(record: &Record, fields: &[String]) -> Option<String> {
 /// The group key as alerts state it: `field=value` pairs in `group-by`
 /// order, a field without a value left out.
 fn group_key(group_by: &[String], values: &[Option<String>]) -> String {
-    group_by
-        .iter()
-        .zip(values)
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut key = String::new();
+    for (k, v) in group_by.iter().zip(values) {
+        if let Some(v) = v {
+            if !key.is_empty() {
+                key.push(',');
+            }
+            key.push_str(k);
+            key.push('=');
+            key.push_str(v);
+        }
+    }
+    key
 }
 
 /// One event as a correlation sees it.
