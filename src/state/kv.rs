@@ -4,6 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::outbox::insert_alerts;
+use super::write_transaction;
 use super::{Result, StateStore};
 use crate::alert::Detected;
 
@@ -19,7 +20,7 @@ impl StateStore {
     /// Keeps `value` under `key`, with `alerts` in the same transaction.
     pub fn set_kv_with_alerts(&self, key: &str, value: &str, alerts: &[Detected]) -> Result<usize> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = write_transaction(&mut conn).map_err(|e| self.err(e))?;
         let n = insert_alerts(&tx, alerts, None, &self.account_names).map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)",

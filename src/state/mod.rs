@@ -170,6 +170,17 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
+/// A write transaction that takes the write lock when it begins
+/// (IMMEDIATE). A deferred one that reads first and then writes cannot wait
+/// for another process's write: SQLite refuses its upgrade at once with
+/// "database is locked" instead of calling the busy handler. A second
+/// process writing beside the daemon met that (tests/file_rotation.rs).
+pub(crate) fn write_transaction(
+    conn: &mut Connection,
+) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -245,7 +256,7 @@ impl StateStore {
 
     fn close_suppression_windows_before(&self, before: time::OffsetDateTime) -> Result<usize> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = write_transaction(&mut conn).map_err(|e| self.err(e))?;
         let summaries = suppress::close_expired(&tx, before).map_err(|e| self.err(e))?;
         let n =
             insert_alerts(&tx, &summaries, None, &self.account_names).map_err(|e| self.err(e))?;
@@ -347,7 +358,7 @@ impl StateStore {
 
     fn commit_object_once(&self, c: &ObjectCommit) -> Result<usize> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = write_transaction(&mut conn).map_err(|e| self.err(e))?;
         let inserted = insert_alerts(
             &tx,
             c.alerts,
@@ -407,7 +418,7 @@ impl StateStore {
         corr: &CorrelationCommit,
     ) -> Result<usize> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = write_transaction(&mut conn).map_err(|e| self.err(e))?;
         let inserted = insert_alerts(&tx, alerts, self.suppression.as_ref(), &self.account_names)
             .map_err(|e| self.err(e))?;
         write_correlation(&tx, corr).map_err(|e| self.err(e))?;

@@ -5,6 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::suppress;
+use super::write_transaction;
 use super::{DeadLetter, Outboxed, Result, StateFault, StateStore, Suppression, now};
 use crate::alert::Detected;
 
@@ -13,7 +14,7 @@ impl StateStore {
     /// how many were new.
     pub fn insert_alerts(&self, alerts: &[Detected]) -> Result<usize> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = write_transaction(&mut conn).map_err(|e| self.err(e))?;
         let n = insert_alerts(&tx, alerts, self.suppression.as_ref(), &self.account_names)
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;

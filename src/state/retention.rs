@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
 
+use super::write_transaction;
 use super::{Result, StateStore};
 
 /// How long the lookup store keeps what it holds.
@@ -60,7 +61,7 @@ impl StateStore {
         let activity_cut = now.saturating_sub(retention.activity.as_secs() as i64);
         let mut conn = self.conn();
         let started = Instant::now();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = write_transaction(&mut conn).map_err(|e| self.err(e))?;
         let alerts = tx
             .prepare_cached(
                 "DELETE FROM alerts WHERE seq IN (
@@ -125,7 +126,7 @@ impl StateStore {
             Dictionary::Events => ("activity_events", "event"),
         };
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = write_transaction(&mut conn).map_err(|e| self.err(e))?;
         let ids: Vec<i64> = tx
             .prepare_cached(&format!(
                 "SELECT id FROM {name} WHERE id > ?1 ORDER BY id LIMIT ?2"

@@ -4,6 +4,7 @@
 //! are marked with the instance that raised them and never enter this
 //! instance's outbox: that one's sinks send them.
 
+use super::write_transaction;
 use super::{Result, StateStore};
 use crate::alert::{Alert, AlertContext};
 
@@ -12,7 +13,7 @@ impl StateStore {
     /// new here (an alert this instance holds already is left as it is).
     pub fn index_shared(&self, alerts: &[(Alert, AlertContext)], from: &str) -> Result<usize> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = write_transaction(&mut conn).map_err(|e| self.err(e))?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut added = 0;
         for (alert, context) in alerts {
