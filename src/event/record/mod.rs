@@ -588,6 +588,54 @@ mod tests {
         );
     }
 
+    /// Values read straight from the text (objects as their compact text,
+    /// escaped strings decoded alone) are what the parsed tree gives.
+    #[test]
+    fn values_read_from_the_text_are_the_parsed_tree_s() {
+        let records = [
+            RECORD,
+            r#"{"requestParameters": {"policyName": "p", "policyDocument": "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\"}]}"}}"#,
+            r#"{"requestParameters": { "spaced" : {"a" : 1} , "n": {"x": 1.50, "y": -0, "z": 1e3}}}"#,
+            r#"{"requestParameters": {"esc": {"k": "caf\u00e9"}, "plain": {"k": [1, "two", {"three": null}]}}}"#,
+            r#"{"resources": [{"ARN": "arn:aws:s3:::b"}], "empty": {}, "a.b": {"c": 1}, "a": {"b": "x"}}"#,
+        ];
+        let paths = [
+            "requestParameters",
+            "requestParameters.policyDocument",
+            "requestParameters.policyName",
+            "requestParameters.spaced",
+            "requestParameters.spaced.a",
+            "requestParameters.n",
+            "requestParameters.n.x",
+            "requestParameters.esc",
+            "requestParameters.esc.k",
+            "requestParameters.plain",
+            "requestParameters.plain.k",
+            "requestParameters.ipPermissions",
+            "responseElements",
+            "userIdentity",
+            "userIdentity.sessionContext",
+            "resources",
+            "resources.ARN",
+            "empty",
+            "a.b",
+            "a",
+            "errorCode",
+        ];
+        for text in records {
+            let from_text = Record::parse(text).expect("valid record");
+            let tree =
+                Record::from_json(Json::parse(text).expect("valid JSON")).expect("an object");
+            for path in paths {
+                assert_eq!(
+                    from_text.get_field(path),
+                    tree.get_field(path),
+                    "{path} in {text}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn typed_accessors() {
         let record = Record::parse(RECORD).expect("valid record");
