@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Records are decoded, matched and grouped on every core, each leaving
+/// many small strings behind: mimalloc keeps those frees thread-local.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
     let _kill_points = trailwatch::kill_point::setup();

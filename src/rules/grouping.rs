@@ -15,11 +15,13 @@
 //! State is bounded per burst, not per event.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::Hasher;
 
 use crate::alert::{Alert, BurstInfo, Detected, burst_summary_id};
 use crate::event::Record;
 
 use super::Rule;
+use super::index::WordHash;
 
 /// At most this many event ids in a summary.
 const SAMPLE_MAX: usize = 100;
@@ -40,7 +42,62 @@ struct Run {
     /// The time of `sample`'s last event: a later event cannot enter a
     /// full sample, told without a walk down the tree.
     sample_top: i64,
-    targets: BTreeSet<String>,
+    targets: Targets,
+}
+
+/// The first `TARGETS_MAX` distinct targets of a burst in sorted order,
+/// unsorted until the end, each with its hash: a repeated target (the
+/// usual case) is told by one hash and one string comparison, a new one
+/// past the cap by one comparison with the greatest kept.
+#[derive(Debug, Default)]
+struct Targets {
+    kept: Vec<(u64, String)>,
+    /// Where the greatest of `kept` is.
+    top: usize,
+}
+
+impl Targets {
+    fn add(&mut self, hash: u64, target: &str) {
+        if self.kept.iter().any(|(h, t)| *h == hash && t == target) {
+            return;
+        }
+        if self.kept.len() < TARGETS_MAX {
+            self.kept.push((hash, target.to_owned()));
+        } else if self
+            .kept
+            .get(self.top)
+            .is_some_and(|t| target < t.1.as_str())
+        {
+            self.kept[self.top] = (hash, target.to_owned());
+        } else {
+            return;
+        }
+        self.find_top();
+    }
+
+    fn find_top(&mut self) {
+        self.top = (0..self.kept.len())
+            .max_by(|&a, &b| self.kept[a].1.cmp(&self.kept[b].1))
+            .unwrap_or(0);
+    }
+
+    fn absorb(&mut self, other: Targets) {
+        self.kept.extend(other.kept);
+        self.kept.sort_by(|a, b| a.1.cmp(&b.1));
+        self.kept.dedup_by(|a, b| a.1 == b.1);
+        self.kept.truncate(TARGETS_MAX);
+        self.find_top();
+    }
+
+    fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// The targets in sorted order.
+    fn sorted(mut self) -> Vec<String> {
+        self.kept.sort_by(|a, b| a.1.cmp(&b.1));
+        self.kept.into_iter().map(|(_, t)| t).collect()
+    }
 }
 
 impl Run {
@@ -57,25 +114,78 @@ impl Run {
             self.sample.pop_last();
         }
         self.sample_top = self.sample.last().map_or(i64::MAX, |l| l.0);
-        self.targets.extend(other.targets);
-        while self.targets.len() > TARGETS_MAX {
-            self.targets.pop_last();
-        }
+        self.targets.absorb(other.targets);
     }
 }
 
-/// A quick hash for the two levels: every match of a grouped rule looks
-/// up its rule and principal (SipHash was a tenth of the grouping's cost).
-type Fast = std::hash::BuildHasherDefault<super::index::WordHash>;
-/// rule id -> principal -> its bursts.
-type Groups = HashMap<String, HashMap<String, Vec<Run>, Fast>, Fast>;
+/// A quick hash: every match of a grouped rule looks up its group.
+type Fast = std::hash::BuildHasherDefault<WordHash>;
+
+/// The bursts of one rule for one principal.
+#[derive(Debug)]
+struct Group {
+    rule: String,
+    principal: String,
+    /// Sorted by time, disjoint.
+    runs: Vec<Run>,
+}
+
+/// The groups, found by a hash of (rule id, principal) whose principal
+/// part is hashed once per record (`Seen`), whatever the rules it matched;
+/// groups whose hashes collide share a list.
+#[derive(Debug, Default)]
+struct Groups(HashMap<u64, Vec<Group>, Fast>);
+
+impl Groups {
+    fn key(rule: &str, principal_hash: u64) -> u64 {
+        let mut h = WordHash::default();
+        h.write(rule.as_bytes());
+        h.write_u64(principal_hash);
+        h.finish()
+    }
+
+    fn get_mut(&mut self, key: u64, rule: &str, principal: &str) -> Option<&mut Vec<Run>> {
+        self.0
+            .get_mut(&key)?
+            .iter_mut()
+            .find(|g| g.rule == rule && g.principal == principal)
+            .map(|g| &mut g.runs)
+    }
+
+    fn entry(&mut self, key: u64, rule: &str, principal: &str) -> &mut Vec<Run> {
+        let list = self.0.entry(key).or_default();
+        let at = match list
+            .iter()
+            .position(|g| g.rule == rule && g.principal == principal)
+        {
+            Some(at) => at,
+            None => {
+                list.push(Group {
+                    rule: rule.to_owned(),
+                    principal: principal.to_owned(),
+                    runs: Vec::new(),
+                });
+                list.len() - 1
+            }
+        };
+        &mut list[at].runs
+    }
+
+    fn into_groups(self) -> impl Iterator<Item = Group> {
+        self.0.into_values().flatten()
+    }
+}
+
+fn hash_text(text: &str) -> u64 {
+    let mut h = WordHash::default();
+    h.write(text.as_bytes());
+    h.finish()
+}
 
 /// The groups of one `scan`.
 #[derive(Debug)]
 pub struct Grouper {
     window: i64,
-    /// rule id -> principal -> its bursts, sorted by time, disjoint (two
-    /// levels, so that a lookup needs no owned key).
     groups: std::sync::Mutex<Groups>,
     added: std::sync::atomic::AtomicU64,
 }
@@ -115,13 +225,11 @@ impl Grouper {
         self.added
             .fetch_add(local.added, std::sync::atomic::Ordering::Relaxed);
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-        for (rule, by) in local.groups {
-            let into = groups.entry(rule).or_default();
-            for (principal, runs) in by {
-                let list = into.entry(principal).or_default();
-                for run in runs {
-                    insert_run(list, run, self.window);
-                }
+        for g in local.groups.into_groups() {
+            let key = Groups::key(&g.rule, hash_text(&g.principal));
+            let list = groups.entry(key, &g.rule, &g.principal);
+            for run in g.runs {
+                insert_run(list, run, self.window);
             }
         }
     }
@@ -131,12 +239,10 @@ impl Grouper {
     pub fn finish(self) -> Vec<Detected> {
         let groups = self.groups.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut runs: Vec<((String, String), Run)> = groups
-            .into_iter()
-            .flat_map(|(rule, by)| {
-                by.into_iter().flat_map(move |(principal, runs)| {
-                    let key = (rule.clone(), principal);
-                    runs.into_iter().map(move |r| (key.clone(), r))
-                })
+            .into_groups()
+            .flat_map(|g| {
+                let key = (g.rule, g.principal);
+                g.runs.into_iter().map(move |r| (key.clone(), r))
             })
             .collect();
         runs.sort_by(|a, b| (a.1.first, &a.0).cmp(&(b.1.first, &b.0)));
@@ -169,8 +275,7 @@ impl Grouper {
                     last: rfc(run.last),
                 });
                 if run.targets.len() > 1 {
-                    s.context.resource =
-                        Some(run.targets.iter().cloned().collect::<Vec<_>>().join(", "));
+                    s.context.resource = Some(run.targets.sorted().join(", "));
                 }
                 s
             });
@@ -186,19 +291,23 @@ pub struct Seen<'r> {
     t: i64,
     id: &'r str,
     principal: &'r str,
-    target: Option<std::borrow::Cow<'r, str>>,
+    principal_hash: u64,
+    /// The target and its hash.
+    target: Option<(u64, std::borrow::Cow<'r, str>)>,
 }
 
 impl<'r> Seen<'r> {
     pub fn of(record: &'r Record) -> Seen<'r> {
+        let principal = record.principal().unwrap_or("");
         Seen {
             t: record
                 .event_time()
                 .and_then(crate::event::time::parse_rfc3339)
                 .unwrap_or(0),
             id: record.event_id().unwrap_or(""),
-            principal: record.principal().unwrap_or(""),
-            target: crate::alert::resource_text(record),
+            principal,
+            principal_hash: hash_text(principal),
+            target: crate::alert::resource_text(record).map(|t| (hash_text(&t), t)),
         }
     }
 }
@@ -224,18 +333,16 @@ impl LocalGroups {
             t,
             id,
             principal,
+            principal_hash,
             ref target,
         } = *seen;
         self.added += 1;
         let w = self.window;
+        let key = Groups::key(&rule.id, principal_hash);
         {
             // The common case: a repeat inside one burst, not its earliest
             // event: counted without building an alert.
-            if let Some(runs) = self
-                .groups
-                .get_mut(rule.id.as_str())
-                .and_then(|by| by.get_mut(principal))
-            {
+            if let Some(runs) = self.groups.get_mut(key, &rule.id, principal) {
                 let lo = runs.partition_point(|r| r.last.saturating_add(w) < t);
                 let hi = runs.partition_point(|r| r.first.saturating_sub(w) <= t);
                 if hi == lo + 1 && (runs[lo].head.0, runs[lo].head.1.as_str()) <= (t, id) {
@@ -256,17 +363,8 @@ impl LocalGroups {
                         }
                         r.sample_top = r.sample.last().map_or(i64::MAX, |l| l.0);
                     }
-                    if let Some(target) = target
-                        && (r.targets.len() < TARGETS_MAX
-                            || r.targets
-                                .last()
-                                .is_some_and(|l| target.as_ref() < l.as_str()))
-                        && !r.targets.contains(target.as_ref())
-                    {
-                        r.targets.insert(target.as_ref().to_owned());
-                        if r.targets.len() > TARGETS_MAX {
-                            r.targets.pop_last();
-                        }
+                    if let Some((hash, target)) = target {
+                        r.targets.add(*hash, target);
                     }
                     return;
                 }
@@ -275,7 +373,10 @@ impl LocalGroups {
         let alert = Alert::detected(rule, record, None, detected_at);
         let mut sample = BTreeSet::new();
         sample.insert((t, id.to_owned()));
-        let targets = target.iter().map(|t| t.as_ref().to_owned()).collect();
+        let mut targets = Targets::default();
+        if let Some((hash, target)) = target {
+            targets.add(*hash, target);
+        }
         let run = Run {
             first: t,
             last: t,
@@ -286,12 +387,7 @@ impl LocalGroups {
             sample_top: t,
             targets,
         };
-        let runs = self
-            .groups
-            .entry(rule.id.clone())
-            .or_default()
-            .entry(principal.to_owned())
-            .or_default();
+        let runs = self.groups.entry(key, &rule.id, principal);
         insert_run(runs, run, w);
     }
 }
@@ -447,5 +543,50 @@ mod shared_out {
             group(&|i| usize::from(i % 2 == 0) + usize::from(i == 33)),
             one
         );
+    }
+
+    #[test]
+    fn a_burst_keeps_its_smallest_distinct_targets_however_they_come() {
+        // 60 targets sharing a long prefix, repeated, in a scrambled order,
+        // some with colliding hashes; kept in one list or two absorbed.
+        let texts: Vec<String> = (0..60)
+            .map(|i| format!(r#"{{"secretId":"prod/app/{:02}"}}"#, (i * 37) % 60))
+            .collect();
+        let seq: Vec<&String> = (0..400).map(|i| &texts[(i * 7 + i / 9) % 60]).collect();
+        let model: Vec<String> = seq
+            .iter()
+            .map(|t| (*t).clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .take(TARGETS_MAX)
+            .collect();
+        for collide in [false, true] {
+            let hash = |t: &str| {
+                if collide {
+                    t.len() as u64
+                } else {
+                    hash_text(t)
+                }
+            };
+            let mut one = Targets::default();
+            for t in &seq {
+                one.add(hash(t), t);
+            }
+            assert_eq!(one.sorted(), model, "one list, collisions {collide}");
+            for split in [1, 150, 399] {
+                let (mut a, mut b) = (Targets::default(), Targets::default());
+                for (i, t) in seq.iter().enumerate() {
+                    let into = if i < split { &mut a } else { &mut b };
+                    into.add(hash(t), t);
+                }
+                a.absorb(b);
+                // Adding after absorbing still keeps the smallest.
+                a.add(hash(" first"), " first");
+                let mut expected = model.clone();
+                expected.insert(0, " first".into());
+                expected.truncate(TARGETS_MAX);
+                assert_eq!(a.sorted(), expected, "split {split}, collisions {collide}");
+            }
+        }
     }
 }

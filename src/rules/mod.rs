@@ -22,7 +22,7 @@ pub use emit::{write_jsonl_alerts, write_jsonl_for};
 pub use grouping::{Grouper, Seen};
 pub use index::RuleIndex;
 pub use load::{Correlation, Loaded, load_dir, load_text, rule_files};
-pub use ordered_feed::{Held, OrderedFeed};
+pub use ordered_feed::{Held, OrderedFeed, feed_in_order};
 pub use rule::{Example, Rule, RuleError, RuleMeta, RuleOrigin, Severity};
 
 use std::path::PathBuf;

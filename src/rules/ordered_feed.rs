@@ -43,12 +43,23 @@ impl Held {
 }
 
 /// The records of objects read so far, fed to the correlator in input order.
+/// One thread at a time feeds, outside the lock (`feed_in_order`): a thread
+/// that finishes its object meanwhile leaves its records and goes on.
 #[derive(Debug, Default)]
 pub struct OrderedFeed {
     next: usize,
     waiting: BTreeMap<usize, Vec<Held>>,
-    /// The bytes of text the waiting objects hold.
+    /// The bytes of text the waiting objects (and the one being fed) hold.
     waiting_bytes: usize,
+    /// A thread is feeding object `next`.
+    feeding: bool,
+}
+
+/// The held records of the object whose turn it is, taken to be fed.
+#[derive(Debug)]
+pub struct Batch {
+    held: Vec<Held>,
+    bytes: usize,
 }
 
 impl OrderedFeed {
@@ -57,18 +68,30 @@ impl OrderedFeed {
     }
 
     /// Object `index` (numbered from 0 in input order, each once) is read:
-    /// its held records, and those of every object after it that was
-    /// waiting for it, are fed in order.
-    pub fn finish(&mut self, index: usize, held: Vec<Held>, rules: &RuleSet, detected_at: &str) {
+    /// its held records wait their turn. When no thread is feeding and the
+    /// next object's turn has come, the caller feeds it: its batch.
+    pub fn finish(&mut self, index: usize, held: Vec<Held>) -> Option<Batch> {
         self.waiting_bytes += held.iter().map(|h| h.text.len()).sum::<usize>();
         self.waiting.insert(index, held);
-        while let Some(records) = self.waiting.remove(&self.next) {
-            for held in &records {
-                rules.feed_held(held, None, detected_at);
-                self.waiting_bytes -= held.text.len();
-            }
-            self.next += 1;
+        if self.feeding {
+            return None;
         }
+        self.take_next()
+    }
+
+    /// The feeder fed `batch`: the next object's, when it has been read.
+    pub fn fed(&mut self, batch: Batch) -> Option<Batch> {
+        self.waiting_bytes -= batch.bytes;
+        self.next += 1;
+        self.feeding = false;
+        self.take_next()
+    }
+
+    fn take_next(&mut self) -> Option<Batch> {
+        let held = self.waiting.remove(&self.next)?;
+        self.feeding = true;
+        let bytes = held.iter().map(|h| h.text.len()).sum();
+        Some(Batch { held, bytes })
     }
 
     /// The object whose records go to the stateful rules next: every object
@@ -86,6 +109,30 @@ impl OrderedFeed {
     /// How many objects wait for an earlier one.
     pub fn waiting(&self) -> usize {
         self.waiting.len()
+    }
+}
+
+/// Object `index` is read, holding `held`: fed in its turn, with every
+/// object after it whose turn comes while this thread feeds. Feeding is
+/// done outside `feed`'s lock; `on_fed(next)` is called under it after each
+/// object fed, with the next object to feed.
+pub fn feed_in_order(
+    feed: &std::sync::Mutex<OrderedFeed>,
+    index: usize,
+    held: Vec<Held>,
+    rules: &RuleSet,
+    detected_at: &str,
+    mut on_fed: impl FnMut(&OrderedFeed),
+) {
+    let lock = || feed.lock().unwrap_or_else(|p| p.into_inner());
+    let mut batch = lock().finish(index, held);
+    while let Some(b) = batch {
+        for held in &b.held {
+            rules.feed_held(held, None, detected_at);
+        }
+        let mut feed = lock();
+        batch = feed.fed(b);
+        on_fed(&feed);
     }
 }
 
@@ -199,17 +246,53 @@ mod tests {
                 .collect()
         };
         assert_eq!(held().len(), 1, "an enumeration call feeds a correlation");
-        let mut feed = OrderedFeed::new();
         let at = "2026-11-21T10:00:00Z";
-        feed.finish(2, held(), &rules, at);
-        feed.finish(1, held(), &rules, at);
-        assert_eq!(feed.waiting(), 2);
-        assert_eq!(feed.waiting_bytes(), 2 * text.len());
-        assert_eq!(feed.next(), 0);
-        feed.finish(0, Vec::new(), &rules, at);
-        assert_eq!(
-            (feed.waiting(), feed.waiting_bytes(), feed.next()),
-            (0, 0, 3)
+        let feed = std::sync::Mutex::new(OrderedFeed::new());
+        let mut told = Vec::new();
+        feed_in_order(&feed, 2, held(), &rules, at, |f| told.push(f.next()));
+        feed_in_order(&feed, 1, held(), &rules, at, |f| told.push(f.next()));
+        {
+            let f = feed.lock().expect("feed");
+            assert_eq!(
+                (f.waiting(), f.waiting_bytes(), f.next()),
+                (2, 2 * text.len(), 0)
+            );
+        }
+        assert!(told.is_empty(), "nothing fed before object 0 ends");
+        feed_in_order(&feed, 0, Vec::new(), &rules, at, |f| told.push(f.next()));
+        let f = feed.lock().expect("feed");
+        assert_eq!((f.waiting(), f.waiting_bytes(), f.next()), (0, 0, 3));
+        assert_eq!(told, [1, 2, 3], "told after each object fed");
+    }
+
+    /// While one thread feeds, another that finishes an object leaves it
+    /// for the feeder, which takes it in its turn.
+    #[test]
+    fn an_object_finished_while_another_is_fed_is_left_to_the_feeder() {
+        let mut feed = OrderedFeed::new();
+        assert!(
+            feed.finish(1, Vec::new()).is_none(),
+            "object 0 not read yet"
+        );
+        let first = feed.finish(0, Vec::new()).expect("object 0's turn");
+        assert!(
+            feed.finish(3, Vec::new()).is_none() && feed.finish(2, Vec::new()).is_none(),
+            "a thread is feeding: the others go on"
+        );
+        let mut batch = Some(first);
+        let mut turns = 0;
+        while let Some(b) = batch {
+            batch = feed.fed(b);
+            turns += 1;
+        }
+        assert_eq!((turns, feed.next(), feed.waiting()), (4, 4, 0));
+        assert!(
+            feed.finish(5, Vec::new()).is_none(),
+            "object 4 not read yet"
+        );
+        assert!(
+            feed.finish(4, Vec::new()).is_some(),
+            "no one feeds: its reader does"
         );
     }
 }

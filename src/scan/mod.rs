@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::alert::{Activity, Alert, Severity, now_rfc3339};
 use crate::detect::{ObjectReport, detect_object_seeing};
-use crate::rules::{Grouper, OrderedFeed, Rule, RuleSet, Seen, write_jsonl_alerts};
+use crate::rules::{Grouper, OrderedFeed, Rule, RuleSet, Seen, feed_in_order, write_jsonl_alerts};
 use crate::sinks;
 
 use inputs::Inputs;
@@ -504,12 +504,17 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
         };
         // The stateful rules see the files in input order, whatever the
         // threads: their alerts do not depend on timing.
-        {
-            let mut feed = feed.lock().unwrap_or_else(|p| p.into_inner());
-            feed.finish(index, std::mem::take(&mut held), rules, &detected_at);
-            next_fed.store(feed.next(), std::sync::atomic::Ordering::Release);
-        }
-        fed.notify_all();
+        feed_in_order(
+            feed,
+            index,
+            std::mem::take(&mut held),
+            rules,
+            &detected_at,
+            |f| {
+                next_fed.store(f.next(), std::sync::atomic::Ordering::Release);
+                fed.notify_all();
+            },
+        );
         // Alerts of stateful rules completed by the files fed so far.
         if let Some(completed) = rules.with_correlator(|c| c.take_pending()) {
             for d in completed {
