@@ -125,14 +125,20 @@ pub fn feed_in_order(
     mut on_fed: impl FnMut(&OrderedFeed),
 ) {
     let lock = || feed.lock().unwrap_or_else(|p| p.into_inner());
-    let mut batch = lock().finish(index, held);
+    let mut guard = lock();
+    let mut batch = guard.finish(index, held);
     while let Some(b) = batch {
-        for held in &b.held {
-            rules.feed_held(held, None, detected_at);
+        // An object without held records (its reader fed them as it read)
+        // is passed without letting go of the lock.
+        if !b.held.is_empty() {
+            drop(guard);
+            for held in &b.held {
+                rules.feed_held(held, None, detected_at);
+            }
+            guard = lock();
         }
-        let mut feed = lock();
-        batch = feed.fed(b);
-        on_fed(&feed);
+        batch = guard.fed(b);
+        on_fed(&guard);
     }
 }
 

@@ -120,6 +120,7 @@ pub fn run<W: Write + Send>(
         feed: std::sync::Mutex::new(OrderedFeed::new()),
         next_fed: std::sync::atomic::AtomicUsize::new(0),
         fed: std::sync::Condvar::new(),
+        sleepers: std::sync::atomic::AtomicUsize::new(0),
         highest: Highest::default(),
         store: options.store.as_ref(),
         store_failures: std::sync::Mutex::new(Vec::new()),
@@ -351,6 +352,8 @@ struct Shared<'a, W> {
     next_fed: std::sync::atomic::AtomicUsize,
     /// Told when `feed` has fed objects (and holds less).
     fed: std::sync::Condvar,
+    /// Threads waiting on `fed` (changed under `feed`'s lock).
+    sleepers: std::sync::atomic::AtomicUsize,
     highest: Highest,
     store: Option<&'a store::ScanStore>,
     /// Inputs whose alerts could not be stored.
@@ -369,6 +372,7 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
         feed,
         next_fed,
         fed,
+        sleepers,
         highest,
         store,
         store_failures,
@@ -393,7 +397,9 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
         {
             let mut waiting = feed.lock().unwrap_or_else(|p| p.into_inner());
             while waiting.waiting_bytes() > HELD_MAX_BYTES {
+                sleepers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 waiting = fed.wait(waiting).unwrap_or_else(|p| p.into_inner());
+                sleepers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             }
         }
         let next = inputs.lock().unwrap_or_else(|p| p.into_inner()).next();
@@ -512,7 +518,11 @@ fn worker<W: Write>(shared: &Shared<'_, W>) {
             &detected_at,
             |f| {
                 next_fed.store(f.next(), std::sync::atomic::Ordering::Release);
-                fed.notify_all();
+                // Waking costs a system call: only when a thread waits (it
+                // counts itself under this lock before it sleeps).
+                if sleepers.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    fed.notify_all();
+                }
             },
         );
         // Alerts of stateful rules completed by the files fed so far.

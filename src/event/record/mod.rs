@@ -564,6 +564,32 @@ mod tests {
             Some(EventValue::Str(Cow::Borrowed("nested")))
         );
         assert_eq!(nested.get_field("a.c"), None);
+        // Asked again, in either order, and beside another dotted name; and
+        // on a record built from a parsed value.
+        let other =
+            Record::parse(r#"{"a": {"b": "nested"}, "x.y": "z", "a.b": "flat"}"#).expect("valid");
+        for _ in 0..2 {
+            assert_eq!(
+                other.get_field("x.y"),
+                Some(EventValue::Str(Cow::Borrowed("z")))
+            );
+            assert_eq!(
+                other.get_field("a.b"),
+                Some(EventValue::Str(Cow::Borrowed("flat")))
+            );
+            assert_eq!(
+                nested.get_field("a.b"),
+                Some(EventValue::Str(Cow::Borrowed("nested")))
+            );
+        }
+        let parsed = Record::from_json(
+            Json::parse(r#"{"a": {"b": "nested"}, "a.b": "flat"}"#).expect("valid"),
+        )
+        .expect("an object");
+        assert_eq!(
+            parsed.get_field("a.b"),
+            Some(EventValue::Str(Cow::Borrowed("flat")))
+        );
     }
 
     #[test]
