@@ -227,30 +227,59 @@ pub fn resource_text<'r>(record: &'r Record) -> Option<std::borrow::Cow<'r, str>
     })
 }
 
+/// The request parameters that name a call's target, first wins.
+const IDENTIFYING: [&str; 18] = [
+    "bucketName",
+    "name",
+    "trailName",
+    "userName",
+    "roleName",
+    "groupName",
+    "policyArn",
+    "instanceId",
+    "instancesSet",
+    "functionName",
+    "groupId",
+    "secretId",
+    "keyId",
+    "snapshotId",
+    "imageId",
+    "detectorId",
+    "resourceArn",
+    "dBSnapshotIdentifier",
+];
+
 /// The first identifying request parameter (a bucket, trail, user, role,
 /// secret... name) as compact JSON; `None` when the call names none.
 pub fn identifying_parameter<'r>(record: &'r Record) -> Option<std::borrow::Cow<'r, str>> {
-    const NAMES: [&str; 18] = [
-        "bucketName",
-        "name",
-        "trailName",
-        "userName",
-        "roleName",
-        "groupName",
-        "policyArn",
-        "instanceId",
-        "instancesSet",
-        "functionName",
-        "groupId",
-        "secretId",
-        "keyId",
-        "snapshotId",
-        "imageId",
-        "detectorId",
-        "resourceArn",
-        "dBSnapshotIdentifier",
-    ];
-    record.first_json_among("requestParameters", &NAMES)
+    record.first_json_ranked("requestParameters", &IDENTIFYING, identifying_rank)
+}
+
+/// Where `key` is among `identifying_parameter`'s names (kept in the same
+/// order; a test checks them against each other): asked for each request
+/// parameter of every grouped match.
+fn identifying_rank(key: &str) -> Option<usize> {
+    Some(match key {
+        "bucketName" => 0,
+        "name" => 1,
+        "trailName" => 2,
+        "userName" => 3,
+        "roleName" => 4,
+        "groupName" => 5,
+        "policyArn" => 6,
+        "instanceId" => 7,
+        "instancesSet" => 8,
+        "functionName" => 9,
+        "groupId" => 10,
+        "secretId" => 11,
+        "keyId" => 12,
+        "snapshotId" => 13,
+        "imageId" => 14,
+        "detectorId" => 15,
+        "resourceArn" => 16,
+        "dBSnapshotIdentifier" => 17,
+        _ => return None,
+    })
 }
 
 /// Now, in the contract's format (`2026-11-21T10:09:40Z`).
@@ -291,6 +320,30 @@ mod tests {
         // The separator matters: ("ab","c") and ("a","bc") differ.
         assert_ne!(alert_id("ab", "c"), alert_id("a", "bc"));
         assert_eq!(alert_id("r", "e"), "tw-7a8d860a5a26126b");
+    }
+
+    #[test]
+    fn the_identifying_rank_is_the_names_order() {
+        for (i, name) in IDENTIFYING.iter().enumerate() {
+            assert_eq!(identifying_rank(name), Some(i), "{name}");
+        }
+        for other in [
+            "",
+            "Name",
+            "names",
+            "bucketname",
+            "keyID",
+            "groupIds",
+            "dBSnapshot",
+        ] {
+            assert_eq!(identifying_rank(other), None, "{other}");
+        }
+        // The first of the names wins, whatever the order in the record.
+        let record = crate::event::Record::parse(
+            r#"{"requestParameters":{"keyId":"k","roleName":"r","other":1}}"#,
+        )
+        .expect("valid");
+        assert_eq!(identifying_parameter(&record).as_deref(), Some(r#""r""#));
     }
 
     #[test]

@@ -57,7 +57,19 @@ struct Targets {
 }
 
 impl Targets {
-    fn add(&mut self, hash: u64, target: &str) {
+    /// Adds `target`, hashed by `hash` only when it could be kept.
+    fn add(&mut self, target: &str, hash: impl Fn(&str) -> u64) {
+        // Past the cap, a target not below the greatest kept stays out,
+        // whether it is among them or not.
+        if self.kept.len() >= TARGETS_MAX
+            && self
+                .kept
+                .get(self.top)
+                .is_some_and(|t| target >= t.1.as_str())
+        {
+            return;
+        }
+        let hash = hash(target);
         if self.kept.iter().any(|(h, t)| *h == hash && t == target) {
             return;
         }
@@ -292,8 +304,7 @@ pub struct Seen<'r> {
     id: &'r str,
     principal: &'r str,
     principal_hash: u64,
-    /// The target and its hash.
-    target: Option<(u64, std::borrow::Cow<'r, str>)>,
+    target: Option<std::borrow::Cow<'r, str>>,
 }
 
 impl<'r> Seen<'r> {
@@ -307,7 +318,7 @@ impl<'r> Seen<'r> {
             id: record.event_id().unwrap_or(""),
             principal,
             principal_hash: hash_text(principal),
-            target: crate::alert::resource_text(record).map(|t| (hash_text(&t), t)),
+            target: crate::alert::resource_text(record),
         }
     }
 }
@@ -363,8 +374,8 @@ impl LocalGroups {
                         }
                         r.sample_top = r.sample.last().map_or(i64::MAX, |l| l.0);
                     }
-                    if let Some((hash, target)) = target {
-                        r.targets.add(*hash, target);
+                    if let Some(target) = target {
+                        r.targets.add(target, hash_text);
                     }
                     return;
                 }
@@ -374,8 +385,8 @@ impl LocalGroups {
         let mut sample = BTreeSet::new();
         sample.insert((t, id.to_owned()));
         let mut targets = Targets::default();
-        if let Some((hash, target)) = target {
-            targets.add(*hash, target);
+        if let Some(target) = target {
+            targets.add(target, hash_text);
         }
         let run = Run {
             first: t,
@@ -570,18 +581,18 @@ mod shared_out {
             };
             let mut one = Targets::default();
             for t in &seq {
-                one.add(hash(t), t);
+                one.add(t, hash);
             }
             assert_eq!(one.sorted(), model, "one list, collisions {collide}");
             for split in [1, 150, 399] {
                 let (mut a, mut b) = (Targets::default(), Targets::default());
                 for (i, t) in seq.iter().enumerate() {
                     let into = if i < split { &mut a } else { &mut b };
-                    into.add(hash(t), t);
+                    into.add(t, hash);
                 }
                 a.absorb(b);
                 // Adding after absorbing still keeps the smallest.
-                a.add(hash(" first"), " first");
+                a.add(" first", hash);
                 let mut expected = model.clone();
                 expected.insert(0, " first".into());
                 expected.truncate(TARGETS_MAX);
