@@ -75,14 +75,9 @@ impl Targets {
         }
         if self.kept.len() < TARGETS_MAX {
             self.kept.push((hash, target.to_owned()));
-        } else if self
-            .kept
-            .get(self.top)
-            .is_some_and(|t| target < t.1.as_str())
-        {
-            self.kept[self.top] = (hash, target.to_owned());
-        } else {
-            return;
+        } else if let Some(top) = self.kept.get_mut(self.top) {
+            // Below the greatest kept (told above): it takes its place.
+            *top = (hash, target.to_owned());
         }
         self.find_top();
     }
