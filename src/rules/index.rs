@@ -114,11 +114,16 @@ pub struct RuleIndex {
     by_error: WordMap<Vec<u32>>,
     always: Vec<u32>,
     all: Vec<u32>,
+    /// The index's key in the threads' tables of remembered candidates.
+    owner: u64,
 }
 
 impl RuleIndex {
     pub fn build(rules: &[Rule]) -> Self {
-        let mut index = RuleIndex::default();
+        let mut index = RuleIndex {
+            owner: super::memo::new_owner(),
+            ..RuleIndex::default()
+        };
         for (i, rule) in rules.iter().enumerate() {
             let i = i as u32;
             index.all.push(i);
@@ -165,8 +170,49 @@ impl RuleIndex {
         self.always.iter().copied()
     }
 
-    /// The rules `record` can match, in rule order, into `out`.
+    /// The rules `record` can match, in rule order, into `out`. The few
+    /// fields they depend on repeat from record to record, so the answer
+    /// for them is remembered per thread.
     pub fn candidates(&self, record: &Record, out: &mut Vec<u32>) {
+        out.clear();
+        match self.key(record) {
+            Some(key) => super::memo::remembered_candidates(self.owner, &key, out, |out| {
+                self.find_candidates(record, out)
+            }),
+            None => self.find_candidates(record, out),
+        }
+    }
+
+    /// What `find_candidates` reads of `record`: the name, source, identity
+    /// type and error code (each `None` when absent or null, or not read);
+    /// `None` when one is another kind of value, or a string with escapes.
+    fn key<'r>(&self, record: &'r Record) -> Option<[Option<&'r str>; 4]> {
+        fn text<'r>(value: Option<&'r Json>) -> Option<Option<&'r str>> {
+            match value {
+                None | Some(Json::Null) => Some(None),
+                Some(Json::Str(s)) => Some(Some(s.as_ref())),
+                Some(_) => None,
+            }
+        }
+        let name = text(record.get("eventName"))?;
+        let source = text(record.get("eventSource"))?;
+        let kind = match self.by_type.is_empty() {
+            true => None,
+            false => match record.get_field("userIdentity.type") {
+                None | Some(EventValue::Null) => None,
+                Some(EventValue::Str(std::borrow::Cow::Borrowed(t))) => Some(t),
+                Some(_) => return None,
+            },
+        };
+        let error = match self.by_error.is_empty() {
+            true => None,
+            false => text(record.get("errorCode"))?,
+        };
+        Some([name, source, kind, error])
+    }
+
+    /// `candidates`, found in the index's tables.
+    fn find_candidates(&self, record: &Record, out: &mut Vec<u32>) {
         out.clear();
         let (Some(name), Some(source)) = (
             key_of(record.get("eventName")),

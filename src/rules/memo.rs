@@ -127,6 +127,85 @@ pub(crate) fn remembered_call(
     )
 }
 
+/// The rules a record can match, for records that agree on the fields the
+/// rule index reads (`RuleIndex::candidates`): a few thousand combinations
+/// of name, source, identity type and error code cover a day of CloudTrail.
+struct CandidateSlot {
+    owner: u64,
+    key: [Option<Box<str>>; 4],
+    rules: Box<[u32]>,
+}
+
+/// Slots in a thread's table of candidates.
+const CANDIDATE_SLOTS: usize = 4096;
+
+thread_local! {
+    static CANDIDATES: RefCell<Vec<Option<CandidateSlot>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Extends `out` with the rules index `owner` found for `key` before, from
+/// this thread's table; else with what `find` puts in `out` (empty when
+/// called), kept for the next record with the same key.
+pub(crate) fn remembered_candidates(
+    owner: u64,
+    key: &[Option<&str>; 4],
+    out: &mut Vec<u32>,
+    find: impl FnOnce(&mut Vec<u32>),
+) {
+    let at = candidate_slot_of(owner, key);
+    let found = CANDIDATES.with(|table| {
+        let Ok(table) = table.try_borrow() else {
+            return false;
+        };
+        match table.get(at) {
+            Some(Some(slot))
+                if slot.owner == owner
+                    && slot.key.iter().zip(key).all(|(a, b)| a.as_deref() == *b) =>
+            {
+                out.extend_from_slice(&slot.rules);
+                true
+            }
+            _ => false,
+        }
+    });
+    if found {
+        return;
+    }
+    find(out);
+    CANDIDATES.with(|table| {
+        if let Ok(mut table) = table.try_borrow_mut() {
+            if table.is_empty() {
+                table.resize_with(CANDIDATE_SLOTS, || None);
+            }
+            if let Some(kept) = table.get_mut(at) {
+                *kept = Some(CandidateSlot {
+                    owner,
+                    key: key.map(|part| part.map(Into::into)),
+                    rules: out.as_slice().into(),
+                });
+            }
+        }
+    });
+}
+
+/// A candidates key's slot, as `call_slot_of` hashes a call.
+#[inline]
+fn candidate_slot_of(owner: u64, key: &[Option<&str>; 4]) -> usize {
+    use std::hash::Hasher;
+    let mut h = super::index::WordHash::default();
+    h.write_u64(owner);
+    for part in key {
+        match part {
+            Some(text) => {
+                h.write_u8(1);
+                h.write(text.as_bytes());
+            }
+            None => h.write_u8(0),
+        }
+    }
+    h.finish() as usize % CANDIDATE_SLOTS
+}
+
 /// The answer slot `at` of this thread's `table` (of `slots` slots) holds,
 /// when `cached` says it is the one sought; else `answer()`, kept there as
 /// `slot(answer)`.
@@ -254,6 +333,56 @@ mod tests {
                     want,
                     "{name} {round}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn candidates_are_remembered_per_index_and_whole_key() {
+        let (a, b) = (new_owner(), new_owner());
+        let finds = Cell::new(0);
+        let lookup = |owner: u64, key: [Option<&str>; 4], rules: &[u32]| {
+            let mut out = vec![99];
+            out.clear();
+            remembered_candidates(owner, &key, &mut out, |out| {
+                assert!(out.is_empty());
+                finds.set(finds.get() + 1);
+                out.extend_from_slice(rules);
+            });
+            out
+        };
+        let key = [
+            Some("GetSecretValue"),
+            Some("secretsmanager.amazonaws.com"),
+            None,
+            None,
+        ];
+        assert_eq!(lookup(a, key, &[1, 4]), [1, 4]);
+        assert_eq!(lookup(a, key, &[]), [1, 4], "remembered");
+        assert_eq!(finds.get(), 1);
+        // Another index, or any part of the key different: found again.
+        assert_eq!(lookup(b, key, &[2]), [2]);
+        let mut typed = key;
+        typed[2] = Some("AssumedRole");
+        assert_eq!(lookup(a, typed, &[3]), [3]);
+        let mut empty_error = key;
+        empty_error[3] = Some("");
+        assert_eq!(lookup(a, empty_error, &[5]), [5]);
+        let run_together = [
+            Some("GetSecretValuesecretsmanager.amazonaws.com"),
+            Some(""),
+            None,
+            None,
+        ];
+        assert_eq!(lookup(a, run_together, &[6]), [6]);
+        assert_eq!(finds.get(), 5);
+        // Many keys, each answered as first found, whatever shares a slot.
+        for round in 0..2 {
+            for i in 0..10_000u32 {
+                let name = format!("Describe{i}");
+                let want = [i % 11, i % 13 + 20];
+                let key = [Some(name.as_str()), Some("ec2.amazonaws.com"), None, None];
+                assert_eq!(lookup(a, key, &want), want, "{name} {round}");
             }
         }
     }
