@@ -39,7 +39,10 @@ impl Alert {
         object: Option<ObjectRef>,
         detected_at: &str,
     ) -> Detected {
-        let mut excerpt = serde_json::to_string(record).unwrap_or_default();
+        let mut excerpt = match record.compact_text() {
+            Some(text) => text.to_owned(),
+            None => serde_json::to_string(record).unwrap_or_default(),
+        };
         if excerpt.len() > RECORD_EXCERPT_BYTES {
             let mut cut = RECORD_EXCERPT_BYTES;
             while !excerpt.is_char_boundary(cut) {

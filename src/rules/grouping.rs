@@ -245,16 +245,32 @@ impl Grouper {
     /// ordered by the burst's first time, rule and principal.
     pub fn finish(self) -> Vec<Detected> {
         let groups = self.groups.into_inner().unwrap_or_else(|p| p.into_inner());
-        let mut runs: Vec<((String, String), Run)> = groups
-            .into_groups()
-            .flat_map(|g| {
-                let key = (g.rule, g.principal);
-                g.runs.into_iter().map(move |r| (key.clone(), r))
+        // Sorted by where each run is, not by copies of its group's names.
+        let mut groups: Vec<Group> = groups.into_groups().collect();
+        let mut order: Vec<(i64, usize, usize)> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| {
+                group
+                    .runs
+                    .iter()
+                    .enumerate()
+                    .map(move |(r, run)| (run.first, g, r))
             })
             .collect();
-        runs.sort_by(|a, b| (a.1.first, &a.0).cmp(&(b.1.first, &b.0)));
+        order.sort_by(|a, b| {
+            let (ga, gb) = (&groups[a.1], &groups[b.1]);
+            (a.0, &ga.rule, &ga.principal).cmp(&(b.0, &gb.rule, &gb.principal))
+        });
+        let mut runs: Vec<Vec<Option<Run>>> = groups
+            .iter_mut()
+            .map(|g| std::mem::take(&mut g.runs).into_iter().map(Some).collect())
+            .collect();
         let mut out = Vec::new();
-        for (_, run) in runs {
+        for (_, g, r) in order {
+            let Some(run) = runs[g][r].take() else {
+                continue;
+            };
             let rfc = crate::alert::rfc3339_at;
             let mut opening = run.alert;
             let burst_id = opening.alert.id.clone();
@@ -268,11 +284,12 @@ impl Grouper {
                 let mut s = opening.clone();
                 s.alert.id = burst_summary_id(&burst_id);
                 s.alert.count = run.count;
+                let head = &run.head;
                 s.alert.related_event_ids = run
                     .sample
-                    .iter()
-                    .filter(|(t, id)| (*t, id) != (run.head.0, &run.head.1))
-                    .map(|(_, id)| id.clone())
+                    .into_iter()
+                    .filter(|(t, id)| (*t, id) != (head.0, &head.1))
+                    .map(|(_, id)| id)
                     .take(SAMPLE_MAX)
                     .collect();
                 s.alert.burst = Some(BurstInfo {

@@ -17,7 +17,7 @@ impl<'a> Record<'a> {
             None => (path, None),
         };
         let member = self.member(head)?;
-        if member.value.get().is_none() && !member.raw.is_empty() {
+        if !member.raw.is_empty() {
             let found = match rest {
                 None => Walk::Value(member.raw),
                 Some(rest) => self.walk_member(member, rest).0,
@@ -54,9 +54,7 @@ impl<'a> Record<'a> {
         rank: impl Fn(&str) -> Option<usize>,
     ) -> Option<Cow<'_, str>> {
         let member = self.member(parent)?;
-        if member.value.get().is_none()
-            && let Some(span) = self.spans.get(member.span as usize)
-        {
+        if let Some(span) = self.spans.get(member.span as usize) {
             let mut best: Option<(usize, &MemberSpan)> = None;
             let mut exact = true;
             for (_, child) in siblings(&self.spans, span.first) {
@@ -86,6 +84,15 @@ impl<'a> Record<'a> {
             .find_map(|name| node.get(name))
             .and_then(|v| serde_json::to_string(v).ok())
             .map(Cow::Owned)
+    }
+}
+
+impl<'a> Record<'a> {
+    /// The record's own text when it already is what serializing the record
+    /// writes (`serde_json::to_string`): CloudTrail writes its records
+    /// compact, so an alert's copy of one is most often a copy of its text.
+    pub fn compact_text(&self) -> Option<&'a str> {
+        self.text().filter(|text| is_compact(text))
     }
 }
 

@@ -280,7 +280,7 @@ impl<'a> Record<'a> {
             None => (path, None),
         };
         let member = self.member(head)?;
-        if member.value.get().is_none() && !member.raw.is_empty() {
+        if !member.raw.is_empty() {
             let (found, plain) = match rest {
                 None => (Walk::Value(member.raw), self.is_plain(member)),
                 Some(rest) => self.walk_member(member, rest),
@@ -652,14 +652,37 @@ mod tests {
             let from_text = Record::parse(text).expect("valid record");
             let tree =
                 Record::from_json(Json::parse(text).expect("valid JSON")).expect("an object");
+            // Read from the text even once a rule had its members parsed.
+            let parsed_first = Record::parse(text).expect("valid record");
+            let _ = parsed_first.to_value();
             for path in paths {
                 assert_eq!(
                     from_text.get_field(path),
                     tree.get_field(path),
                     "{path} in {text}"
                 );
+                assert_eq!(
+                    parsed_first.get_field(path),
+                    tree.get_field(path),
+                    "{path} in {text}, parsed first"
+                );
+                for record in [&from_text, &parsed_first] {
+                    assert_eq!(record.str_at(path), tree.str_at(path), "{path} in {text}");
+                    assert_eq!(record.json_at(path), tree.json_at(path), "{path} in {text}");
+                }
+            }
+            // The record's own text is its copy exactly when it is what
+            // serializing it writes.
+            let written = serde_json::to_string(&tree).expect("serializable");
+            match from_text.compact_text() {
+                Some(own) => assert_eq!(own, written, "{text}"),
+                None => assert_ne!(text, written, "{text}"),
             }
         }
+        let compact = serde_json::to_string(&Record::parse(RECORD).expect("valid record"))
+            .expect("serializable");
+        let record = Record::parse(&compact).expect("valid record");
+        assert_eq!(record.compact_text(), Some(compact.as_str()));
     }
 
     #[test]

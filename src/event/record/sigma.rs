@@ -69,7 +69,7 @@ impl Event for Record<'_> {
         let (head, rest) = split_dot(path)?;
         // Through objects to a scalar: read straight from the text.
         let member = self.member(head)?;
-        if member.value.get().is_none() && !member.raw.is_empty() {
+        if !member.raw.is_empty() {
             match self.walk_member(member, rest) {
                 (Walk::Missing, _) => return None,
                 (Walk::Value(raw), true) => {
