@@ -40,6 +40,8 @@ pub struct RecordReader<'r> {
     in_place: usize,
     /// Member spans of the record read in place; reused.
     spans: Vec<MemberSpan>,
+    /// Whether the record read in place is compact (`Indexed::compact`).
+    compact: bool,
 }
 
 /// Where `next_raw` left the next record.
@@ -82,6 +84,7 @@ impl<'r> RecordReader<'r> {
             state: State::Top,
             in_place: 0,
             spans: Vec::with_capacity(32),
+            compact: false,
         })
     }
 
@@ -136,7 +139,12 @@ impl<'r> RecordReader<'r> {
                 let text =
                     simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes));
                 return match text {
-                    Ok(text) => Ok(Some(Record::from_spans_in(text, &self.spans, store))),
+                    Ok(text) => Ok(Some(Record::from_spans_in(
+                        text,
+                        &self.spans,
+                        store,
+                        self.compact,
+                    ))),
                     Err(e) => {
                         self.state = State::Done;
                         Err(DecodeError::Json {
@@ -271,7 +279,9 @@ impl<'r> RecordReader<'r> {
     fn index_in_place(&mut self) -> Option<usize> {
         let chunk = self.input.fill_buf().ok()?;
         self.spans.clear();
-        index_object_prefix(chunk, &mut self.spans).ok()
+        let indexed = index_object_prefix(chunk, &mut self.spans).ok()?;
+        self.compact = indexed.compact;
+        Some(indexed.end)
     }
 
     /// At a top-level `{`: either the `{"Records": [` envelope (returns false,

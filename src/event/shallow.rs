@@ -77,7 +77,7 @@ pub fn index_object<'a>(
     members: &mut Vec<RawMember<'a>>,
 ) -> Result<(), ShallowError> {
     let mut spans = Vec::new();
-    let end = index_object_prefix(text.as_bytes(), &mut spans)?;
+    let end = index_object_prefix(text.as_bytes(), &mut spans)?.end;
     check_trailing(text.as_bytes(), end)?;
     members.extend(siblings(&spans, 0).map(|(_, span)| RawMember {
         key: member_name(text, span),
@@ -92,6 +92,7 @@ pub fn check_trailing(bytes: &[u8], end: usize) -> Result<(), ShallowError> {
         bytes,
         pos: end,
         fault: None,
+        loose: false,
     };
     p.ws();
     if p.pos != bytes.len() {
@@ -111,19 +112,31 @@ pub fn member_name<'a>(text: &'a str, span: &MemberSpan) -> Cow<'a, str> {
     serde_json::from_str::<String>(quoted).map_or(Cow::Borrowed(name), Cow::Owned)
 }
 
+/// What `index_object_prefix` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indexed {
+    /// The index just past the object's `}`.
+    pub end: usize,
+    /// The object's text up to `end` is what serializing its parsed value
+    /// writes: no white space, no escapes, only integers of at most 18
+    /// digits and no `-0` (as `is_compact` in `record/compact.rs` tells).
+    pub compact: bool,
+}
+
 /// Checks the JSON object at the start of `bytes` (after whitespace), notes
-/// its members and theirs in `spans` (which must be empty), and returns the
-/// index just past its `}`. What follows is not looked at. UTF-8 is not
-/// checked here.
+/// its members and theirs in `spans` (which must be empty), and returns
+/// where it ends and whether it is compact. What follows is not looked at.
+/// UTF-8 is not checked here.
 pub fn index_object_prefix(
     bytes: &[u8],
     spans: &mut Vec<MemberSpan>,
-) -> Result<usize, ShallowError> {
+) -> Result<Indexed, ShallowError> {
     debug_assert!(spans.is_empty());
     let mut p = Parser {
         bytes,
         pos: 0,
         fault: None,
+        loose: false,
     };
     p.ws();
     match p.peek() {
@@ -137,7 +150,10 @@ pub fn index_object_prefix(
         None => return Err(p.error("EOF while parsing a value")),
     }
     match p.members(0, spans) {
-        Ok(_) => Ok(p.pos),
+        Ok(_) => Ok(Indexed {
+            end: p.pos,
+            compact: !p.loose,
+        }),
         Err(Fault) => Err(p.fault.take().unwrap_or_else(|| p.error("malformed JSON"))),
     }
 }
@@ -147,6 +163,9 @@ struct Parser<'a> {
     pos: usize,
     /// Why the text is not JSON, once found.
     fault: Option<ShallowError>,
+    /// Something was read that serializing would write otherwise (white
+    /// space, an escape, a fraction, an exponent, `-0`, a long integer).
+    loose: bool,
 }
 
 /// The text is not JSON: the parser's `fault` says why. (A unit error keeps
@@ -175,6 +194,7 @@ impl Parser<'_> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
+            self.loose = true;
         }
     }
 
@@ -326,6 +346,7 @@ impl Parser<'_> {
                 }
                 Some(b'\\') => {
                     escaped = true;
+                    self.loose = true;
                     self.escape()?;
                 }
                 // Control characters must be escaped.
@@ -398,15 +419,22 @@ impl Parser<'_> {
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
     fn number(&mut self) -> Result<(), Fault> {
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.pos += 1;
         }
+        let start = self.pos;
         match self.peek() {
-            Some(b'0') => self.pos += 1,
+            Some(b'0') => {
+                self.pos += 1;
+                self.loose |= negative;
+            }
             Some(b'1'..=b'9') => self.digits(),
             _ => return Err(self.fail("invalid number")),
         }
+        self.loose |= self.pos - start > 18;
         if self.peek() == Some(b'.') {
+            self.loose = true;
             self.pos += 1;
             if !matches!(self.peek(), Some(b'0'..=b'9')) {
                 return Err(self.fail("invalid number"));
@@ -414,6 +442,7 @@ impl Parser<'_> {
             self.digits();
         }
         if let Some(b'e' | b'E') = self.peek() {
+            self.loose = true;
             self.pos += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
@@ -697,7 +726,9 @@ mod tests {
     fn walks_the_noted_members_as_the_text() {
         let text = r#"{"a": {"b" : {"c":"x,}]"}, "n":[1,{"c":2}], "s":"q\"\\", "e":{}}, "f\u0041":{"g\u0042":3}, "a":{"b":9}}"#;
         let mut spans = Vec::new();
-        let end = index_object_prefix(text.as_bytes(), &mut spans).expect("valid");
+        let end = index_object_prefix(text.as_bytes(), &mut spans)
+            .expect("valid")
+            .end;
         assert_eq!(end, text.len());
         let top: Vec<&str> = siblings(&spans, 0)
             .map(|(_, m)| &text[m.key.clone()])

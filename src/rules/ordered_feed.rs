@@ -25,6 +25,8 @@ pub struct Held {
     text: String,
     /// Where the parser found the text's members (empty: parse it again).
     spans: Vec<MemberSpan>,
+    /// Whether `text` is compact, as the record it was said.
+    compact: bool,
     /// The matched rules that feed a correlation, by position in the set.
     rules: Vec<u32>,
     event_id: Option<String>,
@@ -155,14 +157,19 @@ impl RuleSet {
         if rules.is_empty() {
             return None;
         }
-        let (text, spans) = match record.text() {
-            Some(text) => (text.to_owned(), record.spans().to_vec()),
-            None => (serde_json::to_string(record).ok()?, Vec::new()),
+        let (text, spans, compact) = match record.text() {
+            Some(text) => (
+                text.to_owned(),
+                record.spans().to_vec(),
+                record.is_compact(),
+            ),
+            None => (serde_json::to_string(record).ok()?, Vec::new(), false),
         };
         let event_id = record.event_id().map(str::to_owned);
         Some(Held {
             text,
             spans,
+            compact,
             rules,
             event_id,
         })
@@ -205,7 +212,12 @@ impl RuleSet {
             }
         } else {
             // The spans were found in this very text when it was read.
-            Record::from_spans_in(&held.text, &held.spans, &mut MemberStore::default())
+            Record::from_spans_in(
+                &held.text,
+                &held.spans,
+                &mut MemberStore::default(),
+                held.compact,
+            )
         };
         let matched: Vec<&Rule> = held
             .rules

@@ -324,9 +324,15 @@ fn progress<W>(
 struct Highest(std::sync::atomic::AtomicU8);
 
 impl Highest {
+    /// Notes a match at `severity`. Written only when higher: every match
+    /// of every thread comes here, and a write takes the line from the
+    /// other cores where a read shares it.
     fn note(&self, severity: Severity) {
-        self.0
-            .fetch_max(severity as u8 + 1, std::sync::atomic::Ordering::Relaxed);
+        let level = severity as u8 + 1;
+        if self.0.load(std::sync::atomic::Ordering::Relaxed) < level {
+            self.0
+                .fetch_max(level, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn get(&self) -> Option<Severity> {

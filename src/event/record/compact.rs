@@ -24,7 +24,9 @@ impl<'a> Record<'a> {
             };
             match found {
                 Walk::Missing => return None,
-                Walk::Value(raw) if is_compact(raw) => return Some(Cow::Borrowed(raw)),
+                Walk::Value(raw) if self.compact || is_compact(raw) => {
+                    return Some(Cow::Borrowed(raw));
+                }
                 _ => {}
             }
         }
@@ -73,7 +75,7 @@ impl<'a> Record<'a> {
             if exact && is_object {
                 let (_, child) = best?;
                 let raw = &self.text[child.value.clone()];
-                if is_compact(raw) {
+                if self.compact || is_compact(raw) {
                     return Some(Cow::Borrowed(raw));
                 }
             }
@@ -92,7 +94,13 @@ impl<'a> Record<'a> {
     /// writes (`serde_json::to_string`): CloudTrail writes its records
     /// compact, so an alert's copy of one is most often a copy of its text.
     pub fn compact_text(&self) -> Option<&'a str> {
-        self.text().filter(|text| is_compact(text))
+        self.text().filter(|text| self.compact || is_compact(text))
+    }
+
+    /// Whether the parser found the record's text compact (false when it
+    /// was not read from text, or not told).
+    pub(crate) fn is_compact(&self) -> bool {
+        self.compact
     }
 }
 
@@ -141,6 +149,54 @@ fn is_compact(raw: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::is_compact;
+    use crate::event::Record;
+
+    /// The parser's word on a record's text is `is_compact`'s.
+    #[test]
+    fn the_parser_tells_compact_text_as_is_compact_does() {
+        let values = [
+            r#""b c""#,
+            r#"[1,-2,true,false,null]"#,
+            "{}",
+            "123456789012345678",
+            "1234567890123456789",
+            "-1",
+            "0",
+            "-0",
+            "1.5",
+            "1e3",
+            "2E-1",
+            r#""b"c""#,
+            r#""é""#,
+            r#""café \/""#,
+            r#"{"k": 1}"#,
+            "[1,\n2]",
+            r#"{"a":{"b":[{"c":-10}]}}"#,
+        ];
+        for value in values {
+            for text in [
+                format!(r#"{{"v":{value}}}"#),
+                format!(r#"{{"a":"x","v":{value},"z":[0]}}"#),
+                format!(r#" {{"v":{value}}}"#),
+                format!(r#"{{"v":{value}}} "#),
+            ] {
+                let Ok(record) = Record::parse(&text) else {
+                    continue;
+                };
+                assert_eq!(
+                    record.is_compact(),
+                    is_compact(text.trim_end()) && !text.ends_with(' '),
+                    "{text}"
+                );
+                assert_eq!(
+                    record.compact_text().is_some(),
+                    record.compact_text()
+                        == Some(serde_json::to_string(&record).unwrap_or_default().as_str()),
+                    "{text}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn compact_text_is_told_from_what_serializing_would_change() {

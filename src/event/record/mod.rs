@@ -32,6 +32,9 @@ pub struct Record<'a> {
     /// nowhere), so that the fields every record is asked for are found
     /// without a search.
     known: [u16; KNOWN.len()],
+    /// `text` is what serializing the record writes (the parser found no
+    /// white space, escape or number that serializing would change).
+    compact: bool,
 }
 
 /// Room for a record's members, kept from one record to the next so that
@@ -142,26 +145,35 @@ impl<'a> Record<'a> {
     /// Parses one record (a JSON object) from `text`.
     pub fn parse(text: &'a str) -> Result<Self, RecordError> {
         let mut spans = Vec::new();
-        let end = index_object_prefix(text.as_bytes(), &mut spans).map_err(RecordError::Json)?;
-        check_trailing(text.as_bytes(), end).map_err(RecordError::Json)?;
+        let indexed =
+            index_object_prefix(text.as_bytes(), &mut spans).map_err(RecordError::Json)?;
+        check_trailing(text.as_bytes(), indexed.end).map_err(RecordError::Json)?;
         Ok(Self::build(
             text,
             Cow::Owned(spans),
             &mut MemberStore::default(),
+            indexed.compact && indexed.end == text.len(),
         ))
     }
 
     /// The record whose members `spans` found in `text` (checked already),
-    /// in the room a record handed back to `store` left.
+    /// in the room a record handed back to `store` left; `compact` as
+    /// `Indexed` says of the whole text (false when not known).
     pub(crate) fn from_spans_in(
         text: &'a str,
         spans: &'a [MemberSpan],
         store: &mut MemberStore,
+        compact: bool,
     ) -> Self {
-        Self::build(text, Cow::Borrowed(spans), store)
+        Self::build(text, Cow::Borrowed(spans), store, compact)
     }
 
-    fn build(text: &'a str, spans: Cow<'a, [MemberSpan]>, store: &mut MemberStore) -> Self {
+    fn build(
+        text: &'a str,
+        spans: Cow<'a, [MemberSpan]>,
+        store: &mut MemberStore,
+        compact: bool,
+    ) -> Self {
         let mut members = store.take();
         let mut known = [ABSENT; KNOWN.len()];
         // One loop over the record's own members: their names, values and
@@ -187,6 +199,7 @@ impl<'a> Record<'a> {
             known,
             text,
             spans,
+            compact,
         }
     }
 
@@ -200,6 +213,7 @@ impl<'a> Record<'a> {
             known,
             text,
             spans,
+            compact: false,
         }
     }
 
@@ -806,9 +820,11 @@ mod tests {
         let mut store = MemberStore::default();
         let mut spans = Vec::new();
         let first = r#"{"eventName": "A", "eventSource": "s", "userAgent": "u"}"#;
-        let end = index_object_prefix(first.as_bytes(), &mut spans).expect("valid");
+        let end = index_object_prefix(first.as_bytes(), &mut spans)
+            .expect("valid")
+            .end;
         assert_eq!(end, first.len());
-        let record = Record::from_spans_in(first, &spans, &mut store);
+        let record = Record::from_spans_in(first, &spans, &mut store, false);
         let room = record.members.as_ptr() as usize;
         assert_eq!(record.event_name(), Some("A"));
         store.recycle(record);
@@ -816,7 +832,7 @@ mod tests {
         let second = String::from(r#"{"eventName": "B"}"#);
         spans.clear();
         index_object_prefix(second.as_bytes(), &mut spans).expect("valid");
-        let record = Record::from_spans_in(&second, &spans, &mut store);
+        let record = Record::from_spans_in(&second, &spans, &mut store, false);
         assert_eq!(record.members.as_ptr() as usize, room);
         assert_eq!(record.event_name(), Some("B"));
         assert_eq!(record.user_agent(), None);
