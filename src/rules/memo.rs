@@ -191,19 +191,7 @@ pub(crate) fn remembered_candidates(
 /// A candidates key's slot, as `call_slot_of` hashes a call.
 #[inline]
 fn candidate_slot_of(owner: u64, key: &[Option<&str>; 4]) -> usize {
-    use std::hash::Hasher;
-    let mut h = super::index::WordHash::default();
-    h.write_u64(owner);
-    for part in key {
-        match part {
-            Some(text) => {
-                h.write_u8(1);
-                h.write(text.as_bytes());
-            }
-            None => h.write_u8(0),
-        }
-    }
-    h.finish() as usize % CANDIDATE_SLOTS
+    parts_slot_of(owner, key, CANDIDATE_SLOTS)
 }
 
 /// The answer slot `at` of this thread's `table` (of `slots` slots) holds,
@@ -239,14 +227,21 @@ fn remember<S: 'static, A: Copy>(
     answer
 }
 
-/// A call's slot: the quick word hash of the owner, then each part marked
-/// as present or not (so that `("ab", "c")` and `("a", "bc")` differ).
+/// A call's slot (see `parts_slot_of`).
 #[inline]
 fn call_slot_of(owner: u64, name: Option<&str>, source: Option<&str>) -> usize {
+    parts_slot_of(owner, &[name, source], CALL_SLOTS)
+}
+
+/// A slot of `slots` for `parts`: the quick word hash of the owner, then
+/// each part marked as present or not (so that `("ab", "c")` and
+/// `("a", "bc")` differ).
+#[inline]
+fn parts_slot_of(owner: u64, parts: &[Option<&str>], slots: usize) -> usize {
     use std::hash::Hasher;
     let mut h = super::index::WordHash::default();
     h.write_u64(owner);
-    for part in [name, source] {
+    for part in parts {
         match part {
             Some(text) => {
                 h.write_u8(1);
@@ -255,7 +250,7 @@ fn call_slot_of(owner: u64, name: Option<&str>, source: Option<&str>) -> usize {
             None => h.write_u8(0),
         }
     }
-    h.finish() as usize % CALL_SLOTS
+    h.finish() as usize % slots
 }
 
 #[cfg(test)]
