@@ -8,5 +8,5 @@ pub mod time;
 
 pub use bytes::find_string_end;
 pub use json::Json;
-pub use record::{MemberStore, Record, RecordError};
+pub use record::{FieldPath, MemberStore, Record, RecordError};
 pub use shallow::ShallowError;

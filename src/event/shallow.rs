@@ -491,15 +491,20 @@ pub fn find_span<'s>(
     at: u32,
     path: &str,
 ) -> Result<&'s MemberSpan, Walk<'static>> {
+    find_span_by(text, spans, at, path.split('.'))
+}
+
+/// As `find_span`, with the path's names given one by one.
+pub fn find_span_by<'s, 'p>(
+    text: &str,
+    spans: &'s [MemberSpan],
+    at: u32,
+    names: impl Iterator<Item = &'p str>,
+) -> Result<&'s MemberSpan, Walk<'static>> {
     let Some(mut span) = spans.get(at as usize) else {
         return Err(Walk::Missing);
     };
-    let mut rest = path;
-    loop {
-        let (head, tail) = match rest.bytes().position(|b| b == b'.') {
-            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
-            None => (rest, None),
-        };
+    for name in names {
         if span.first == NO_SPAN {
             // A scalar or an empty object has no members; an array's are
             // not noted.
@@ -508,18 +513,13 @@ pub fn find_span<'s>(
                 _ => Walk::Missing,
             });
         }
-        let Some((_, member)) = siblings(spans, span.first).find(|(_, m)| named(text, m, head))
+        let Some((_, member)) = siblings(spans, span.first).find(|(_, m)| named(text, m, name))
         else {
             return Err(Walk::Missing);
         };
-        match tail {
-            None => return Ok(member),
-            Some(tail) => {
-                span = member;
-                rest = tail;
-            }
-        }
+        span = member;
     }
+    Ok(span)
 }
 
 /// Whether the member's name is `name`.

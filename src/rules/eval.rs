@@ -15,11 +15,13 @@
 //! evaluate) have no program and use `evaluate_rule`. A test compares the
 //! two on every dataset record.
 
-use rsigma_eval::event::{Event, EventValue};
+use rsigma_eval::event::EventValue;
 use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledMatcher, CompiledRule};
 use rsigma_parser::{ConditionExpr, Quantifier};
 
 use super::matcher::Match;
+use crate::event::{FieldPath, Record};
+use std::sync::LazyLock;
 
 /// A rule's condition over its detections, ready to run.
 #[derive(Debug, Clone)]
@@ -57,7 +59,7 @@ enum Detection {
 /// One `field|modifiers: values` item.
 #[derive(Debug, Clone)]
 struct Item {
-    field: Option<String>,
+    field: Option<FieldPath>,
     exists: Option<bool>,
     matcher: Match,
     /// The matcher is `null`, which a missing field also satisfies.
@@ -111,7 +113,7 @@ impl Program {
     }
 
     /// Whether `event` matches.
-    pub(crate) fn matches(&self, event: &impl Event) -> bool {
+    pub(crate) fn matches(&self, event: &Record) -> bool {
         let mut calls = Calls::NotAsked;
         self.conditions
             .iter()
@@ -121,11 +123,11 @@ impl Program {
     /// The answers of the detections with a call bit for this record's
     /// (`eventName`, `eventSource`), remembered per thread; `None` when a
     /// call field is not a string (then each is tested).
-    fn call_answers(&self, event: &impl Event) -> Option<u64> {
+    fn call_answers(&self, event: &Record) -> Option<u64> {
         let owner = self.call_owner?;
         let (Some(name), Some(source)) = (
-            call_field(event, "eventName"),
-            call_field(event, "eventSource"),
+            call_field(event, &EVENT_NAME),
+            call_field(event, &EVENT_SOURCE),
         ) else {
             return None;
         };
@@ -145,7 +147,7 @@ impl Program {
 
     /// Whether detection `i` matches, remembered by the call's name and
     /// source where it reads nothing else.
-    fn detection(&self, i: usize, event: &impl Event, calls: &mut Calls) -> bool {
+    fn detection(&self, i: usize, event: &Record, calls: &mut Calls) -> bool {
         let detection = &self.detections[i];
         if let Some(Some(bit)) = self.call_bit.get(i) {
             if let Calls::NotAsked = calls {
@@ -161,7 +163,7 @@ impl Program {
         detection_matches(detection, event)
     }
 
-    fn holds(&self, cond: &Cond, event: &impl Event, calls: &mut Calls) -> bool {
+    fn holds(&self, cond: &Cond, event: &Record, calls: &mut Calls) -> bool {
         match cond {
             Cond::Detection(i) => self.detection(*i, event, calls),
             Cond::Never => false,
@@ -183,11 +185,17 @@ impl Program {
     }
 }
 
+static EVENT_NAME: LazyLock<FieldPath> = LazyLock::new(|| FieldPath::new("eventName"));
+static EVENT_SOURCE: LazyLock<FieldPath> = LazyLock::new(|| FieldPath::new("eventSource"));
+
 /// A call field (`eventName`, `eventSource`) as the memo keys it: `Some(None)`
 /// when absent or null, `Some(Some(text))` for a string, `None` for any other
 /// value (not remembered: tested every time).
-fn call_field<'e>(event: &'e impl Event, field: &str) -> Option<Option<std::borrow::Cow<'e, str>>> {
-    match event.get_field(field) {
+fn call_field<'e>(
+    event: &'e Record,
+    field: &FieldPath,
+) -> Option<Option<std::borrow::Cow<'e, str>>> {
+    match event.field_at(field) {
         None | Some(EventValue::Null) => Some(None),
         Some(EventValue::Str(s)) => Some(Some(s)),
         Some(_) => None,
@@ -199,8 +207,10 @@ fn call_field<'e>(event: &'e impl Event, field: &str) -> Option<Option<std::borr
 fn reads_only_the_call(detection: &Detection) -> bool {
     match detection {
         Detection::AllOf(items) => items.iter().all(|item| {
-            matches!(item.field.as_deref(), Some("eventName" | "eventSource"))
-                && item.keyword.is_none()
+            matches!(
+                item.field.as_ref().map(FieldPath::as_str),
+                Some("eventName" | "eventSource")
+            ) && item.keyword.is_none()
                 && item.matcher.reads_only_its_value()
         }),
         Detection::AnyOf(list) | Detection::And(list) => list.iter().all(reads_only_the_call),
@@ -259,7 +269,7 @@ fn detection(detection: &CompiledDetection) -> Detection {
 
 fn item(item: &CompiledDetectionItem) -> Item {
     Item {
-        field: item.field.clone(),
+        field: item.field.as_deref().map(FieldPath::new),
         exists: item.exists,
         matcher: Match::compile(&item.matcher),
         null: matches!(item.matcher, CompiledMatcher::Null),
@@ -267,7 +277,7 @@ fn item(item: &CompiledDetectionItem) -> Item {
     }
 }
 
-fn detection_matches(detection: &Detection, event: &impl Event) -> bool {
+fn detection_matches(detection: &Detection, event: &Record) -> bool {
     match detection {
         Detection::AllOf(items) => items.iter().all(|item| item_matches(item, event)),
         Detection::AnyOf(list) => list.iter().any(|d| detection_matches(d, event)),
@@ -277,15 +287,15 @@ fn detection_matches(detection: &Detection, event: &impl Event) -> bool {
 }
 
 /// One item, as rsigma tests it.
-fn item_matches(item: &Item, event: &impl Event) -> bool {
+fn item_matches(item: &Item, event: &Record) -> bool {
     if let Some(expect_exists) = item.exists {
         return match &item.field {
-            Some(field) => event.get_field(field).is_some_and(|v| !v.is_null()) == expect_exists,
+            Some(field) => event.field_at(field).is_some_and(|v| !v.is_null()) == expect_exists,
             None => !expect_exists,
         };
     }
     match (&item.field, &item.keyword) {
-        (Some(field), _) => match event.get_field(field) {
+        (Some(field), _) => match event.field_at(field) {
             Some(value) => item.matcher.matches(&value, event),
             None => item.null,
         },

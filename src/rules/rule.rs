@@ -153,7 +153,7 @@ pub struct Example {
 
 impl Rule {
     /// Whether the record matches this rule.
-    pub fn matches(&self, event: &impl rsigma_eval::Event) -> bool {
+    pub fn matches(&self, event: &crate::event::Record) -> bool {
         match &self.program {
             Some(program) => program.matches(event),
             None => self.matches_reference(event),

@@ -15,7 +15,10 @@ use super::shallow::{
 const MAX_DEPTH: usize = 64;
 
 mod compact;
+mod path;
 mod sigma;
+
+pub use path::FieldPath;
 
 /// A CloudTrail record borrowing from the buffer it was read from. Parsing
 /// checks the whole record and notes where each top-level member is; a
@@ -35,6 +38,8 @@ pub struct Record<'a> {
     /// `text` is what serializing the record writes (the parser found no
     /// white space, escape or number that serializing would change).
     compact: bool,
+    /// Some top-level name has a dot in it (then a dotted path may name it).
+    dotted: bool,
 }
 
 /// Room for a record's members, kept from one record to the next so that
@@ -96,15 +101,21 @@ const PRINCIPAL_PATHS: [&str; 5] = [
 ];
 
 /// Notes that member `at` is named `name`, when it is the first of a known
-/// name. Past `ABSENT - 1` members names are searched for instead.
+/// name (past `ABSENT - 1` members names are searched for instead); and
+/// whether `name` has a dot.
 #[inline]
-fn note_known(known: &mut [u16; KNOWN.len()], at: usize, name: &str) {
-    if let Ok(at) = u16::try_from(at)
-        && at != ABSENT
-        && let Some(slot) = known_slot(name)
-        && known[slot] == ABSENT
-    {
-        known[slot] = at;
+fn note_known(known: &mut [u16; KNOWN.len()], dotted: &mut bool, at: usize, name: &str) {
+    match known_slot(name) {
+        Some(slot) => {
+            if let Ok(at) = u16::try_from(at)
+                && at != ABSENT
+                && known[slot] == ABSENT
+            {
+                known[slot] = at;
+            }
+        }
+        // No known name has a dot.
+        None => *dotted |= name.as_bytes().contains(&b'.'),
     }
 }
 
@@ -176,6 +187,7 @@ impl<'a> Record<'a> {
     ) -> Self {
         let mut members = store.take();
         let mut known = [ABSENT; KNOWN.len()];
+        let mut dotted = false;
         // One loop over the record's own members: their names, values and
         // the known names' places (as `with_members` finds them).
         let mut at = 0;
@@ -185,7 +197,7 @@ impl<'a> Record<'a> {
             } else {
                 Cow::Borrowed(&text[span.key.clone()])
             };
-            note_known(&mut known, members.len(), &key);
+            note_known(&mut known, &mut dotted, members.len(), &key);
             members.push(Member {
                 key,
                 raw: &text[span.value.clone()],
@@ -200,13 +212,15 @@ impl<'a> Record<'a> {
             text,
             spans,
             compact,
+            dotted,
         }
     }
 
     fn with_members(members: Vec<Member<'a>>, text: &'a str, spans: Cow<'a, [MemberSpan]>) -> Self {
         let mut known = [ABSENT; KNOWN.len()];
+        let mut dotted = false;
         for (i, member) in members.iter().enumerate() {
-            note_known(&mut known, i, &member.key);
+            note_known(&mut known, &mut dotted, i, &member.key);
         }
         Record {
             members,
@@ -214,15 +228,23 @@ impl<'a> Record<'a> {
             text,
             spans,
             compact: false,
+            dotted,
         }
     }
 
     /// The first top-level member named `key`.
     #[inline]
     fn member(&self, key: &str) -> Option<&Member<'a>> {
-        if self.members.len() < usize::from(ABSENT)
-            && let Some(slot) = known_slot(key)
-        {
+        match known_slot(key) {
+            Some(slot) => self.known_member(slot, key),
+            None => self.members.iter().find(|m| same_key(&m.key, key)),
+        }
+    }
+
+    /// The first top-level member named `key`, the known name at `slot`.
+    #[inline]
+    fn known_member(&self, slot: usize, key: &str) -> Option<&Member<'a>> {
+        if self.members.len() < usize::from(ABSENT) {
             let at = self.known[slot];
             return (at != ABSENT).then(|| &self.members[usize::from(at)]);
         }

@@ -10,7 +10,7 @@ use super::{Json, MAX_DEPTH, Record, Walk, split_dot};
 
 /// A scalar's value straight from its checked JSON text; `None` for objects,
 /// arrays and strings with escapes.
-fn raw_scalar(raw: &str) -> Option<EventValue<'_>> {
+pub(super) fn raw_scalar(raw: &str) -> Option<EventValue<'_>> {
     let bytes = raw.as_bytes();
     match bytes.first()? {
         b'"' if memchr::memchr(b'\\', bytes).is_none() => {
@@ -32,7 +32,7 @@ fn raw_scalar(raw: &str) -> Option<EventValue<'_>> {
 /// compact JSON text, as SIEMs that store CloudTrail as flat JSON do: SigmaHQ
 /// rules such as `requestParameters|contains: 'Suspended'` search the whole
 /// object that way. Arrays stay arrays, so that any element can match.
-fn to_event_value<'s>(json: &'s Json<'_>) -> EventValue<'s> {
+pub(super) fn to_event_value<'s>(json: &'s Json<'_>) -> EventValue<'s> {
     match json {
         Json::Null => EventValue::Null,
         Json::Bool(b) => EventValue::Bool(*b),
