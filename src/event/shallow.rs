@@ -495,6 +495,7 @@ pub fn find_span<'s>(
 }
 
 /// As `find_span`, with the path's names given one by one.
+#[inline]
 pub fn find_span_by<'s, 'p>(
     text: &str,
     spans: &'s [MemberSpan],
@@ -523,7 +524,8 @@ pub fn find_span_by<'s, 'p>(
 }
 
 /// Whether the member's name is `name`.
-fn named(text: &str, span: &MemberSpan, name: &str) -> bool {
+#[inline]
+pub(crate) fn named(text: &str, span: &MemberSpan, name: &str) -> bool {
     let key = &text[span.key.clone()];
     if span.escaped {
         member_name(text, span) == name

@@ -16,7 +16,8 @@ use rsigma_parser::{ConditionExpr, Quantifier, SelectorPattern};
 use super::rule::Rule;
 use rsigma_eval::event::{Event, EventValue};
 
-use crate::event::{Json, Record};
+use crate::event::{FieldPath, Json, Record};
+use std::sync::LazyLock;
 
 type Values = BTreeSet<String>;
 
@@ -187,26 +188,26 @@ impl RuleIndex {
     /// type and error code (each `None` when absent or null, or not read);
     /// `None` when one is another kind of value, or a string with escapes.
     fn key<'r>(&self, record: &'r Record) -> Option<[Option<&'r str>; 4]> {
-        fn text<'r>(value: Option<&'r Json>) -> Option<Option<&'r str>> {
+        static PATHS: LazyLock<[FieldPath; 4]> = LazyLock::new(|| {
+            ["eventName", "eventSource", "userIdentity.type", "errorCode"].map(FieldPath::new)
+        });
+        fn text(value: Option<EventValue<'_>>) -> Option<Option<&str>> {
             match value {
-                None | Some(Json::Null) => Some(None),
-                Some(Json::Str(s)) => Some(Some(s.as_ref())),
+                None | Some(EventValue::Null) => Some(None),
+                Some(EventValue::Str(std::borrow::Cow::Borrowed(s))) => Some(Some(s)),
                 Some(_) => None,
             }
         }
-        let name = text(record.get("eventName"))?;
-        let source = text(record.get("eventSource"))?;
+        let [name, source, kind, error] = &*PATHS;
+        let name = text(record.field_at(name))?;
+        let source = text(record.field_at(source))?;
         let kind = match self.by_type.is_empty() {
             true => None,
-            false => match record.get_field("userIdentity.type") {
-                None | Some(EventValue::Null) => None,
-                Some(EventValue::Str(std::borrow::Cow::Borrowed(t))) => Some(t),
-                Some(_) => return None,
-            },
+            false => text(record.field_at(kind))?,
         };
         let error = match self.by_error.is_empty() {
             true => None,
-            false => text(record.get("errorCode"))?,
+            false => text(record.field_at(error))?,
         };
         Some([name, source, kind, error])
     }

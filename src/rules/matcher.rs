@@ -31,11 +31,19 @@ pub(crate) enum Op {
     EndsWith,
 }
 
+/// A substring searcher built once for its needle (building one for each
+/// value costs more than most searches).
+type Finder = Box<memchr::memmem::Finder<'static>>;
+
 impl Op {
-    fn test(self, hay: &[u8], needle: &[u8]) -> bool {
+    /// `finder`, when given, searches for `needle`.
+    fn test(self, hay: &[u8], needle: &[u8], finder: Option<&Finder>) -> bool {
         match self {
             Op::Exact => hay == needle,
-            Op::Contains => memchr::memmem::find(hay, needle).is_some(),
+            Op::Contains => match finder {
+                Some(finder) => finder.find(hay).is_some(),
+                None => memchr::memmem::find(hay, needle).is_some(),
+            },
             Op::StartsWith => hay.starts_with(needle),
             Op::EndsWith => hay.ends_with(needle),
         }
@@ -50,6 +58,8 @@ pub(crate) enum Match {
         op: Op,
         value: String,
         ci: bool,
+        /// For `Contains`: the searcher for `value`.
+        finder: Option<Finder>,
     },
     /// Any of several substrings (rsigma's Aho-Corasick set).
     Substrings {
@@ -141,17 +151,24 @@ impl Match {
             op,
             value: value.to_owned(),
             ci,
+            finder: (op == Op::Contains)
+                .then(|| Box::new(memchr::memmem::Finder::new(value.as_bytes()).into_owned())),
         }
     }
 
     /// Whether the value matches, as rsigma's `CompiledMatcher::matches`.
     pub(crate) fn matches(&self, value: &EventValue, event: &impl Event) -> bool {
         match self {
-            Match::Str { op, value: v, ci } => str_value(value, &|s| {
+            Match::Str {
+                op,
+                value: v,
+                ci,
+                finder,
+            } => str_value(value, &|s| {
                 if *ci {
-                    ci_test(*op, s, v)
+                    ci_test(*op, s, v, finder.as_ref())
                 } else {
-                    op.test(s.as_bytes(), v.as_bytes())
+                    op.test(s.as_bytes(), v.as_bytes(), finder.as_ref())
                 }
             }),
             Match::Substrings {
@@ -206,7 +223,9 @@ impl Match {
     /// As rsigma's `matches_pre_lowered`: `lowered` is lowercased already.
     fn matches_lowered(&self, lowered: &str) -> bool {
         match self {
-            Match::Str { op, value, .. } => op.test(lowered.as_bytes(), value.as_bytes()),
+            Match::Str {
+                op, value, finder, ..
+            } => op.test(lowered.as_bytes(), value.as_bytes(), finder.as_ref()),
             // On a lowercased value, ignoring ASCII case changes nothing.
             Match::Substrings {
                 automaton, ascii, ..
@@ -294,9 +313,9 @@ fn str_value(value: &EventValue, pred: &dyn Fn(&str) -> bool) -> bool {
 
 /// `op` on `s.to_lowercase()` and the lowercased `value`, without making the
 /// lowercase copy when `s` is ASCII.
-fn ci_test(op: Op, s: &str, value: &str) -> bool {
+fn ci_test(op: Op, s: &str, value: &str, finder: Option<&Finder>) -> bool {
     if !s.is_ascii() {
-        return op.test(s.to_lowercase().as_bytes(), value.as_bytes());
+        return op.test(s.to_lowercase().as_bytes(), value.as_bytes(), finder);
     }
     let (hay, needle) = (s.as_bytes(), value.as_bytes());
     match op {
@@ -305,7 +324,9 @@ fn ci_test(op: Op, s: &str, value: &str) -> bool {
         Op::EndsWith => {
             hay.len() >= needle.len() && eq_lowered(&hay[hay.len() - needle.len()..], needle)
         }
-        Op::Contains => with_ascii_lowered(s, |lowered| op.test(lowered.as_bytes(), needle)),
+        Op::Contains => {
+            with_ascii_lowered(s, |lowered| op.test(lowered.as_bytes(), needle, finder))
+        }
     }
 }
 

@@ -16,11 +16,11 @@ impl<'a> Record<'a> {
             Some((head, rest)) => (head, Some(rest)),
             None => (path, None),
         };
-        let member = self.member(head)?;
-        if !member.raw.is_empty() {
+        let top = self.top(head)?;
+        if !top.raw.is_empty() {
             let found = match rest {
-                None => Walk::Value(member.raw),
-                Some(rest) => self.walk_member(member, rest).0,
+                None => Walk::Value(top.raw),
+                Some(rest) => self.walk_top(top, rest).0,
             };
             match found {
                 Walk::Missing => return None,
@@ -30,7 +30,7 @@ impl<'a> Record<'a> {
                 _ => {}
             }
         }
-        let mut node = member.value();
+        let mut node = self.value_of(top);
         for segment in rest.into_iter().flat_map(|r| r.split('.')) {
             node = node.get(segment)?;
         }
@@ -55,8 +55,8 @@ impl<'a> Record<'a> {
         names: &[&str],
         rank: impl Fn(&str) -> Option<usize>,
     ) -> Option<Cow<'_, str>> {
-        let member = self.member(parent)?;
-        if let Some(span) = self.spans.get(member.span as usize) {
+        let top = self.top(parent)?;
+        if let Some(span) = self.spans.get(top.at as usize).filter(|_| !self.text.is_empty()) {
             let mut best: Option<(usize, &MemberSpan)> = None;
             let mut exact = true;
             for (_, child) in siblings(&self.spans, span.first) {
@@ -80,7 +80,7 @@ impl<'a> Record<'a> {
                 }
             }
         }
-        let node = member.value();
+        let node = self.value_of(top);
         names
             .iter()
             .find_map(|name| node.get(name))

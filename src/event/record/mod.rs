@@ -3,12 +3,12 @@
 
 use std::borrow::Cow;
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use super::json::Json;
 use super::shallow::{
     MemberSpan, NO_SPAN, ShallowError, Walk, check_trailing, find_span, index_object_prefix,
-    member_name, siblings, walk,
+    member_name, named, siblings, walk,
 };
 
 /// Nesting deeper than this is not walked (defends the keyword search).
@@ -21,25 +21,42 @@ mod sigma;
 pub use path::FieldPath;
 
 /// A CloudTrail record borrowing from the buffer it was read from. Parsing
-/// checks the whole record and notes where each top-level member is; a
-/// member's value is parsed the first time something asks for it, so the
-/// fields no rule reads cost only the check.
-#[derive(Debug, Clone)]
+/// checks the whole record and notes where each member is; a member's value
+/// is parsed the first time something asks for it, so the fields no rule
+/// reads cost only the check. Most fields are read straight from the text:
+/// the list of the record's members, and their parsed values, are made
+/// only when first needed.
+#[derive(Debug)]
 pub struct Record<'a> {
-    members: Vec<Member<'a>>,
+    /// The top-level members (made when first needed, for a record read
+    /// from text).
+    members: OnceCell<Vec<Member<'a>>>,
+    /// Room for them, from the store.
+    room: Room<'a>,
     /// The record's text and where each member of each object lies in it
     /// (empty for a record built from a parsed value).
     text: &'a str,
     spans: Cow<'a, [MemberSpan]>,
-    /// Where the first member of each of the `KNOWN` names is (`ABSENT`:
-    /// nowhere), so that the fields every record is asked for are found
-    /// without a search.
-    known: [u16; KNOWN.len()],
+    /// Where the first member of each of the `KNOWN` names is (`NO_SPAN`:
+    /// nowhere): its span, or for a record built from a parsed value its
+    /// place among the members. The fields every record is asked for are
+    /// found without a search.
+    known: [u32; KNOWN.len()],
     /// `text` is what serializing the record writes (the parser found no
     /// white space, escape or number that serializing would change).
     compact: bool,
     /// Some top-level name has a dot in it (then a dotted path may name it).
     dotted: bool,
+}
+
+/// Where a record's members are made, when they are.
+#[derive(Default)]
+struct Room<'a>(Cell<Vec<Member<'a>>>);
+
+impl std::fmt::Debug for Room<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Room")
+    }
 }
 
 /// Room for a record's members, kept from one record to the next so that
@@ -53,7 +70,10 @@ impl MemberStore {
     // `filter` cannot.
     #[allow(clippy::unnecessary_filter_map)]
     pub fn recycle(&mut self, record: Record<'_>) {
-        let mut members = record.members;
+        let mut members = match record.members.into_inner() {
+            Some(members) => members,
+            None => record.room.0.take(),
+        };
         members.clear();
         // An empty vector's room, retyped: collecting a vector's own
         // iterator into one of the same layout reuses its allocation.
@@ -86,8 +106,6 @@ const KNOWN: [&str; 12] = [
     "eventType",
 ];
 
-const ABSENT: u16 = u16::MAX;
-
 /// Where a record's account is, in order of preference.
 const ACCOUNT_PATHS: [&str; 2] = ["recipientAccountId", "userIdentity.accountId"];
 
@@ -101,16 +119,12 @@ const PRINCIPAL_PATHS: [&str; 5] = [
 ];
 
 /// Notes that member `at` is named `name`, when it is the first of a known
-/// name (past `ABSENT - 1` members names are searched for instead); and
-/// whether `name` has a dot.
-#[inline]
-fn note_known(known: &mut [u16; KNOWN.len()], dotted: &mut bool, at: usize, name: &str) {
+/// name; and whether `name` has a dot.
+#[inline(always)]
+fn note_known(known: &mut [u32; KNOWN.len()], dotted: &mut bool, at: u32, name: &str) {
     match known_slot(name) {
         Some(slot) => {
-            if let Ok(at) = u16::try_from(at)
-                && at != ABSENT
-                && known[slot] == ABSENT
-            {
+            if known[slot] == NO_SPAN {
                 known[slot] = at;
             }
         }
@@ -141,6 +155,15 @@ fn known_slot(name: &str) -> Option<usize> {
         _ => return None,
     };
     same_key(KNOWN[slot], name).then_some(slot)
+}
+
+/// A top-level member: its value's text (empty for a record built from a
+/// parsed value), and where it is: its span, or for a record built from a
+/// parsed value its place among the members.
+#[derive(Debug, Clone, Copy)]
+struct Top<'a> {
+    raw: &'a str,
+    at: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -185,29 +208,21 @@ impl<'a> Record<'a> {
         store: &mut MemberStore,
         compact: bool,
     ) -> Self {
-        let mut members = store.take();
-        let mut known = [ABSENT; KNOWN.len()];
+        let mut known = [NO_SPAN; KNOWN.len()];
         let mut dotted = false;
-        // One loop over the record's own members: their names, values and
-        // the known names' places (as `with_members` finds them).
+        // One loop over the record's own members: where the known names are.
         let mut at = 0;
         while let Some(span) = spans.get(at as usize) {
-            let key = if span.escaped {
-                member_name(text, span)
+            if span.escaped {
+                note_known(&mut known, &mut dotted, at, &member_name(text, span));
             } else {
-                Cow::Borrowed(&text[span.key.clone()])
-            };
-            note_known(&mut known, &mut dotted, members.len(), &key);
-            members.push(Member {
-                key,
-                raw: &text[span.value.clone()],
-                value: OnceCell::new(),
-                span: at,
-            });
+                note_known(&mut known, &mut dotted, at, &text[span.key.clone()]);
+            }
             at = span.next;
         }
         Record {
-            members,
+            members: OnceCell::new(),
+            room: Room(Cell::new(store.take())),
             known,
             text,
             spans,
@@ -217,13 +232,15 @@ impl<'a> Record<'a> {
     }
 
     fn with_members(members: Vec<Member<'a>>, text: &'a str, spans: Cow<'a, [MemberSpan]>) -> Self {
-        let mut known = [ABSENT; KNOWN.len()];
+        let mut known = [NO_SPAN; KNOWN.len()];
         let mut dotted = false;
         for (i, member) in members.iter().enumerate() {
-            note_known(&mut known, &mut dotted, i, &member.key);
+            let at = u32::try_from(i).unwrap_or(NO_SPAN);
+            note_known(&mut known, &mut dotted, at, &member.key);
         }
         Record {
-            members,
+            members: OnceCell::from(members),
+            room: Room::default(),
             known,
             text,
             spans,
@@ -232,23 +249,63 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// The first top-level member named `key`.
-    #[inline]
-    fn member(&self, key: &str) -> Option<&Member<'a>> {
-        match known_slot(key) {
-            Some(slot) => self.known_member(slot, key),
-            None => self.members.iter().find(|m| same_key(&m.key, key)),
-        }
+    /// The top-level members, in order (made from the spans when first
+    /// asked for).
+    fn member_list(&self) -> &[Member<'a>] {
+        self.members.get_or_init(|| {
+            let text: &'a str = self.text;
+            let mut members = self.room.0.take();
+            let mut at = 0;
+            while let Some(span) = self.spans.get(at as usize) {
+                members.push(Member {
+                    key: member_name(text, span),
+                    raw: &text[span.value.clone()],
+                    value: OnceCell::new(),
+                    span: at,
+                });
+                at = span.next;
+            }
+            members
+        })
     }
 
-    /// The first top-level member named `key`, the known name at `slot`.
+    /// The first top-level member named `key`.
     #[inline]
-    fn known_member(&self, slot: usize, key: &str) -> Option<&Member<'a>> {
-        if self.members.len() < usize::from(ABSENT) {
-            let at = self.known[slot];
-            return (at != ABSENT).then(|| &self.members[usize::from(at)]);
+    fn top(&self, key: &str) -> Option<Top<'a>> {
+        self.top_in(key, known_slot(key))
+    }
+
+    /// As `top`, `slot` being `known_slot(key)`.
+    #[inline]
+    fn top_in(&self, key: &str, slot: Option<usize>) -> Option<Top<'a>> {
+        let at = match slot {
+            Some(slot) => self.known[slot],
+            None if self.text.is_empty() => {
+                let i = self.member_list().iter().position(|m| same_key(&m.key, key))?;
+                u32::try_from(i).ok()?
+            }
+            None => siblings(&self.spans, 0).find(|(_, s)| named(self.text, s, key))?.0,
+        };
+        if at == NO_SPAN {
+            return None;
         }
-        self.members.iter().find(|m| same_key(&m.key, key))
+        let text: &'a str = self.text;
+        let raw = match self.spans.get(at as usize) {
+            Some(span) => &text[span.value.clone()],
+            None => "",
+        };
+        Some(Top { raw, at })
+    }
+
+    /// The parsed value of a top-level member.
+    fn value_of(&self, top: Top<'a>) -> &Json<'a> {
+        let members = self.member_list();
+        let at = match self.text.is_empty() {
+            true => Some(top.at as usize),
+            false => members.binary_search_by_key(&top.at, |m| m.span).ok(),
+        };
+        at.and_then(|i| members.get(i))
+            .map_or(&Json::Null, Member::value)
     }
 
     /// Parses one record from UTF-8 bytes.
@@ -284,13 +341,15 @@ impl<'a> Record<'a> {
 
     /// The top-level member `key` (the first, if the name repeats).
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
-        let member = self.member(key)?;
-        Some(member.value())
+        let top = self.top(key)?;
+        Some(self.value_of(top))
     }
 
     /// The top-level members in document order.
     pub fn members(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
-        self.members.iter().map(|m| (m.key.as_ref(), m.value()))
+        self.member_list()
+            .iter()
+            .map(|m| (m.key.as_ref(), m.value()))
     }
 
     /// The whole record as an owned value (for output, not the hot path).
@@ -315,11 +374,11 @@ impl<'a> Record<'a> {
             Some((head, rest)) => (head, Some(rest)),
             None => (path, None),
         };
-        let member = self.member(head)?;
-        if !member.raw.is_empty() {
+        let top = self.top(head)?;
+        if !top.raw.is_empty() {
             let (found, plain) = match rest {
-                None => (Walk::Value(member.raw), self.is_plain(member)),
-                Some(rest) => self.walk_member(member, rest),
+                None => (Walk::Value(top.raw), self.is_plain(top)),
+                Some(rest) => self.walk_top(top, rest),
             };
             match found {
                 Walk::Missing => return None,
@@ -337,7 +396,7 @@ impl<'a> Record<'a> {
                 Walk::NeedTree => {}
             }
         }
-        let mut node = member.value();
+        let mut node = self.value_of(top);
         for segment in rest.into_iter().flat_map(|r| r.split('.')) {
             node = node.get(segment)?;
         }
@@ -409,22 +468,24 @@ impl<'a> Record<'a> {
         paths.iter().find_map(|p| self.str_at_checked(p))
     }
 
-    /// Follows `path` below `member` through the record's spans; and
-    /// whether the value found is a string without escapes.
-    fn walk_member(&self, member: &Member<'a>, path: &str) -> (Walk<'a>, bool) {
-        if member.span == NO_SPAN {
-            return (walk(member.raw, path), false);
+    /// Follows `path` below the top-level member `top` through the
+    /// record's spans; and whether the value found is a string without
+    /// escapes.
+    fn walk_top(&self, top: Top<'a>, path: &str) -> (Walk<'a>, bool) {
+        if self.text.is_empty() {
+            return (walk(top.raw, path), false);
         }
-        match find_span(self.text, &self.spans, member.span, path) {
-            Ok(span) => (Walk::Value(&self.text[span.value.clone()]), span.plain),
+        let text: &'a str = self.text;
+        match find_span(text, &self.spans, top.at, path) {
+            Ok(span) => (Walk::Value(&text[span.value.clone()]), span.plain),
             Err(why) => (why, false),
         }
     }
 
     /// Whether a top-level member's value is a string without escapes.
-    fn is_plain(&self, member: &Member<'a>) -> bool {
+    fn is_plain(&self, top: Top<'a>) -> bool {
         self.spans
-            .get(member.span as usize)
+            .get(top.at as usize)
             .is_some_and(|span| span.plain)
     }
 
@@ -499,7 +560,7 @@ fn split_dot(path: &str) -> Option<(&str, &str)> {
 impl serde::Serialize for Record<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.members.len()))?;
+        let mut map = serializer.serialize_map(Some(self.member_list().len()))?;
         for (k, v) in self.members() {
             map.serialize_entry(k, v)?;
         }
@@ -847,17 +908,22 @@ mod tests {
             .end;
         assert_eq!(end, first.len());
         let record = Record::from_spans_in(first, &spans, &mut store, false);
-        let room = record.members.as_ptr() as usize;
+        // Fields are read from the text: the list of members is not made.
         assert_eq!(record.event_name(), Some("A"));
+        assert_eq!(record.str_at("eventSource"), Some("s"));
+        assert!(record.members.get().is_none());
+        let room = record.member_list().as_ptr() as usize;
+        assert_eq!(record.members().count(), 3);
         store.recycle(record);
         assert!(store.0.capacity() >= 3);
         let second = String::from(r#"{"eventName": "B"}"#);
         spans.clear();
         index_object_prefix(second.as_bytes(), &mut spans).expect("valid");
         let record = Record::from_spans_in(&second, &spans, &mut store, false);
-        assert_eq!(record.members.as_ptr() as usize, room);
         assert_eq!(record.event_name(), Some("B"));
         assert_eq!(record.user_agent(), None);
+        assert!(record.members.get().is_none());
+        assert_eq!(record.member_list().as_ptr() as usize, room);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use rsigma_eval::event::{Event, EventValue};
 
 use super::sigma::{raw_scalar, to_event_value};
-use super::{Member, Record, known_slot};
-use crate::event::shallow::{NO_SPAN, Walk, find_span_by};
+use super::{Record, known_slot};
+use crate::event::shallow::{Walk, find_span_by};
 
 /// A dotted field path, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,20 +43,20 @@ impl<'a> Record<'a> {
     pub fn field_at(&self, path: &FieldPath) -> Option<EventValue<'_>> {
         let (head, rest) = path.names.split_first()?;
         if rest.is_empty() {
-            let member = self.member_in(head, path.known)?;
-            if self.is_plain(member) {
-                return Some(EventValue::Str(Cow::Borrowed(unquoted(member.raw))));
+            let top = self.top_in(head, path.known)?;
+            if self.is_plain(top) {
+                return Some(EventValue::Str(Cow::Borrowed(unquoted(top.raw))));
             }
-            return Some(to_event_value(member.value()));
+            return Some(to_event_value(self.value_of(top)));
         }
         // A flat name with dots wins over the nested path (see `get_field`).
         if self.dotted {
             return self.get_field(&path.text);
         }
-        let member = self.member_in(head, path.known)?;
-        if !member.raw.is_empty() && member.span != NO_SPAN {
+        let top = self.top_in(head, path.known)?;
+        if !top.raw.is_empty() {
             let names = rest.iter().map(String::as_str);
-            match find_span_by(self.text, &self.spans, member.span, names) {
+            match find_span_by(self.text, &self.spans, top.at, names) {
                 Ok(span) => {
                     let raw = &self.text[span.value.clone()];
                     if span.plain {
@@ -72,15 +72,6 @@ impl<'a> Record<'a> {
         }
         // Through an array, or a record built from a parsed value.
         self.get_field(&path.text)
-    }
-
-    /// The first top-level member named `name`, whose place among the known
-    /// names is `known`.
-    fn member_in(&self, name: &str, known: Option<usize>) -> Option<&Member<'a>> {
-        match known {
-            Some(slot) => self.known_member(slot, name),
-            None => self.member(name),
-        }
     }
 }
 

@@ -68,9 +68,9 @@ impl Event for Record<'_> {
         }
         let (head, rest) = split_dot(path)?;
         // Through objects to a scalar: read straight from the text.
-        let member = self.member(head)?;
-        if !member.raw.is_empty() {
-            match self.walk_member(member, rest) {
+        let top = self.top(head)?;
+        if !top.raw.is_empty() {
+            match self.walk_top(top, rest) {
                 (Walk::Missing, _) => return None,
                 (Walk::Value(raw), true) => {
                     return Some(EventValue::Str(Cow::Borrowed(&raw[1..raw.len() - 1])));
@@ -120,7 +120,7 @@ impl Event for Record<'_> {
 
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
         Some(
-            self.members
+            self.member_list()
                 .iter()
                 .map(|m| Cow::Borrowed(m.key.as_ref()))
                 .collect(),
