@@ -6,6 +6,7 @@ use std::io::{self, BufRead, Read};
 
 use super::DecodeError;
 use super::source::{self, CapExceeded, SourceInfo, SourceIoError};
+use crate::event::TopNames;
 use crate::event::shallow::{MemberSpan, index_object_prefix};
 use crate::event::{MemberStore, Record, RecordError, find_string_end};
 
@@ -42,6 +43,8 @@ pub struct RecordReader<'r> {
     spans: Vec<MemberSpan>,
     /// Whether the record read in place is compact (`Indexed::compact`).
     compact: bool,
+    /// Its names, as the parser noted them (`Indexed::top`).
+    top: Option<TopNames>,
 }
 
 /// Where `next_raw` left the next record.
@@ -85,6 +88,7 @@ impl<'r> RecordReader<'r> {
             in_place: 0,
             spans: Vec::with_capacity(32),
             compact: false,
+            top: None,
         })
     }
 
@@ -144,6 +148,7 @@ impl<'r> RecordReader<'r> {
                         &self.spans,
                         store,
                         self.compact,
+                        self.top,
                     ))),
                     Err(e) => {
                         self.state = State::Done;
@@ -281,6 +286,7 @@ impl<'r> RecordReader<'r> {
         self.spans.clear();
         let indexed = index_object_prefix(chunk, &mut self.spans).ok()?;
         self.compact = indexed.compact;
+        self.top = indexed.top;
         Some(indexed.end)
     }
 

@@ -8,5 +8,6 @@ pub mod time;
 
 pub use bytes::find_string_end;
 pub use json::Json;
+pub(crate) use record::TopNames;
 pub use record::{FieldPath, MemberStore, Record, RecordError};
 pub use shallow::ShallowError;

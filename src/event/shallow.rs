@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use super::bytes::find_string_end;
+use super::record::TopNames;
 
 /// Containers nested deeper than this are refused (serde_json's limit).
 pub const MAX_DEPTH: usize = 128;
@@ -88,12 +89,8 @@ pub fn index_object<'a>(
 
 /// Fails unless only whitespace follows `end`.
 pub fn check_trailing(bytes: &[u8], end: usize) -> Result<(), ShallowError> {
-    let mut p = Parser {
-        bytes,
-        pos: end,
-        fault: None,
-        loose: false,
-    };
+    let mut p = Parser::new(bytes);
+    p.pos = end;
     p.ws();
     if p.pos != bytes.len() {
         return Err(p.error("trailing characters"));
@@ -121,6 +118,9 @@ pub struct Indexed {
     /// writes: no white space, no escapes, only integers of at most 18
     /// digits and no `-0` (as `is_compact` in `record/compact.rs` tells).
     pub compact: bool,
+    /// The object's own names, as `Record` keeps them; `None` when one has
+    /// escapes (then `Record` reads them itself).
+    pub top: Option<TopNames>,
 }
 
 /// Checks the JSON object at the start of `bytes` (after whitespace), notes
@@ -132,12 +132,7 @@ pub fn index_object_prefix(
     spans: &mut Vec<MemberSpan>,
 ) -> Result<Indexed, ShallowError> {
     debug_assert!(spans.is_empty());
-    let mut p = Parser {
-        bytes,
-        pos: 0,
-        fault: None,
-        loose: false,
-    };
+    let mut p = Parser::new(bytes);
     p.ws();
     match p.peek() {
         Some(b'{') => {}
@@ -153,6 +148,7 @@ pub fn index_object_prefix(
         Ok(_) => Ok(Indexed {
             end: p.pos,
             compact: !p.loose,
+            top: (!p.escaped_top).then_some(p.top),
         }),
         Err(Fault) => Err(p.fault.take().unwrap_or_else(|| p.error("malformed JSON"))),
     }
@@ -166,13 +162,28 @@ struct Parser<'a> {
     /// Something was read that serializing would write otherwise (white
     /// space, an escape, a fraction, an exponent, `-0`, a long integer).
     loose: bool,
+    /// The object's own names, as far as read.
+    top: TopNames,
+    /// One of the object's own names has escapes.
+    escaped_top: bool,
 }
 
 /// The text is not JSON: the parser's `fault` says why. (A unit error keeps
 /// the parse functions' results in registers.)
 struct Fault;
 
-impl Parser<'_> {
+impl<'b> Parser<'b> {
+    fn new(bytes: &'b [u8]) -> Self {
+        Parser {
+            bytes,
+            pos: 0,
+            fault: None,
+            loose: false,
+            top: TopNames::NONE,
+            escaped_top: false,
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -232,6 +243,12 @@ impl Parser<'_> {
             };
             if at == NO_SPAN {
                 return Err(self.fail("too many members"));
+            }
+            if depth == 0 {
+                match escaped {
+                    true => self.escaped_top = true,
+                    false => self.top.note(at, &self.bytes[key.clone()]),
+                }
             }
             spans.push(MemberSpan {
                 key,

@@ -217,6 +217,7 @@ impl RuleSet {
                 &held.spans,
                 &mut MemberStore::default(),
                 held.compact,
+                None,
             )
         };
         let matched: Vec<&Rule> = held

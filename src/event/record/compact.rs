@@ -56,7 +56,11 @@ impl<'a> Record<'a> {
         rank: impl Fn(&str) -> Option<usize>,
     ) -> Option<Cow<'_, str>> {
         let top = self.top(parent)?;
-        if let Some(span) = self.spans.get(top.at as usize).filter(|_| !self.text.is_empty()) {
+        if let Some(span) = self
+            .spans
+            .get(top.at as usize)
+            .filter(|_| !self.text.is_empty())
+        {
             let mut best: Option<(usize, &MemberSpan)> = None;
             let mut exact = true;
             for (_, child) in siblings(&self.spans, span.first) {

@@ -118,28 +118,50 @@ const PRINCIPAL_PATHS: [&str; 5] = [
     "userIdentity.principalId",
 ];
 
-/// Notes that member `at` is named `name`, when it is the first of a known
-/// name; and whether `name` has a dot.
-#[inline(always)]
-fn note_known(known: &mut [u32; KNOWN.len()], dotted: &mut bool, at: u32, name: &str) {
-    match known_slot(name) {
-        Some(slot) => {
-            if known[slot] == NO_SPAN {
-                known[slot] = at;
+/// What a record keeps of its top-level names: where the first member of
+/// each of the `KNOWN` names is (`NO_SPAN`: nowhere), and whether some name
+/// has a dot (then a dotted path may name it). The parser notes these as it
+/// reads the names (`Indexed::top`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TopNames {
+    known: [u32; KNOWN.len()],
+    dotted: bool,
+}
+
+impl TopNames {
+    pub(crate) const NONE: TopNames = TopNames {
+        known: [NO_SPAN; KNOWN.len()],
+        dotted: false,
+    };
+
+    /// Notes that member `at` is named `name` (unescaped).
+    #[inline(always)]
+    pub(crate) fn note(&mut self, at: u32, name: &[u8]) {
+        match known_slot_of(name) {
+            Some(slot) => {
+                if self.known[slot] == NO_SPAN {
+                    self.known[slot] = at;
+                }
             }
+            // No known name has a dot.
+            None => self.dotted |= name.contains(&b'.'),
         }
-        // No known name has a dot.
-        None => *dotted |= name.as_bytes().contains(&b'.'),
     }
 }
 
 /// The position of `name` in `KNOWN`.
 #[inline]
 fn known_slot(name: &str) -> Option<usize> {
+    known_slot_of(name.as_bytes())
+}
+
+/// `known_slot`, of a name's bytes.
+#[inline]
+fn known_slot_of(name: &[u8]) -> Option<usize> {
     // By length first: one comparison at most, for most names.
     let slot = match name.len() {
         7 => 0,
-        9 => match (name.as_bytes()[0], name.as_bytes()[6]) {
+        9 => match (name[0], name[6]) {
             (b'a', _) => 4,
             (b'u', _) => 6,
             (_, b'a') => 1,
@@ -154,7 +176,7 @@ fn known_slot(name: &str) -> Option<usize> {
         17 => 10,
         _ => return None,
     };
-    same_key(KNOWN[slot], name).then_some(slot)
+    same_bytes(KNOWN[slot].as_bytes(), name).then_some(slot)
 }
 
 /// A top-level member: its value's text (empty for a record built from a
@@ -187,19 +209,22 @@ impl<'a> Record<'a> {
             Cow::Owned(spans),
             &mut MemberStore::default(),
             indexed.compact && indexed.end == text.len(),
+            indexed.top,
         ))
     }
 
     /// The record whose members `spans` found in `text` (checked already),
-    /// in the room a record handed back to `store` left; `compact` as
-    /// `Indexed` says of the whole text (false when not known).
+    /// in the room a record handed back to `store` left; `compact` and
+    /// `top` as `Indexed` says of the whole text (false and `None` when not
+    /// known).
     pub(crate) fn from_spans_in(
         text: &'a str,
         spans: &'a [MemberSpan],
         store: &mut MemberStore,
         compact: bool,
+        top: Option<TopNames>,
     ) -> Self {
-        Self::build(text, Cow::Borrowed(spans), store, compact)
+        Self::build(text, Cow::Borrowed(spans), store, compact, top)
     }
 
     fn build(
@@ -207,45 +232,42 @@ impl<'a> Record<'a> {
         spans: Cow<'a, [MemberSpan]>,
         store: &mut MemberStore,
         compact: bool,
+        top: Option<TopNames>,
     ) -> Self {
-        let mut known = [NO_SPAN; KNOWN.len()];
-        let mut dotted = false;
-        // One loop over the record's own members: where the known names are.
-        let mut at = 0;
-        while let Some(span) = spans.get(at as usize) {
-            if span.escaped {
-                note_known(&mut known, &mut dotted, at, &member_name(text, span));
-            } else {
-                note_known(&mut known, &mut dotted, at, &text[span.key.clone()]);
+        let top = top.unwrap_or_else(|| {
+            // One loop over the record's own members: where the known names are.
+            let mut top = TopNames::NONE;
+            let mut at = 0;
+            while let Some(span) = spans.get(at as usize) {
+                top.note(at, member_name(text, span).as_bytes());
+                at = span.next;
             }
-            at = span.next;
-        }
+            top
+        });
         Record {
             members: OnceCell::new(),
             room: Room(Cell::new(store.take())),
-            known,
+            known: top.known,
             text,
             spans,
             compact,
-            dotted,
+            dotted: top.dotted,
         }
     }
 
     fn with_members(members: Vec<Member<'a>>, text: &'a str, spans: Cow<'a, [MemberSpan]>) -> Self {
-        let mut known = [NO_SPAN; KNOWN.len()];
-        let mut dotted = false;
+        let mut top = TopNames::NONE;
         for (i, member) in members.iter().enumerate() {
-            let at = u32::try_from(i).unwrap_or(NO_SPAN);
-            note_known(&mut known, &mut dotted, at, &member.key);
+            top.note(u32::try_from(i).unwrap_or(NO_SPAN), member.key.as_bytes());
         }
         Record {
             members: OnceCell::from(members),
             room: Room::default(),
-            known,
+            known: top.known,
             text,
             spans,
             compact: false,
-            dotted,
+            dotted: top.dotted,
         }
     }
 
@@ -281,10 +303,17 @@ impl<'a> Record<'a> {
         let at = match slot {
             Some(slot) => self.known[slot],
             None if self.text.is_empty() => {
-                let i = self.member_list().iter().position(|m| same_key(&m.key, key))?;
+                let i = self
+                    .member_list()
+                    .iter()
+                    .position(|m| same_key(&m.key, key))?;
                 u32::try_from(i).ok()?
             }
-            None => siblings(&self.spans, 0).find(|(_, s)| named(self.text, s, key))?.0,
+            None => {
+                siblings(&self.spans, 0)
+                    .find(|(_, s)| named(self.text, s, key))?
+                    .0
+            }
         };
         if at == NO_SPAN {
             return None;
@@ -530,7 +559,12 @@ fn parse_member(raw: &str) -> Json<'_> {
 /// comparing them whole (records have a score of keys, many of one length).
 #[inline]
 fn same_key(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// `same_key`, of bytes.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
@@ -899,6 +933,39 @@ mod tests {
     }
 
     #[test]
+    fn the_parser_notes_the_names_as_the_record_would() {
+        let texts = [
+            r#"{"eventName":"A","eventID":"1","eventName":"B","userIdentity":{"eventName":"x"}}"#,
+            r#"{"a.b":1,"eventSource":"s","errorCode":null,"eventType":"t","awsRegion":"r"}"#,
+            r#"{"eventNamx":1,"userAgent":"u","sourceIPAddress":"i","recipientAccountId":"a"}"#,
+            r#"{"event\u004eame":"escaped","eventName":"plain"}"#,
+            r#"{"eventTime":"t","requestParameters":{"a.b":1},"userIdentity":null}"#,
+            r#"{}"#,
+        ];
+        for text in texts {
+            let mut spans = Vec::new();
+            let indexed = index_object_prefix(text.as_bytes(), &mut spans).expect("valid");
+            let mut store = MemberStore::default();
+            let noted = Record::from_spans_in(text, &spans, &mut store, false, indexed.top);
+            let read = Record::from_spans_in(text, &spans, &mut store, false, None);
+            assert_eq!(indexed.top.is_none(), text.contains('\\'), "{text}");
+            assert_eq!(
+                (noted.known, noted.dotted),
+                (read.known, read.dotted),
+                "{text}"
+            );
+            for name in KNOWN {
+                assert_eq!(noted.get(name), read.get(name), "{name} in {text}");
+            }
+        }
+        let escaped = Record::parse(texts[3]).expect("valid");
+        assert_eq!(escaped.event_name(), Some("escaped"));
+        let dotted = Record::parse(texts[1]).expect("valid");
+        assert!(dotted.dotted);
+        assert!(!Record::parse(texts[4]).expect("valid").dotted);
+    }
+
+    #[test]
     fn a_recycled_record_leaves_its_room_to_the_next() {
         let mut store = MemberStore::default();
         let mut spans = Vec::new();
@@ -907,7 +974,7 @@ mod tests {
             .expect("valid")
             .end;
         assert_eq!(end, first.len());
-        let record = Record::from_spans_in(first, &spans, &mut store, false);
+        let record = Record::from_spans_in(first, &spans, &mut store, false, None);
         // Fields are read from the text: the list of members is not made.
         assert_eq!(record.event_name(), Some("A"));
         assert_eq!(record.str_at("eventSource"), Some("s"));
@@ -919,7 +986,7 @@ mod tests {
         let second = String::from(r#"{"eventName": "B"}"#);
         spans.clear();
         index_object_prefix(second.as_bytes(), &mut spans).expect("valid");
-        let record = Record::from_spans_in(&second, &spans, &mut store, false);
+        let record = Record::from_spans_in(&second, &spans, &mut store, false, None);
         assert_eq!(record.event_name(), Some("B"));
         assert_eq!(record.user_agent(), None);
         assert!(record.members.get().is_none());
