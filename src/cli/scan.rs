@@ -1,6 +1,5 @@
-//! `trailwatch scan`: an offline hunt over files and directory trees (the
-//! engine is `crate::scan`); this file reads the arguments and prints the
-//! summary.
+//! `trailwatch scan`: an offline hunt over files and S3 (the engine is
+//! `crate::scan`); this file reads the arguments and prints the summary.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -154,6 +153,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
         let _ = writeln!(err, "failed: {}: {}", f.path, f.reason);
     }
     let _ = writeln!(err, "{summary}, {threads} threads, {} rules)", rules.len());
+    std::mem::forget(rules); // The process ends: its memory goes back whole.
     if !summary.failures.is_empty() {
         return ExitCode::from(EXIT_FAILED);
     }

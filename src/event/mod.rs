@@ -6,7 +6,7 @@ mod record;
 pub(crate) mod shallow;
 pub mod time;
 
-pub use bytes::find_string_end;
+pub use bytes::{find_string_end, same_bytes};
 pub use json::Json;
 pub(crate) use record::TopNames;
 pub use record::{FieldPath, MemberStore, Record, RecordError};

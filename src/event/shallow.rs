@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::bytes::find_string_end;
+use super::bytes::{find_string_end, same_bytes};
 use super::record::TopNames;
 
 /// Containers nested deeper than this are refused (serde_json's limit).
@@ -543,11 +543,12 @@ pub fn find_span_by<'s, 'p>(
 /// Whether the member's name is `name`.
 #[inline]
 pub(crate) fn named(text: &str, span: &MemberSpan, name: &str) -> bool {
-    let key = &text[span.key.clone()];
     if span.escaped {
         member_name(text, span) == name
     } else {
-        key.len() == name.len() && key == name
+        text.as_bytes()
+            .get(span.key.clone())
+            .is_some_and(|key| same_bytes(key, name.as_bytes()))
     }
 }
 

@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::Hasher;
 
 use crate::alert::{Alert, BurstInfo, Detected, burst_summary_id};
-use crate::event::Record;
+use crate::event::{Record, same_bytes};
 
 use super::Rule;
 use super::index::WordHash;
@@ -155,7 +155,10 @@ impl Groups {
         self.0
             .get_mut(&key)?
             .iter_mut()
-            .find(|g| g.rule == rule && g.principal == principal)
+            .find(|g| {
+                same_bytes(g.rule.as_bytes(), rule.as_bytes())
+                    && same_bytes(g.principal.as_bytes(), principal.as_bytes())
+            })
             .map(|g| &mut g.runs)
     }
 

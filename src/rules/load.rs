@@ -343,19 +343,20 @@ fn compile(
         Some(id) if !id.trim().is_empty() => id.clone(),
         _ => file_stem(origin.path()),
     };
+    let grouped = rule
+        .custom_attributes
+        .get("trailwatch.grouping")
+        .and_then(|v| v.as_bool())
+        != Some(false);
     Ok(Rule {
         id,
         meta: meta_of!(rule, origin),
         line: start_line,
         examples,
         emit: true,
-        grouped: rule
-            .custom_attributes
-            .get("trailwatch.grouping")
-            .and_then(|v| v.as_bool())
-            != Some(false),
+        grouped,
         feeds: false,
-        sigma: std::sync::Arc::new(rule.clone()),
+        sigma: std::sync::Arc::new(rule),
         program: super::eval::Program::compile(&compiled),
         compiled,
         alert_json: std::sync::OnceLock::new(),

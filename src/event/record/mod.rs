@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use std::cell::{Cell, OnceCell};
 
+use super::bytes::same_bytes;
 use super::json::Json;
 use super::shallow::{
     MemberSpan, NO_SPAN, ShallowError, Walk, check_trailing, find_span, index_object_prefix,
@@ -560,28 +561,6 @@ fn parse_member(raw: &str) -> Json<'_> {
 #[inline]
 fn same_key(a: &str, b: &str) -> bool {
     same_bytes(a.as_bytes(), b.as_bytes())
-}
-
-/// `same_key`, of bytes.
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if (8..=16).contains(&n) {
-        // Two overlapping words cover the whole name.
-        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
-    }
-    a.last() == b.last() && a == b
-}
-
-/// Eight bytes of `s` from `at` as a number (`s` has them).
-#[inline(always)]
-fn word(s: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&s[at..at + 8]);
-    u64::from_le_bytes(w)
 }
 
 /// `path` split at its first dot (a byte search: paths are short).
