@@ -56,9 +56,78 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(days_from_civil(year, month as u32, day as u32) * 86_400 + h * 3600 + m * 60 + s)
 }
 
+/// RFC 3339 time to Unix seconds, as the `time` crate reads it: the shape
+/// CloudTrail writes (`2026-11-22T01:02:03Z`, a valid date, seconds below
+/// 60) without it, anything else by it.
+pub fn unix_seconds(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let shaped = b.len() == 20
+        && b[19] == b'Z'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19) || c.is_ascii_digit());
+    if shaped && let Some(unix) = parse_rfc3339(text) {
+        let (year, month, day) = (unix_year(text), &b[5..7], &b[8..10]);
+        let month = u32::from(month[0] - b'0') * 10 + u32::from(month[1] - b'0');
+        let day = u32::from(day[0] - b'0') * 10 + u32::from(day[1] - b'0');
+        if b[17] < b'6' && day <= days_in_month(year, month) {
+            return Some(unix);
+        }
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
+}
+
+fn unix_year(text: &str) -> i64 {
+    text.get(0..4).and_then(|y| y.parse().ok()).unwrap_or(0)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_seconds_reads_as_the_time_crate_does() {
+        let texts = [
+            "2026-11-22T01:02:03Z",
+            "2024-02-29T23:59:59Z",
+            "2023-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-12-31T23:59:60Z",
+            "2026-11-22T01:02:03+02:00",
+            "2026-11-22T01:02:03.5Z",
+            "2026-11-22t01:02:03z",
+            "2026-11-22 01:02:03Z",
+            "1900-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "2026-00-10T00:00:00Z",
+            "2026-11-22T24:00:00Z",
+            "2026-1-22T01:02:03Z",
+            "yesterday",
+            "",
+        ];
+        for text in texts {
+            let want =
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .ok()
+                    .map(time::OffsetDateTime::unix_timestamp);
+            assert_eq!(unix_seconds(text), want, "{text}");
+        }
+    }
 
     #[test]
     fn dates_round_trip_against_the_time_crate() {

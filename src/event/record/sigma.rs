@@ -62,11 +62,22 @@ fn visit_strings(json: &Json, depth: usize, visit: &mut dyn FnMut(&str) -> bool)
 
 impl Event for Record<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        let Some((head, rest)) = split_dot(path) else {
+            // A top-level member: a plain string is read from the text.
+            let top = self.top(path)?;
+            if self.is_plain(top) {
+                return Some(EventValue::Str(Cow::Borrowed(
+                    &top.raw[1..top.raw.len() - 1],
+                )));
+            }
+            return Some(to_event_value(self.value_of(top)));
+        };
         // A flat key that contains dots wins over nested traversal, as in Sigma.
-        if let Some(value) = self.get(path) {
+        if self.dotted
+            && let Some(value) = self.get(path)
+        {
             return Some(to_event_value(value));
         }
-        let (head, rest) = split_dot(path)?;
         // Through objects to a scalar: read straight from the text.
         let top = self.top(head)?;
         if !top.raw.is_empty() {

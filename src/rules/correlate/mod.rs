@@ -379,11 +379,8 @@ impl Correlator {
     ) {
         let at = record
             .event_time()
-            .and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .unwrap_or_else(time::OffsetDateTime::now_utc)
-            .unix_timestamp();
+            .and_then(crate::event::time::unix_seconds)
+            .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
         let mut targets: Vec<(usize, Vec<usize>)> = Vec::new();
         for rule in matched {
             let Some(routes) = self.routes.get(rule.id.as_str()) else {
