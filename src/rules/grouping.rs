@@ -116,13 +116,35 @@ impl Run {
             self.head = other.head;
             self.alert = other.alert;
         }
-        self.sample.extend(other.sample);
-        while self.sample.len() > SAMPLE_MAX + 1 {
-            self.sample.pop_last();
-        }
+        self.sample = earliest(std::mem::take(&mut self.sample), other.sample);
         self.sample_top = self.sample.last().map_or(i64::MAX, |l| l.0);
         self.targets.absorb(other.targets);
     }
+}
+
+/// The first `SAMPLE_MAX + 1` of two samples together: both are walked in
+/// order once and the set is built from sorted entries (inserting one
+/// sample's entries into the other, then dropping the latest, cost the end
+/// of a scan milliseconds).
+fn earliest(a: BTreeSet<(i64, String)>, b: BTreeSet<(i64, String)>) -> BTreeSet<(i64, String)> {
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    let mut out = Vec::with_capacity(SAMPLE_MAX + 1);
+    while out.len() <= SAMPLE_MAX {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x == y => {
+                b.next();
+                a.next()
+            }
+            (Some(x), Some(y)) if y < x => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(entry) => out.push(entry),
+            None => break,
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// A quick hash: every match of a grouped rule looks up its group.
@@ -238,9 +260,7 @@ impl Grouper {
         for g in local.groups.into_groups() {
             let key = Groups::key(&g.rule, hash_text(&g.principal));
             let list = groups.entry(key, &g.rule, &g.principal);
-            for run in g.runs {
-                insert_run(list, run, self.window);
-            }
+            *list = merge_runs(std::mem::take(list), g.runs, self.window);
         }
     }
 
@@ -269,48 +289,54 @@ impl Grouper {
             .iter_mut()
             .map(|g| std::mem::take(&mut g.runs).into_iter().map(Some).collect())
             .collect();
-        let mut out = Vec::new();
-        for (_, g, r) in order {
-            let Some(run) = runs[g][r].take() else {
-                continue;
-            };
-            let rfc = crate::alert::rfc3339_at;
-            let mut opening = run.alert;
-            let burst_id = opening.alert.id.clone();
-            opening.alert.burst = Some(BurstInfo {
-                id: burst_id.clone(),
-                state: "open".into(),
-                first: rfc(run.head.0),
-                last: rfc(run.head.0),
-            });
-            let summary = (run.count > 1).then(|| {
-                let mut s = opening.clone();
-                s.alert.id = burst_summary_id(&burst_id);
-                s.alert.count = run.count;
-                let head = &run.head;
-                s.alert.related_event_ids = run
-                    .sample
-                    .into_iter()
-                    .filter(|(t, id)| (*t, id) != (head.0, &head.1))
-                    .map(|(_, id)| id)
-                    .take(SAMPLE_MAX)
-                    .collect();
-                s.alert.burst = Some(BurstInfo {
-                    id: burst_id.clone(),
-                    state: "closed".into(),
-                    first: rfc(run.first),
-                    last: rfc(run.last),
-                });
-                if run.targets.len() > 1 {
-                    s.context.resource = Some(run.targets.sorted().join(", "));
-                }
-                s
-            });
-            out.push(opening);
-            out.extend(summary);
-        }
-        out
+        let ordered: Vec<Run> = order
+            .into_iter()
+            .filter_map(|(_, g, r)| runs[g][r].take())
+            .collect();
+        alerts_of(ordered)
     }
+}
+
+/// Each burst's opening alert and, when it repeated, its summary.
+fn alerts_of(runs: Vec<Run>) -> Vec<Detected> {
+    let mut out = Vec::with_capacity(runs.len() * 2);
+    for run in runs {
+        let rfc = crate::alert::rfc3339_at;
+        let mut opening = run.alert;
+        let burst_id = opening.alert.id.clone();
+        opening.alert.burst = Some(BurstInfo {
+            id: burst_id.clone(),
+            state: "open".into(),
+            first: rfc(run.head.0),
+            last: rfc(run.head.0),
+        });
+        let summary = (run.count > 1).then(|| {
+            let mut s = opening.clone();
+            s.alert.id = burst_summary_id(&burst_id);
+            s.alert.count = run.count;
+            let head = &run.head;
+            s.alert.related_event_ids = run
+                .sample
+                .into_iter()
+                .filter(|(t, id)| (*t, id) != (head.0, &head.1))
+                .map(|(_, id)| id)
+                .take(SAMPLE_MAX)
+                .collect();
+            s.alert.burst = Some(BurstInfo {
+                id: burst_id.clone(),
+                state: "closed".into(),
+                first: rfc(run.first),
+                last: rfc(run.last),
+            });
+            if run.targets.len() > 1 {
+                s.context.resource = Some(run.targets.sorted().join(", "));
+            }
+            s
+        });
+        out.push(opening);
+        out.extend(summary);
+    }
+    out
 }
 
 /// What grouping reads of a record: its time, id, principal and target.
@@ -418,6 +444,32 @@ impl LocalGroups {
     }
 }
 
+/// Two lists of runs (each sorted by time, gaps over `w`) as one: walked
+/// together once, in order of their first times, each run merged into the
+/// one before when it comes within `w` of it (as `insert_run` of each would,
+/// without moving the list for every run).
+fn merge_runs(a: Vec<Run>, b: Vec<Run>, w: i64) -> Vec<Run> {
+    if a.is_empty() {
+        return b;
+    }
+    let mut out: Vec<Run> = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if y.first < x.first => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        };
+        let Some(next) = next else {
+            return out;
+        };
+        match out.last_mut() {
+            Some(last) if last.last.saturating_add(w) >= next.first => last.absorb(next),
+            _ => out.push(next),
+        }
+    }
+}
+
 /// Puts `run` among `runs` (sorted by time, gaps over `w`), merged with
 /// those it comes within `w` of.
 fn insert_run(runs: &mut Vec<Run>, run: Run, w: i64) {
@@ -467,6 +519,101 @@ mod tests {
         }
         g.merge(local);
         g.finish()
+    }
+
+    #[test]
+    fn many_bursts_come_out_in_order() {
+        let rule = rule();
+        let g = Grouper::new(3600);
+        let mut local = g.local();
+        // 400 principals, each twice (a burst of two), in a shuffled order.
+        for i in 0..800u32 {
+            let who = format!("arn:p{:03}", (i * 7) % 400);
+            let text = record(i, (i % 400) / 8 + i / 400, &who);
+            let r = Record::parse(&text).expect("record");
+            local.add(&rule, &r, "2026-01-01T00:00:00Z");
+        }
+        g.merge(local);
+        let out = g.finish();
+        assert_eq!(out.len(), 800);
+        let keys: Vec<(String, String, String)> = out
+            .iter()
+            .map(|d| {
+                let burst = d.alert.burst.as_ref().expect("a burst");
+                let who = d.alert.event.principal.clone().unwrap_or_default();
+                (burst.first.clone(), who, burst.state.clone())
+            })
+            .collect();
+        // Each opening, then its summary; bursts by first time, then principal.
+        for pair in keys.chunks(2) {
+            assert_eq!((pair[0].2.as_str(), pair[1].2.as_str()), ("open", "closed"));
+            assert_eq!(pair[0].1, pair[1].1);
+        }
+        let firsts: Vec<(&String, &String)> = keys
+            .chunks(2)
+            .map(|pair| (&pair[1].0, &pair[1].1))
+            .collect();
+        assert!(firsts.windows(2).all(|w| w[0] <= w[1]), "{firsts:?}");
+    }
+
+    #[test]
+    fn merged_lists_of_runs_are_what_inserting_each_run_gives() {
+        let rule = rule();
+        let runs_of = |minutes: &[u32]| -> Vec<Run> {
+            let g = Grouper::new(600);
+            let mut local = g.local();
+            for (n, m) in minutes.iter().enumerate() {
+                let text = record(n as u32 + *m * 1000, *m, "arn:a");
+                let r = Record::parse(&text).expect("record");
+                local.add(&rule, &r, "2026-01-01T00:00:00Z");
+            }
+            local.groups.into_groups().flat_map(|g| g.runs).collect()
+        };
+        let cases: [(&[u32], &[u32]); 5] = [
+            (&[0, 5, 30, 31, 90], &[2, 20, 50, 200]),
+            (&[], &[1, 2, 3]),
+            (&[1, 2, 3], &[]),
+            (&[0, 100, 200, 300], &[50, 150, 250, 350]),
+            (&[0, 9, 18, 27], &[4, 13, 22, 31]),
+        ];
+        let shape = |runs: &[Run]| -> Vec<(i64, i64, u64, usize)> {
+            runs.iter()
+                .map(|r| (r.first, r.last, r.count, r.sample.len()))
+                .collect()
+        };
+        for (a, b) in cases {
+            let mut inserted = runs_of(a);
+            for run in runs_of(b) {
+                insert_run(&mut inserted, run, 600);
+            }
+            let merged = merge_runs(runs_of(a), runs_of(b), 600);
+            assert_eq!(shape(&merged), shape(&inserted), "{a:?} + {b:?}");
+        }
+    }
+
+    #[test]
+    fn two_samples_keep_their_earliest_together() {
+        let set = |range: std::ops::Range<i64>, step: i64| -> BTreeSet<(i64, String)> {
+            range
+                .step_by(step as usize)
+                .map(|t| (t, format!("e{t}")))
+                .collect()
+        };
+        for (a, b) in [
+            (set(0..150, 1), set(0..300, 2)),
+            (set(0..50, 1), set(40..60, 1)),
+            (set(0..0, 1), set(5..9, 1)),
+            (set(200..400, 3), set(0..30, 7)),
+            (set(0..101, 1), set(0..101, 1)),
+        ] {
+            let mut want = a.clone();
+            want.extend(b.clone());
+            while want.len() > SAMPLE_MAX + 1 {
+                want.pop_last();
+            }
+            assert_eq!(earliest(a.clone(), b.clone()), want);
+            assert_eq!(earliest(b, a), want);
+        }
     }
 
     #[test]
