@@ -211,23 +211,26 @@ pub fn run<W: Write + Send>(
     }
 }
 
-/// Writes the alerts closed at the end, in order: the later half written
-/// out on a second thread while the first half is written (a dense hour
-/// closes thousands of bursts, megabytes of JSON).
+/// Writes the alerts closed at the end in order, the later half made on a
+/// second thread (a dense hour closes thousands of bursts).
 fn write_closed(out: &mut impl Write, closed: &[Detected], format: Output, threads: usize) {
     if threads < 2 || closed.len() < 64 {
         return write_alerts(out, closed, format);
     }
     let (first, later) = closed.split_at(closed.len() / 2);
     std::thread::scope(|scope| {
-        let later = scope.spawn(|| {
+        let written = scope.spawn(|| {
             let mut buf = Vec::new();
             write_alerts(&mut buf, later, format);
             buf
         });
         write_alerts(out, first, format);
-        if let Ok(buf) = later.join() {
-            let _ = out.write_all(&buf);
+        match written.join() {
+            Ok(buf) => {
+                let _ = out.write_all(&buf);
+            }
+            // Not lost: written here instead.
+            Err(_) => write_alerts(out, later, format),
         }
     });
 }

@@ -592,6 +592,9 @@ mod tests {
             r#"{"requestParameters": { "spaced" : {"a" : 1} , "n": {"x": 1.50, "y": -0, "z": 1e3}}}"#,
             r#"{"requestParameters": {"esc": {"k": "caf\u00e9"}, "plain": {"k": [1, "two", {"three": null}]}}}"#,
             r#"{"resources": [{"ARN": "arn:aws:s3:::b"}], "empty": {}, "a.b": {"c": 1}, "a": {"b": "x"}}"#,
+            r#"{"eventName":"a\u0041","userIdentity.arn":"flat","userIdentity":{"arn":"nested"}}"#,
+            r#"{"userIdentity":"scalar","requestParameters":[1,2],"errorCode":7}"#,
+            r#"{"eventName":"First","eventName":"Second","userIdentity":{"arn":"1","arn":"2","sessionContext":{"sessionIssuer":{"arn":"r"}}}}"#,
         ];
         let paths = [
             "requestParameters",
@@ -615,6 +618,13 @@ mod tests {
             "a.b",
             "a",
             "errorCode",
+            "eventName",
+            "userIdentity.arn",
+            "userIdentity.sessionContext.sessionIssuer.arn",
+            "userIdentity.sessionContext.missing",
+            "missing.deeper",
+            "",
+            "userIdentity..arn",
         ];
         for text in records {
             let from_text = Record::parse(text).expect("valid record");
@@ -629,6 +639,16 @@ mod tests {
                     tree.get_field(path),
                     "{path} in {text}"
                 );
+                // A path split once reads the same.
+                let split = FieldPath::new(path);
+                assert_eq!(split.as_str(), path);
+                for record in [&from_text, &parsed_first, &tree] {
+                    assert_eq!(
+                        record.field_at(&split),
+                        tree.get_field(path),
+                        "{path} in {text}"
+                    );
+                }
                 assert_eq!(
                     parsed_first.get_field(path),
                     tree.get_field(path),
