@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use rsigma_eval::event::{Event, EventValue};
 
-use super::sigma::{raw_scalar, to_event_value};
+use super::sigma::raw_scalar;
 use super::{Record, known_slot};
 use crate::event::shallow::{Walk, find_span_by};
 
@@ -43,11 +43,9 @@ impl<'a> Record<'a> {
     pub fn field_at(&self, path: &FieldPath) -> Option<EventValue<'_>> {
         let (head, rest) = path.names.split_first()?;
         if rest.is_empty() {
-            let top = self.top_in(head, path.known)?;
-            if self.is_plain(top) {
-                return Some(EventValue::Str(Cow::Borrowed(unquoted(top.raw))));
-            }
-            return Some(to_event_value(self.value_of(top)));
+            return self
+                .top_in(head, path.known)
+                .map(|top| self.top_event_value(top));
         }
         // A flat name with dots wins over the nested path (see `get_field`).
         if self.dotted {

@@ -60,17 +60,21 @@ fn visit_strings(json: &Json, depth: usize, visit: &mut dyn FnMut(&str) -> bool)
     }
 }
 
+impl<'a> Record<'a> {
+    /// A top-level member as the rule engine sees it: a plain string read
+    /// from the text, anything else from its parsed value.
+    pub(super) fn top_event_value(&self, top: super::Top<'a>) -> EventValue<'_> {
+        if self.is_plain(top) {
+            return EventValue::Str(Cow::Borrowed(&top.raw[1..top.raw.len() - 1]));
+        }
+        to_event_value(self.value_of(top))
+    }
+}
+
 impl Event for Record<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
         let Some((head, rest)) = split_dot(path) else {
-            // A top-level member: a plain string is read from the text.
-            let top = self.top(path)?;
-            if self.is_plain(top) {
-                return Some(EventValue::Str(Cow::Borrowed(
-                    &top.raw[1..top.raw.len() - 1],
-                )));
-            }
-            return Some(to_event_value(self.value_of(top)));
+            return self.top(path).map(|top| self.top_event_value(top));
         };
         // A flat key that contains dots wins over nested traversal, as in Sigma.
         if self.dotted
