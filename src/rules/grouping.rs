@@ -14,7 +14,7 @@
 //!
 //! State is bounded per burst, not per event.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::hash::Hasher;
 
 use crate::alert::{Alert, BurstInfo, Detected, burst_summary_id};
@@ -22,6 +22,7 @@ use crate::event::{Record, same_bytes};
 
 use super::Rule;
 use super::index::WordHash;
+use super::inline_id::InlineId;
 
 /// At most this many event ids in a summary.
 const SAMPLE_MAX: usize = 100;
@@ -35,10 +36,11 @@ struct Run {
     last: i64,
     count: u64,
     /// The earliest event's (time, eventID) and its alert.
-    head: (i64, String),
+    head: (i64, InlineId),
     alert: Detected,
-    /// The earliest events (time, eventID), at most `SAMPLE_MAX + 1`.
-    sample: BTreeSet<(i64, String)>,
+    /// The earliest events (time, eventID), sorted and distinct, at most
+    /// `SAMPLE_MAX + 1`.
+    sample: Vec<(i64, InlineId)>,
     /// The time of `sample`'s last event: a later event cannot enter a
     /// full sample, told without a walk down the tree.
     sample_top: i64,
@@ -122,11 +124,9 @@ impl Run {
     }
 }
 
-/// The first `SAMPLE_MAX + 1` of two samples together: both are walked in
-/// order once and the set is built from sorted entries (inserting one
-/// sample's entries into the other, then dropping the latest, cost the end
-/// of a scan milliseconds).
-fn earliest(a: BTreeSet<(i64, String)>, b: BTreeSet<(i64, String)>) -> BTreeSet<(i64, String)> {
+/// The first `SAMPLE_MAX + 1` of two samples together (each sorted and
+/// distinct), walked in order once.
+fn earliest(a: Vec<(i64, InlineId)>, b: Vec<(i64, InlineId)>) -> Vec<(i64, InlineId)> {
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     let mut out = Vec::with_capacity(SAMPLE_MAX + 1);
     while out.len() <= SAMPLE_MAX {
@@ -144,7 +144,7 @@ fn earliest(a: BTreeSet<(i64, String)>, b: BTreeSet<(i64, String)>) -> BTreeSet<
             None => break,
         }
     }
-    out.into_iter().collect()
+    out
 }
 
 /// A quick hash: every match of a grouped rule looks up its group.
@@ -319,7 +319,7 @@ fn alerts_of(runs: Vec<Run>) -> Vec<Detected> {
                 .sample
                 .into_iter()
                 .filter(|(t, id)| (*t, id) != (head.0, &head.1))
-                .map(|(_, id)| id)
+                .map(|(_, id)| id.into_string())
                 .take(SAMPLE_MAX)
                 .collect();
             s.alert.burst = Some(BurstInfo {
@@ -409,10 +409,7 @@ impl LocalGroups {
                                 .last()
                                 .is_some_and(|l| (t, id) < (l.0, l.1.as_str())))
                     {
-                        r.sample.insert((t, id.to_owned()));
-                        if r.sample.len() > SAMPLE_MAX + 1 {
-                            r.sample.pop_last();
-                        }
+                        add_to_sample(&mut r.sample, t, id);
                         r.sample_top = r.sample.last().map_or(i64::MAX, |l| l.0);
                     }
                     if let Some(target) = target {
@@ -423,8 +420,8 @@ impl LocalGroups {
             }
         }
         let alert = Alert::detected(rule, record, None, detected_at);
-        let mut sample = BTreeSet::new();
-        sample.insert((t, id.to_owned()));
+        let mut sample = Vec::with_capacity(4);
+        sample.push((t, InlineId::new(id)));
         let mut targets = Targets::default();
         if let Some(target) = target {
             targets.add(target, hash_text);
@@ -433,7 +430,7 @@ impl LocalGroups {
             first: t,
             last: t,
             count: 1,
-            head: (t, id.to_owned()),
+            head: (t, InlineId::new(id)),
             alert,
             sample,
             sample_top: t,
@@ -442,6 +439,27 @@ impl LocalGroups {
         let runs = self.groups.entry(key, &rule.id, principal);
         insert_run(runs, run, w);
     }
+}
+
+/// Puts (`t`, `id`) in its place in `sample` (sorted, distinct), keeping
+/// the earliest `SAMPLE_MAX + 1`.
+fn add_to_sample(sample: &mut Vec<(i64, InlineId)>, t: i64, id: &str) {
+    // Events mostly come in time order: the new one is usually the last.
+    let after_last = sample.last().is_none_or(|l| (l.0, l.1.as_str()) < (t, id));
+    let at = match after_last {
+        true => sample.len(),
+        false => match sample.binary_search_by(|(st, sid)| (*st, sid.as_str()).cmp(&(t, id))) {
+            Ok(_) => return,
+            Err(at) => at,
+        },
+    };
+    if at > SAMPLE_MAX {
+        return;
+    }
+    if sample.len() > SAMPLE_MAX {
+        sample.pop();
+    }
+    sample.insert(at, (t, InlineId::new(id)));
 }
 
 /// Two lists of runs (each sorted by time, gaps over `w`) as one: walked
@@ -486,6 +504,7 @@ fn insert_run(runs: &mut Vec<Run>, run: Run, w: i64) {
 mod tests {
     use super::*;
     use crate::rules::{RuleOrigin, load_text};
+    use std::collections::BTreeSet;
 
     fn rule() -> Rule {
         let text = "title: t\nid: t-read\nlogsource: {product: aws, service: cloudtrail}\n\
@@ -593,10 +612,10 @@ mod tests {
 
     #[test]
     fn two_samples_keep_their_earliest_together() {
-        let set = |range: std::ops::Range<i64>, step: i64| -> BTreeSet<(i64, String)> {
+        let set = |range: std::ops::Range<i64>, step: i64| -> Vec<(i64, InlineId)> {
             range
                 .step_by(step as usize)
-                .map(|t| (t, format!("e{t}")))
+                .map(|t| (t, InlineId::new(&format!("e{t}"))))
                 .collect()
         };
         for (a, b) in [
@@ -606,13 +625,42 @@ mod tests {
             (set(200..400, 3), set(0..30, 7)),
             (set(0..101, 1), set(0..101, 1)),
         ] {
-            let mut want = a.clone();
+            let mut want: BTreeSet<(i64, InlineId)> = a.iter().cloned().collect();
             want.extend(b.clone());
-            while want.len() > SAMPLE_MAX + 1 {
-                want.pop_last();
-            }
+            let want: Vec<(i64, InlineId)> = want.into_iter().take(SAMPLE_MAX + 1).collect();
             assert_eq!(earliest(a.clone(), b.clone()), want);
             assert_eq!(earliest(b, a), want);
+        }
+    }
+
+    #[test]
+    fn a_sample_keeps_the_earliest_distinct_events_however_they_come() {
+        // 400 events over 150 seconds, in a scrambled order, some repeated
+        // and some at the same second.
+        let events: Vec<(i64, String)> = (0..400u32)
+            .map(|i| {
+                let n = (i * 97 + i / 7) % 260;
+                (i64::from(n % 150), format!("e{n}"))
+            })
+            .collect();
+        for order in [false, true] {
+            let mut seq = events.clone();
+            if order {
+                seq.sort();
+            }
+            let (mut sample, mut model) = (Vec::new(), BTreeSet::new());
+            for (t, id) in &seq {
+                add_to_sample(&mut sample, *t, id);
+                model.insert((*t, id.clone()));
+                let want: Vec<(i64, &str)> = model
+                    .iter()
+                    .take(SAMPLE_MAX + 1)
+                    .map(|(t, id)| (*t, id.as_str()))
+                    .collect();
+                let got: Vec<(i64, &str)> =
+                    sample.iter().map(|(t, id)| (*t, id.as_str())).collect();
+                assert_eq!(got, want);
+            }
         }
     }
 
@@ -658,6 +706,7 @@ mod tests {
 mod shared_out {
     use super::*;
     use crate::rules::{RuleOrigin, load_text};
+    use std::collections::BTreeSet;
 
     /// The same matches shared out among threads in different ways give
     /// the same bursts as one thread: runs that meet across threads merge.

@@ -8,6 +8,7 @@ mod emit;
 mod eval;
 mod grouping;
 mod index;
+mod inline_id;
 pub mod junit;
 mod load;
 mod matcher;
@@ -195,14 +196,7 @@ impl RuleSet {
             return;
         }
         let mut c = correlator.lock().unwrap_or_else(|p| p.into_inner());
-        let feeding: Vec<&Rule> = matched
-            .iter()
-            .copied()
-            .filter(|r| r.feeds && c.feeds_on(&r.id))
-            .collect();
-        if !feeding.is_empty() {
-            c.process(record, &feeding, object, detected_at);
-        }
+        c.process(record, matched, object, detected_at);
     }
 
     /// Runs `f` on the correlator (under its lock), if there is one.

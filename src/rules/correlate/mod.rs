@@ -13,11 +13,12 @@ mod closing;
 mod first_seen;
 mod snapshot;
 mod spec;
+mod values;
 mod window;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-
-use rsigma_eval::{Event, EventValue};
+use std::sync::Arc;
 
 use super::index::WordHash;
 use super::load::Correlation;
@@ -29,6 +30,7 @@ use burst::{Burst, rfc3339};
 use first_seen::FirstSeen;
 pub use snapshot::{SeenDelta, Snapshot};
 use spec::Spec;
+use values::{count_value, field_text, group_key};
 use window::{Hit, Window};
 
 /// The tables' hash: read for every record that feeds a correlation.
@@ -47,6 +49,9 @@ struct Group {
     burst: Option<Burst>,
 }
 
+/// A correlation fed, and the places in its rule list of what feeds it.
+type Route = (usize, Vec<usize>);
+
 /// The correlation engine and what it needs to know.
 pub struct Correlator {
     specs: Vec<Spec>,
@@ -54,7 +59,7 @@ pub struct Correlator {
     /// places in their rule lists.
     routes: HashMap<String, Vec<(usize, Vec<usize>)>, Fast>,
     /// A correlation -> the correlations that use it, with its places.
-    chained: Vec<Vec<(usize, Vec<usize>)>>,
+    chained: Vec<Arc<[Route]>>,
     /// Ids of the detection rules the correlations use.
     feeds: HashSet<String, Fast>,
     /// (correlation, group key) -> its state.
@@ -87,6 +92,8 @@ pub struct Correlator {
     held: Option<Held>,
     /// Per correlation, the first-seen state of `new_value` rules.
     first_seen: Vec<Option<FirstSeen>>,
+    /// `process`'s list of the correlations a record feeds, kept for the next.
+    targets: Vec<(usize, Vec<usize>)>,
     /// Whether events are remembered against counting one twice (`scan`,
     /// which reads each file once, does without: a million-event burst
     /// would otherwise be a million entries).
@@ -111,57 +118,6 @@ impl std::fmt::Debug for Correlator {
             .field("groups", &self.groups.len())
             .finish()
     }
-}
-
-/// A field as rsigma's engine reads it for grouping and distinct values:
-/// strings as they are, numbers and booleans as text; null, arrays and
-/// objects are no value.
-fn field_text(record: &Record, field: &str) -> Option<String> {
-    value_text(record.get_field(field)?)
-}
-
-fn value_text(value: EventValue) -> Option<String> {
-    match value {
-        EventValue::Str(s) => Some(s.into_owned()),
-        EventValue::Int(n) => Some(n.to_string()),
-        EventValue::Float(f) => Some(f.to_string()),
-        EventValue::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// A `value_count` field: as `field_text`, and null counts as `null` (as in
-/// rsigma); several fields are joined by U+001F, and one missing is no value.
-fn count_value(record: &Record, fields: &[String]) -> Option<String> {
-    let part = |f: &String| match record.get_field(f)? {
-        EventValue::Null => Some("null".to_owned()),
-        value => value_text(value),
-    };
-    if let [only] = fields {
-        return part(only);
-    }
-    let mut parts = Vec::with_capacity(fields.len());
-    for f in fields {
-        parts.push(part(f)?);
-    }
-    Some(parts.join("\u{1f}"))
-}
-
-/// The group key as alerts state it: `field=value` pairs in `group-by`
-/// order, a field without a value left out.
-fn group_key(group_by: &[String], values: &[Option<String>]) -> String {
-    let mut key = String::new();
-    for (k, v) in group_by.iter().zip(values) {
-        if let Some(v) = v {
-            if !key.is_empty() {
-                key.push(',');
-            }
-            key.push_str(k);
-            key.push('=');
-            key.push_str(v);
-        }
-    }
-    key
 }
 
 /// One event as a correlation sees it.
@@ -282,6 +238,7 @@ impl Correlator {
         for list in routes.values_mut().chain(chained.iter_mut()) {
             list.sort();
         }
+        let chained = chained.into_iter().map(Arc::from).collect();
         let first_seen = specs
             .iter()
             .map(|s| matches!(s.kind, spec::Kind::NewValue { .. }).then(FirstSeen::default))
@@ -311,6 +268,7 @@ impl Correlator {
                 pending: Vec::new(),
                 held: None,
                 first_seen,
+                targets: Vec::new(),
                 dedupe: true,
             }),
             errors,
@@ -367,9 +325,9 @@ impl Correlator {
         self.groups.len()
     }
 
-    /// Feeds one record that matched `matched` (rules this correlator uses);
-    /// the correlation alerts it opens or closes join `pending`. A record
-    /// already fed is ignored.
+    /// Feeds one record that matched `matched` (those of them this
+    /// correlator uses); the correlation alerts it opens or closes join
+    /// `pending`. A record already fed is ignored.
     pub fn process(
         &mut self,
         record: &Record,
@@ -381,8 +339,16 @@ impl Correlator {
             .event_time()
             .and_then(crate::event::time::unix_seconds)
             .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
-        let mut targets: Vec<(usize, Vec<usize>)> = Vec::new();
+        // The correlations fed and their places, in a list kept from record
+        // to record (its slot lists keep their room).
+        let mut targets = std::mem::take(&mut self.targets);
+        let mut used = 0;
+        let mut fed = false;
         for rule in matched {
+            if !(rule.feeds && self.feeds_on(&rule.id)) {
+                continue;
+            }
+            fed = true;
             let Some(routes) = self.routes.get(rule.id.as_str()) else {
                 continue;
             };
@@ -401,34 +367,47 @@ impl Correlator {
                 self.seen.insert(key, at);
                 self.seen_new.push((key, at));
             }
-            {
-                for (s, slots) in routes {
-                    match targets.iter_mut().find(|(t, _)| t == s) {
-                        Some((_, all)) => all.extend(slots),
-                        None => targets.push((*s, slots.clone())),
+            for (s, slots) in routes {
+                match targets[..used].iter_mut().find(|(t, _)| t == s) {
+                    Some((_, all)) => all.extend(slots),
+                    None => {
+                        if used == targets.len() {
+                            targets.push((*s, Vec::new()));
+                        }
+                        let (t, all) = &mut targets[used];
+                        *t = *s;
+                        all.clear();
+                        all.extend(slots);
+                        used += 1;
                     }
                 }
             }
         }
-        targets.sort();
+        if !fed {
+            self.targets = targets;
+            return;
+        }
+        targets[..used].sort();
         let feed = Feed {
             record,
             at,
             object,
             detected_at,
         };
-        for (s, slots) in targets {
-            let values: Vec<Option<String>> = self.specs[s]
+        for (s, slots) in &targets[..used] {
+            let s = *s;
+            let values: Vec<Option<Cow<str>>> = self.specs[s]
                 .group_by
                 .iter()
                 .map(|f| field_text(record, f))
                 .collect();
-            if let spec::Kind::NewValue { fields, .. } = &self.specs[s].kind {
-                self.observe_first_seen(s, &values, fields.clone(), &feed);
+            if let spec::Kind::NewValue { .. } = &self.specs[s].kind {
+                self.observe_first_seen(s, &values, &feed);
             } else {
-                self.feed(s, values, &slots, &feed, 0);
+                self.feed(s, &values, slots, &feed, 0);
             }
         }
+        self.targets = targets;
         self.newest = self.newest.max(at);
         self.forget_far_from(at);
         self.sweep(at);
@@ -440,13 +419,13 @@ impl Correlator {
     fn feed(
         &mut self,
         s: usize,
-        values: Vec<Option<String>>,
+        values: &[Option<Cow<str>>],
         slots: &[usize],
         feed: &Feed,
         depth: usize,
     ) {
         let spec = &self.specs[s];
-        let key = group_key(&spec.group_by, &values);
+        let key = group_key(&spec.group_by, values);
         let value = match &spec.kind {
             spec::Kind::ValueCount { fields } if depth == 0 => count_value(feed.record, fields),
             // Chained into a value_count, an event has no value (as in rsigma).
@@ -457,13 +436,19 @@ impl Correlator {
             t: feed.at,
             id: event_id.map(str::to_owned),
         };
-        let group = self
-            .groups
-            .entry((s, key.clone()))
-            .or_insert_with(|| Group {
+        // The key is built once: a group fed before is found without a copy.
+        let mut at_key = (s, key);
+        if !self.groups.contains_key(&at_key) {
+            let group = Group {
                 window: Window::new(spec),
                 burst: None,
-            });
+            };
+            self.groups.insert(at_key.clone(), group);
+        }
+        let Some(group) = self.groups.get_mut(&at_key) else {
+            return;
+        };
+        let key = std::mem::take(&mut at_key.1);
         let reading = group.window.add(spec, slots, value.as_deref(), hit);
         if group
             .burst
@@ -517,11 +502,11 @@ impl Correlator {
             None => {}
         }
         if reading.holds && depth < CHAIN_DEPTH {
-            let outers = self.chained[s].clone();
-            for (outer, slots) in outers {
+            let outers = Arc::clone(&self.chained[s]);
+            for (outer, slots) in outers.iter() {
                 // The outer group's values come from this group's, by name.
                 let inner_by = &self.specs[s].group_by;
-                let outer_values: Vec<Option<String>> = self.specs[outer]
+                let outer_values: Vec<Option<Cow<str>>> = self.specs[*outer]
                     .group_by
                     .iter()
                     .map(|f| {
@@ -531,24 +516,21 @@ impl Correlator {
                             .and_then(|i| values[i].clone())
                     })
                     .collect();
-                self.feed(outer, outer_values, &slots, feed, depth + 1);
+                self.feed(*outer, &outer_values, slots, feed, depth + 1);
             }
         }
     }
 
     /// A record of first-seen rule `s`: its pair waits for the next flush
     /// unless already learned.
-    fn observe_first_seen(
-        &mut self,
-        s: usize,
-        values: &[Option<String>],
-        fields: Vec<String>,
-        feed: &Feed,
-    ) {
-        let Some(value) = count_value(feed.record, &fields) else {
+    fn observe_first_seen(&mut self, s: usize, values: &[Option<Cow<str>>], feed: &Feed) {
+        let spec = &self.specs[s];
+        let spec::Kind::NewValue { fields, .. } = &spec.kind else {
             return;
         };
-        let spec = &self.specs[s];
+        let Some(value) = count_value(feed.record, fields) else {
+            return;
+        };
         let key = group_key(&spec.group_by, values);
         let Some(Some(state)) = self.first_seen.get_mut(s) else {
             return;
@@ -556,7 +538,7 @@ impl Correlator {
         let event_id = feed.record.event_id().unwrap_or("");
         state.observe(&key, &value, feed.at, event_id, spec.timespan, || {
             let resource = if key.is_empty() {
-                value.clone()
+                value.to_string()
             } else {
                 format!("{key}: {value}")
             };

@@ -28,6 +28,20 @@ pub struct Hit {
     pub id: Option<String>,
 }
 
+impl Hit {
+    /// The hit for one more place: a copy, or (for the `last`) itself,
+    /// leaving its time without its id.
+    fn once_more(&mut self, last: bool) -> Hit {
+        match last {
+            true => Hit {
+                t: self.t,
+                id: self.id.take(),
+            },
+            false => self.clone(),
+        }
+    }
+}
+
 /// A group's bounded state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Window {
@@ -84,14 +98,16 @@ impl Window {
     /// (None: the event has no usable value and is not counted), then reads
     /// the condition at the event's time.
     pub fn add(&mut self, spec: &Spec, slots: &[usize], value: Option<&str>, hit: Hit) -> Reading {
+        let mut hit = hit;
         let t = hit.t;
         let cap = spec.cap;
         match self {
             Window::Count(hits) => {
                 // One event matching two referenced rules counts twice, as in rsigma.
-                for _ in 0..slots.len().max(1) {
+                let n = slots.len().max(1);
+                for k in 0..n {
                     let at = hits.partition_point(|h| h.t <= t);
-                    hits.insert(at, hit.clone());
+                    hits.insert(at, hit.once_more(k + 1 == n));
                     if hits.len() > cap {
                         hits.pop_front();
                     }
@@ -101,10 +117,10 @@ impl Window {
                 if let Some(v) = value {
                     if let Some((_, newest)) = values.iter_mut().find(|(k, _)| k == v) {
                         if newest.t <= t {
-                            *newest = hit.clone();
+                            *newest = hit;
                         }
                     } else {
-                        values.push((v.to_owned(), hit.clone()));
+                        values.push((v.to_owned(), hit));
                         if values.len() > cap
                             && let Some(oldest) = (0..values.len()).min_by_key(|&i| values[i].1.t)
                         {
@@ -114,9 +130,9 @@ impl Window {
                 }
             }
             Window::Temporal(last) => {
-                for &s in slots {
+                for (k, &s) in slots.iter().enumerate() {
                     if last[s].as_ref().is_none_or(|h| h.t <= t) {
-                        last[s] = Some(hit.clone());
+                        last[s] = Some(hit.once_more(k + 1 == slots.len()));
                     }
                 }
             }
@@ -125,13 +141,14 @@ impl Window {
                 // places (equal times are in order, as in rsigma).
                 let mut slots = slots.to_vec();
                 slots.sort_unstable();
-                for s in slots {
+                let n = slots.len();
+                for (k, s) in slots.into_iter().enumerate() {
                     let start = if s == 0 { Some(t) } else { starts[s - 1] };
                     if let Some(start) = start {
                         starts[s] = Some(starts[s].map_or(start, |old| old.max(start)));
                     }
                     if last[s].as_ref().is_none_or(|h| h.t <= t) {
-                        last[s] = Some(hit.clone());
+                        last[s] = Some(hit.once_more(k + 1 == n));
                     }
                 }
                 // Events of later places that came earlier in this same
