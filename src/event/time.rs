@@ -47,7 +47,16 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    // Digits, as CloudTrail writes them, are read without `str::parse`
+    // (which also takes a sign); anything else is parsed as before.
+    let num = |r: std::ops::Range<usize>| match b.get(r.clone()) {
+        Some(digits) if digits.iter().all(u8::is_ascii_digit) => Some(
+            digits
+                .iter()
+                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0')),
+        ),
+        _ => text.get(r)?.parse::<i64>().ok(),
+    };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
@@ -148,5 +157,15 @@ mod tests {
         }
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+        // Read by `str::parse` when not all digits: a sign is taken, a letter is not.
+        assert_eq!(
+            parse_rfc3339("2026-+1-01T00:00:00Z"),
+            parse_rfc3339("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(parse_rfc3339("2026-0a-01T00:00:00Z"), None);
+        assert_eq!(
+            parse_rfc3339("2026-11-22T01:02:03.5+01:00"),
+            Some(1_795_309_323)
+        );
     }
 }

@@ -270,36 +270,29 @@ impl Grouper {
         let groups = self.groups.into_inner().unwrap_or_else(|p| p.into_inner());
         // Sorted by where each run is, not by copies of its group's names.
         let mut groups: Vec<Group> = groups.into_groups().collect();
-        let mut order: Vec<(i64, usize, usize)> = groups
+        let mut order: Vec<(i64, usize)> = groups
             .iter()
             .enumerate()
-            .flat_map(|(g, group)| {
-                group
-                    .runs
-                    .iter()
-                    .enumerate()
-                    .map(move |(r, run)| (run.first, g, r))
-            })
+            .flat_map(|(g, group)| group.runs.iter().map(move |run| (run.first, g)))
             .collect();
         order.sort_by(|a, b| {
             let (ga, gb) = (&groups[a.1], &groups[b.1]);
             (a.0, &ga.rule, &ga.principal).cmp(&(b.0, &gb.rule, &gb.principal))
         });
-        let mut runs: Vec<Vec<Option<Run>>> = groups
+        // A group's runs are in time order, so they come in the order of its
+        // own list: each is taken from there once, not moved to a new list.
+        let mut runs: Vec<std::vec::IntoIter<Run>> = groups
             .iter_mut()
-            .map(|g| std::mem::take(&mut g.runs).into_iter().map(Some).collect())
+            .map(|g| std::mem::take(&mut g.runs).into_iter())
             .collect();
-        let ordered: Vec<Run> = order
-            .into_iter()
-            .filter_map(|(_, g, r)| runs[g][r].take())
-            .collect();
-        alerts_of(ordered)
+        let count = order.len();
+        alerts_of(order.into_iter().filter_map(|(_, g)| runs[g].next()), count)
     }
 }
 
 /// Each burst's opening alert and, when it repeated, its summary.
-fn alerts_of(runs: Vec<Run>) -> Vec<Detected> {
-    let mut out = Vec::with_capacity(runs.len() * 2);
+fn alerts_of(runs: impl Iterator<Item = Run>, count: usize) -> Vec<Detected> {
+    let mut out = Vec::with_capacity(count * 2);
     for run in runs {
         let rfc = crate::alert::rfc3339_at;
         let mut opening = run.alert;

@@ -371,7 +371,17 @@ impl<'a> Record<'a> {
 
     /// `principal`, as `str_at_checked` says it.
     pub(crate) fn principal_checked(&self) -> Option<(&str, bool)> {
-        self.first_str_checked(&PRINCIPAL_PATHS)
+        // Read for every grouped match: by paths split once, when the
+        // record's text has them plainly.
+        static FIELDS: std::sync::LazyLock<[FieldPath; 5]> =
+            std::sync::LazyLock::new(|| PRINCIPAL_PATHS.map(FieldPath::new));
+        FIELDS
+            .iter()
+            .zip(PRINCIPAL_PATHS)
+            .find_map(|(field, path)| match self.plain_str_at(field) {
+                Some(found) => found.map(|s| (s, true)),
+                None => self.str_at_checked(path),
+            })
     }
 
     fn first_str_checked(&self, paths: &[&str]) -> Option<(&str, bool)> {
@@ -595,6 +605,10 @@ mod tests {
             r#"{"eventName":"a\u0041","userIdentity.arn":"flat","userIdentity":{"arn":"nested"}}"#,
             r#"{"userIdentity":"scalar","requestParameters":[1,2],"errorCode":7}"#,
             r#"{"eventName":"First","eventName":"Second","userIdentity":{"arn":"1","arn":"2","sessionContext":{"sessionIssuer":{"arn":"r"}}}}"#,
+            r#"{"userIdentity":{"arn":7,"sessionContext":{"sessionIssuer":{"arn":"arn:aws:iam::1:role/r"}}}}"#,
+            r#"{"userIdentity":{"arn":"arn:aws:iam::1:user/caf\u00e9","invokedBy":"x"}}"#,
+            r#"{"userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"}}"#,
+            r#"{"userIdentity":[{"arn":"in an array"}],"eventName":"x"}"#,
         ];
         let paths = [
             "requestParameters",
@@ -628,6 +642,12 @@ mod tests {
         ];
         for text in records {
             let from_text = Record::parse(text).expect("valid record");
+            // The principal by paths split once is the one by their text.
+            assert_eq!(
+                from_text.principal_checked(),
+                from_text.first_str_checked(&PRINCIPAL_PATHS),
+                "{text}"
+            );
             let tree =
                 Record::from_json(Json::parse(text).expect("valid JSON")).expect("an object");
             // Read from the text even once a rule had its members parsed.

@@ -73,6 +73,33 @@ impl<'a> Record<'a> {
     }
 }
 
+impl<'a> Record<'a> {
+    /// `str_at_checked(path.as_str())` where the text answers it: the
+    /// string when it is one without escapes (`Some(Some)`), or that there
+    /// is nothing there (`Some(None)`); `None` when the answer needs more.
+    pub(crate) fn plain_str_at(&self, path: &FieldPath) -> Option<Option<&'a str>> {
+        let (head, rest) = path.names.split_first()?;
+        let Some(top) = self.top_in(head, path.known) else {
+            return Some(None);
+        };
+        if top.raw.is_empty() || self.text.is_empty() {
+            return None;
+        }
+        let text: &'a str = self.text;
+        let span = match rest.is_empty() {
+            true => self.spans.get(top.at as usize)?,
+            false => match find_span_by(text, &self.spans, top.at, rest.iter().map(String::as_str))
+            {
+                Ok(span) => span,
+                Err(Walk::Missing) => return Some(None),
+                Err(_) => return None,
+            },
+        };
+        span.plain
+            .then(|| Some(unquoted(&text[span.value.clone()])))
+    }
+}
+
 /// A plain string's text between its quotes.
 fn unquoted(raw: &str) -> &str {
     &raw[1..raw.len() - 1]
