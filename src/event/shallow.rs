@@ -363,8 +363,11 @@ impl<'b> Parser<'b> {
                 }
                 Some(b'\\') => {
                     escaped = true;
-                    self.loose = true;
+                    // Serializing writes some escapes as they are.
+                    let at = self.pos;
                     self.escape()?;
+                    self.loose |= self.pos - at
+                        != crate::event::record::canonical_escape(&self.bytes[at..]).unwrap_or(0);
                 }
                 // Control characters must be escaped.
                 Some(_) => return Err(self.fail("control character in a string")),

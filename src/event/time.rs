@@ -47,18 +47,26 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;
     }
-    // Digits, as CloudTrail writes them, are read without `str::parse`
+    // Digits where CloudTrail writes them are read without `str::parse`
     // (which also takes a sign); anything else is parsed as before.
-    let num = |r: std::ops::Range<usize>| match b.get(r.clone()) {
-        Some(digits) if digits.iter().all(u8::is_ascii_digit) => Some(
-            digits
-                .iter()
-                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0')),
-        ),
-        _ => text.get(r)?.parse::<i64>().ok(),
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let ((year, month, day), (h, m, s)) = if DIGITS.iter().all(|&i| b[i].is_ascii_digit()) {
+        let d = |i: usize| i64::from(b[i] - b'0');
+        (
+            (
+                d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3),
+                d(5) * 10 + d(6),
+                d(8) * 10 + d(9),
+            ),
+            (d(11) * 10 + d(12), d(14) * 10 + d(15), d(17) * 10 + d(18)),
+        )
+    } else {
+        let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+        (
+            (num(0..4)?, num(5..7)?, num(8..10)?),
+            (num(11..13)?, num(14..16)?, num(17..19)?),
+        )
     };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
         return None;
     }

@@ -109,11 +109,12 @@ impl<'a> Record<'a> {
 }
 
 /// Whether checked JSON text is already what serializing its parsed value
-/// writes: no escapes, no white space, and only integers that parse as
-/// such (no fraction, exponent, `-0` or more than 18 digits). A string's
-/// content is skipped sixteen bytes at a time: it only needs to end
-/// without a backslash (the text is checked JSON, so no control byte).
-fn is_compact(raw: &str) -> bool {
+/// writes: no escapes but those serializing writes (`canonical_escape`),
+/// no white space, and only integers that parse as such (no fraction,
+/// exponent, `-0` or more than 18 digits). A string's content is skipped
+/// sixteen bytes at a time to its end or its next escape (the text is
+/// checked JSON, so no control byte).
+pub(crate) fn is_compact(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     let mut digits = 0usize;
     let mut prev = 0u8;
@@ -121,13 +122,20 @@ fn is_compact(raw: &str) -> bool {
     while let Some(&b) = bytes.get(at) {
         at += 1;
         match b {
-            b'"' => {
+            b'"' => loop {
                 at = crate::event::bytes::find_string_end(bytes, at, false);
-                if bytes.get(at) != Some(&b'"') {
-                    return false;
+                match bytes.get(at) {
+                    Some(b'"') => {
+                        at += 1;
+                        break;
+                    }
+                    Some(b'\\') => match canonical_escape(&bytes[at..]) {
+                        Some(len) => at += len,
+                        None => return false,
+                    },
+                    _ => return false,
                 }
-                at += 1;
-            }
+            },
             b'0'..=b'9' => {
                 if b == b'0' && prev == b'-' {
                     return false;
@@ -148,6 +156,28 @@ fn is_compact(raw: &str) -> bool {
         prev = b;
     }
     true
+}
+
+/// The length of the escape at the start of `escape` (at its backslash)
+/// when it is the one serializing (`serde_json`) writes for the character
+/// it stands for: `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, or `\u00xx` in
+/// lowercase for another control character.
+pub(crate) fn canonical_escape(escape: &[u8]) -> Option<usize> {
+    match escape.get(1)? {
+        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
+        b'u' => {
+            let hex = escape.get(2..6)?;
+            let low = |b: u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+            let unit = match hex {
+                [b'0', b'0', hi @ (b'0' | b'1'), lo] if low(*lo) => {
+                    u32::from(hi - b'0') * 16 + char::from(*lo).to_digit(16)?
+                }
+                _ => return None,
+            };
+            (!matches!(unit, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)).then_some(6)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +203,11 @@ mod tests {
             r#""b"c""#,
             r#""é""#,
             r#""café \/""#,
+            r#""a\"b\\c\n\t\u001f\u0000""#,
+            r#""\u000a""#,
+            r#""\u001F""#,
+            r#""\u0041""#,
+            r#""\ud83d\ude00""#,
             r#"{"k": 1}"#,
             "[1,\n2]",
             r#"{"a":{"b":[{"c":-10}]}}"#,
@@ -208,6 +243,7 @@ mod tests {
             r#"{"a":"b c","n":[1,-2,true,false,null],"o":{}}"#,
             r#""a string with { } : , and spaces""#,
             r#"{"k":"","e":"x"}"#,
+            r#"{"a":"b\"c","d":"{\"e\":\"\\n\"}\n\u001f"}"#,
             "123456789012345678",
             "-1",
             "0",
@@ -218,7 +254,8 @@ mod tests {
         }
         for text in [
             r#"{"a": "b"}"#,
-            r#"{"a":"b\"c"}"#,
+            r#"{"a":"b\/c"}"#,
+            r#"{"a":"\u000a"}"#,
             r#"{"a":"\u00e9"}"#,
             r#"{"a":1.5}"#,
             r#"{"a":1e3}"#,

@@ -23,6 +23,7 @@ mod sigma;
 pub use members::MemberStore;
 use members::{Member, Room, Top};
 
+pub(crate) use compact::canonical_escape;
 pub use path::FieldPath;
 
 /// A CloudTrail record borrowing from the buffer it was read from. Parsing

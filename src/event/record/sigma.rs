@@ -67,7 +67,17 @@ impl<'a> Record<'a> {
         if self.is_plain(top) {
             return EventValue::Str(Cow::Borrowed(&top.raw[1..top.raw.len() - 1]));
         }
+        if let Some(text) = self.object_text(top.raw) {
+            return EventValue::Str(Cow::Borrowed(text));
+        }
         to_event_value(self.value_of(top))
+    }
+
+    /// An object's text, when it is what serializing its parsed value
+    /// writes (an object is matched as that text).
+    fn object_text<'t>(&self, raw: &'t str) -> Option<&'t str> {
+        (raw.starts_with('{') && (self.is_compact() || super::compact::is_compact(raw)))
+            .then_some(raw)
     }
 }
 
@@ -93,6 +103,9 @@ impl Event for Record<'_> {
                 (Walk::Value(raw), false) => {
                     if let Some(value) = raw_scalar(raw) {
                         return Some(value);
+                    }
+                    if let Some(text) = self.object_text(raw) {
+                        return Some(EventValue::Str(Cow::Borrowed(text)));
                     }
                 }
                 (Walk::NeedTree, _) => {}
