@@ -21,7 +21,10 @@ use rsigma_parser::{ConditionExpr, Quantifier};
 
 use super::matcher::Match;
 use crate::event::{FieldPath, Record};
+use prefilter::Prefilter;
 use std::sync::LazyLock;
+
+mod prefilter;
 
 /// A rule's condition over its detections, ready to run.
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub(crate) struct Program {
     call_owner: Option<u64>,
     /// The rule's conditions: it matches when any of them holds.
     conditions: Vec<Cond>,
+    /// A test on one field that every match passes, when one is worth it.
+    prefilter: Option<Prefilter>,
 }
 
 /// Where one evaluation stands with the remembered answers of its call.
@@ -104,8 +109,10 @@ impl Program {
                 })
             })
             .collect();
+        let conditions: Vec<Cond> = rule.conditions.iter().map(|c| resolve(c, &names)).collect();
         Some(Program {
-            conditions: rule.conditions.iter().map(|c| resolve(c, &names)).collect(),
+            prefilter: Prefilter::build(&detections, &conditions),
+            conditions,
             call_owner: (bits > 0).then(super::memo::new_owner),
             call_bit,
             detections,
@@ -114,6 +121,11 @@ impl Program {
 
     /// Whether `event` matches.
     pub(crate) fn matches(&self, event: &Record) -> bool {
+        if let Some(prefilter) = &self.prefilter
+            && !prefilter.passes(event)
+        {
+            return false;
+        }
         let mut calls = Calls::NotAsked;
         self.conditions
             .iter()
