@@ -15,9 +15,6 @@ use crate::alert::{BurstInfo, Detected, burst_summary_id, now_rfc3339};
 /// At most this many event ids are named in an alert.
 pub const SAMPLE_MAX: usize = 100;
 
-/// At most this many distinct targets are listed in a summary.
-pub const TARGETS_MAX: usize = 20;
-
 /// An open burst.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Burst {
@@ -33,7 +30,7 @@ pub struct Burst {
     pub last_hold: i64,
     /// Event ids, the opening ones first, at most `SAMPLE_MAX`.
     pub sample: Vec<String>,
-    /// Distinct targets (single-event rules), at most `TARGETS_MAX`.
+    /// Distinct targets: the opening alert's (kept in saved state as before).
     #[serde(default)]
     pub targets: Vec<String>,
     /// Wall-clock seconds of the last event (the daemon closes idle bursts).
@@ -83,8 +80,8 @@ impl Burst {
     }
 
     /// Counts one more event of the burst at `t` (`holds`: the condition
-    /// held with it).
-    pub fn extend(&mut self, t: i64, id: Option<&str>, target: Option<&str>, holds: bool) {
+    /// held with it), seen at wall-clock time `now`.
+    pub fn extend(&mut self, t: i64, id: Option<&str>, holds: bool, now: i64) {
         self.count += 1;
         self.first = self.first.min(t);
         self.last = self.last.max(t);
@@ -97,13 +94,7 @@ impl Burst {
         {
             self.sample.push(id.to_owned());
         }
-        if let Some(target) = target
-            && self.targets.len() < TARGETS_MAX
-            && !self.targets.iter().any(|s| s == target)
-        {
-            self.targets.push(target.to_owned());
-        }
-        self.touched = wall_now();
+        self.touched = now;
     }
 
     /// The summary when the burst closes: only when it grew after it opened.

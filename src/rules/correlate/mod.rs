@@ -124,8 +124,16 @@ impl std::fmt::Debug for Correlator {
 struct Feed<'a, 'r> {
     record: &'a Record<'r>,
     at: i64,
+    /// The wall clock, read once for the record when a burst needs it.
+    wall: std::cell::OnceCell<i64>,
     object: Option<&'a ObjectRef>,
     detected_at: &'a str,
+}
+
+impl Feed<'_, '_> {
+    fn wall(&self) -> i64 {
+        *self.wall.get_or_init(burst::wall_now)
+    }
 }
 
 /// An alert of correlation `spec` under `id` on the record `feed` holds,
@@ -345,13 +353,15 @@ impl Correlator {
         let mut used = 0;
         let mut fed = false;
         for rule in matched {
-            if !(rule.feeds && self.feeds_on(&rule.id)) {
+            if !rule.feeds {
                 continue;
             }
-            fed = true;
+            // A rule with routes is one the correlator uses (`feeds`).
             let Some(routes) = self.routes.get(rule.id.as_str()) else {
+                fed |= self.feeds_on(&rule.id);
                 continue;
             };
+            fed = true;
             // Counting rules must not count a record read twice; first-seen
             // rules are the same however often they see one, so their
             // (many) records are not remembered.
@@ -391,13 +401,14 @@ impl Correlator {
         let feed = Feed {
             record,
             at,
+            wall: std::cell::OnceCell::new(),
             object,
             detected_at,
         };
         for (s, slots) in &targets[..used] {
             let s = *s;
             let values: Vec<Option<Cow<str>>> = self.specs[s]
-                .group_by
+                .group_paths
                 .iter()
                 .map(|f| field_text(record, f))
                 .collect();
@@ -459,7 +470,7 @@ impl Correlator {
             Self::end_burst(&mut self.held, &mut self.pending, &(s, key.clone()), burst);
         }
         match &mut group.burst {
-            Some(burst) => burst.extend(feed.at, event_id, None, reading.holds),
+            Some(burst) => burst.extend(feed.at, event_id, reading.holds, feed.wall()),
             None if reading.holds => {
                 let hits = group.window.hits(spec, feed.at);
                 let related: Vec<String> = hits
@@ -489,7 +500,7 @@ impl Correlator {
                 match resumed {
                     // The same burst again (input gone back in time): no new alert.
                     Some(mut burst) => {
-                        burst.extend(feed.at, event_id, None, true);
+                        burst.extend(feed.at, event_id, true, feed.wall());
                         group.burst = Some(burst);
                     }
                     None => {

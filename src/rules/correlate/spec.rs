@@ -44,6 +44,8 @@ pub struct Spec {
     /// The referenced rules (ids or names, as written).
     pub rules: Vec<String>,
     pub group_by: Vec<String>,
+    /// `group_by`'s fields, split once.
+    pub group_paths: Vec<crate::event::FieldPath>,
     /// Seconds.
     pub timespan: i64,
     /// All must hold.
@@ -137,6 +139,11 @@ impl Spec {
             kind,
             rules: rule.rules.clone(),
             group_by: rule.group_by.clone(),
+            group_paths: rule
+                .group_by
+                .iter()
+                .map(|f| crate::event::FieldPath::new(f))
+                .collect(),
             timespan: rule.timespan.seconds as i64,
             predicates,
             cap: (largest as usize + 1).max(1),

@@ -5,13 +5,13 @@ use std::borrow::Cow;
 
 use rsigma_eval::{Event, EventValue};
 
-use crate::event::Record;
+use crate::event::{FieldPath, Record};
 
 /// A field as rsigma's engine reads it for grouping and distinct values:
 /// strings as they are, numbers and booleans as text; null, arrays and
 /// objects are no value.
-pub(super) fn field_text<'r>(record: &'r Record, field: &str) -> Option<Cow<'r, str>> {
-    value_text(record.get_field(field)?)
+pub(super) fn field_text<'r>(record: &'r Record, field: &FieldPath) -> Option<Cow<'r, str>> {
+    value_text(record.field_at(field)?)
 }
 
 fn value_text(value: EventValue) -> Option<Cow<str>> {
