@@ -447,19 +447,13 @@ impl Correlator {
             t: feed.at,
             id: event_id.map(str::to_owned),
         };
-        // The key is built once: a group fed before is found without a copy.
-        let mut at_key = (s, key);
-        if !self.groups.contains_key(&at_key) {
-            let group = Group {
-                window: Window::new(spec),
-                burst: None,
-            };
-            self.groups.insert(at_key.clone(), group);
-        }
-        let Some(group) = self.groups.get_mut(&at_key) else {
-            return;
-        };
-        let key = std::mem::take(&mut at_key.1);
+        // The key goes into the table (found with one look-up); the rare
+        // paths that need it again (a burst opens or ends) build it again.
+        let group = self.groups.entry((s, key)).or_insert_with(|| Group {
+            window: Window::new(spec),
+            burst: None,
+        });
+        let key = || group_key(&spec.group_by, values);
         let reading = group.window.add(spec, slots, value.as_deref(), hit);
         if group
             .burst
@@ -467,7 +461,7 @@ impl Correlator {
             .is_some_and(|b| b.over_at(feed.at, spec.timespan))
             && let Some(burst) = group.burst.take()
         {
-            Self::end_burst(&mut self.held, &mut self.pending, &(s, key.clone()), burst);
+            Self::end_burst(&mut self.held, &mut self.pending, &(s, key()), burst);
         }
         match &mut group.burst {
             Some(burst) => burst.extend(feed.at, event_id, reading.holds, feed.wall()),
@@ -481,6 +475,7 @@ impl Correlator {
                     .collect();
                 let mut sample: Vec<String> = related.clone();
                 sample.extend(event_id.map(str::to_owned));
+                let key = key();
                 let id = correlation_alert_id(&spec.id, &key, &rfc3339(reading.start));
                 let mut opening = spec_alert(spec, id, feed, key.clone());
                 opening.alert.count = (hits.len() as u64).max(1);
